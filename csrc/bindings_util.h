@@ -1,0 +1,100 @@
+// Argument validation for the Python bindings (included by bindings.cpp only).
+// Every array that reaches a kernel has been checked here: ndarray, float32/float64, C-contiguous,
+// expected rank and shape, writable when it is an output, not overlapping the inputs it must not alias.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <initializer_list>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace nd {
+namespace py = pybind11;
+
+enum class DType { F32, F64 };
+
+inline std::string shape_str(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  if (a.ndim() == 1) s << ",";
+  s << ")";
+  return s.str();
+}
+
+// The object must be a float32 or float64, C-contiguous numpy array.
+inline py::array float_array(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  py::dtype dt = a.dtype();
+  if (!(dt.is(py::dtype::of<float>()) || dt.is(py::dtype::of<double>())) &&
+      !(dt.kind() == 'f' && (dt.itemsize() == 4 || dt.itemsize() == 8) && dt.byteorder() != '>'))
+    throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
+                         std::string(py::str(dt)));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous (use numpy.ascontiguousarray)");
+  return a;
+}
+
+inline DType dtype_of(const py::array& a) {
+  return a.dtype().itemsize() == 4 ? DType::F32 : DType::F64;
+}
+
+inline const char* dtype_name(DType d) { return d == DType::F32 ? "float32" : "float64"; }
+
+inline void same_dtype(const py::array& a, const char* an, const py::array& b, const char* bn) {
+  if (dtype_of(a) != dtype_of(b))
+    throw py::type_error(std::string(bn) + " has dtype " + dtype_name(dtype_of(b)) + " but " + an +
+                         " has dtype " + dtype_name(dtype_of(a)) + "; all arrays must share one dtype");
+}
+
+inline void need_ndim(const py::array& a, const char* name, py::ssize_t nd) {
+  if (a.ndim() != nd)
+    throw py::value_error(std::string(name) + " must be " + std::to_string(nd) + "-D, got shape " +
+                          shape_str(a));
+}
+
+// Expect an exact shape; -1 leaves a dimension free.
+inline void need_shape(const py::array& a, const char* name, std::initializer_list<py::ssize_t> dims) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(dims.size());
+  py::ssize_t i = 0;
+  std::ostringstream want;
+  want << "(";
+  for (auto d : dims) {
+    if (ok && d >= 0 && a.shape(i) != d) ok = false;
+    want << (i ? ", " : "");
+    if (d >= 0) want << d; else want << "*";
+    ++i;
+  }
+  if (dims.size() == 1) want << ",";
+  want << ")";
+  if (!ok)
+    throw py::value_error(std::string(name) + " must have shape " + want.str() + ", got " + shape_str(a));
+}
+
+inline void need_writable(const py::array& a, const char* name) {
+  if (!a.writeable()) throw py::value_error(std::string(name) + " is read-only; an output must be writable");
+}
+
+inline std::pair<std::uintptr_t, std::uintptr_t> byte_range(const py::array& a) {
+  auto p = reinterpret_cast<std::uintptr_t>(a.data());
+  return {p, p + static_cast<std::uintptr_t>(a.nbytes())};
+}
+
+inline void no_overlap(const py::array& out, const char* on, const py::array& in, const char* in_name) {
+  if (out.nbytes() == 0 || in.nbytes() == 0) return;
+  auto [a0, a1] = byte_range(out);
+  auto [b0, b1] = byte_range(in);
+  if (a0 < b1 && b0 < a1)
+    throw py::value_error(std::string(on) + " overlaps " + in_name + " in memory; pass a separate output array");
+}
+
+inline bool is_none(const py::handle& h) { return h.is_none(); }
+
+}  // namespace nd

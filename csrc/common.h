@@ -1,0 +1,33 @@
+// Shared helpers for the C++ kernels: argument checks, index type, thread count.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace nd {
+
+using index_t = std::int64_t;
+
+// ND_CHECK(cond, msg): throws std::invalid_argument (ValueError in Python) when cond is false.
+#define ND_CHECK(cond, msg)                                   \
+  do {                                                        \
+    if (!(cond)) throw std::invalid_argument(std::string(msg)); \
+  } while (0)
+
+// Threads used by every parallel kernel. Set from Python with neurodivergent.set_num_threads()
+// or the ND_NUM_THREADS environment variable; defaults to all cores. Kept per process (not per
+// OpenMP thread) so that kernels called from any Python thread use the same count.
+int num_threads();
+void set_num_threads(int n);
+int hardware_threads();
+
+// Split [0, n) into `parts` contiguous chunks; chunk p is [begin, end). Deterministic, so a fixed
+// thread count gives bitwise repeatable results.
+inline void split_range(index_t n, int parts, int p, index_t& begin, index_t& end) {
+  index_t q = n / parts, r = n % parts;
+  begin = p * q + (p < r ? p : r);
+  end = begin + q + (p < r ? 1 : 0);
+}
+
+}  // namespace nd
