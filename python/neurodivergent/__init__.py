@@ -1,0 +1,52 @@
+"""neurodivergent: neural time-series forecasting with hand-written C++ kernels and a numpy-only runtime.
+
+>>> from neurodivergent.prelude import *
+>>> data = load_dataset("air_passengers")                                  # doctest: +SKIP
+>>> model = MLP(MLPConfig().with_input_size(24).with_hidden_size(128).with_horizon(12))
+>>> model.fit(data)                                                        # doctest: +SKIP
+>>> forecast = model.predict(data)   # unique_id, ds, MLP                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging as _logging
+
+from ._version import __version__
+from ._backend import get_num_threads, set_num_threads
+
+_logging.getLogger("neurodivergent").addHandler(_logging.NullHandler())
+
+_LAZY = {
+    # data
+    "TimeSeriesDataFrame": ("data.frame", "TimeSeriesDataFrame"),
+    "ForecastFrame": ("data.forecast", "ForecastFrame"),
+    "load_dataset": ("data.datasets", "load_dataset"),
+    "list_datasets": ("data.datasets", "list_datasets"),
+    # models
+    "MLP": ("models.mlp", "MLP"),
+    "MLPConfig": ("models.mlp", "MLPConfig"),
+    "load_model": ("models.base", "load_model"),
+    # training
+    "TrainingConfig": ("training.config", "TrainingConfig"),
+    "EarlyStopping": ("training.config", "EarlyStopping"),
+    "TrainingLogs": ("training.logs", "TrainingLogs"),
+    # metrics
+    "metrics": ("validation.metrics", None),
+}
+
+__all__ = ["__version__", "get_num_threads", "set_num_threads", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        m = importlib.import_module(f".{mod}", __name__)
+        value = m if attr is None else getattr(m, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neurodivergent' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

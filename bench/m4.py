@@ -1,0 +1,133 @@
+"""Accuracy on M4 Hourly (414 series, h=48, m=24) with the official M4 metrics.
+
+    PYTHONPATH=python python3 bench/m4.py --model mlp [--max-steps 2000 --batch-size 256 ...]
+
+Reads ../shared/data/m4/ (never copied into the project). Prints sMAPE, MASE and OWA (against the
+official Naive2: sMAPE 18.383, MASE 2.395), training time and peak memory, next to seasonal naive
+(official OWA 0.627) computed here with the same code.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+M4_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "m4"))
+NAIVE2_SMAPE, NAIVE2_MASE = 18.383, 2.395
+H, M = 48, 24
+
+
+def read_wide(path):
+    ids, series = [], []
+    with open(path, newline="") as f:
+        r = csv.reader(f)
+        next(r)
+        for row in r:
+            ids.append(row[0])
+            series.append(np.array([float(v) for v in row[1:] if v != ""], dtype=np.float64))
+    return ids, series
+
+
+def load_m4(m4_dir=M4_DIR):
+    ids, train = read_wide(os.path.join(m4_dir, "m4_hourly_train.csv"))
+    tids, test = read_wide(os.path.join(m4_dir, "m4_hourly_test.csv"))
+    assert ids == tids, "train and test ids differ"
+    return ids, train, np.stack(test)
+
+
+def to_frame(ids, train):
+    from neurodivergent import TimeSeriesDataFrame
+
+    uid = np.concatenate([[i] * len(y) for i, y in zip(ids, train)])
+    ds = np.concatenate([np.arange(1, len(y) + 1) for y in train])
+    return TimeSeriesDataFrame.from_arrays(uid, ds, np.concatenate(train), freq=1)
+
+
+def m4_scores(y_true, y_hat, train):
+    from neurodivergent.validation import metrics as Mx
+
+    smape = Mx.smape(y_true, y_hat)
+    mase = Mx.mase(y_true, y_hat, train, M)
+    owa = Mx.owa(smape, mase, NAIVE2_SMAPE, NAIVE2_MASE)
+    return smape, mase, owa
+
+
+def build(args):
+    from neurodivergent import MLP, MLPConfig, TrainingConfig
+
+    if args.model != "mlp":
+        raise SystemExit(f"unknown model {args.model}")
+    cfg = MLPConfig().with_input_size(args.input_size).with_horizon(H)
+    if args.hidden_size:
+        cfg = cfg.with_hidden_size(args.hidden_size)
+    if args.num_layers:
+        cfg = cfg.with_num_layers(args.num_layers)
+    if args.scaler:
+        cfg = cfg.with_scaler(args.scaler)
+    if args.dropout:
+        cfg = cfg.with_dropout(args.dropout)
+    tc = (TrainingConfig().with_max_steps(args.max_steps).with_max_epochs(10_000)
+          .with_batch_size(args.batch_size).with_seed(args.seed).with_verbose(args.verbose))
+    if args.learning_rate:
+        tc = tc.with_learning_rate(args.learning_rate)
+    if args.loss:
+        tc = tc.with_loss_function(args.loss)
+    return MLP(cfg), tc
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="mlp")
+    p.add_argument("--input-size", type=int, default=96)
+    p.add_argument("--hidden-size", type=int)
+    p.add_argument("--num-layers", type=int)
+    p.add_argument("--scaler")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--loss")
+    p.add_argument("--max-steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--threads", type=int)
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+
+    import neurodivergent as nd
+    from neurodivergent.validation.baselines import seasonal_naive
+
+    if args.threads:
+        nd.set_num_threads(args.threads)
+    ids, train, test = load_m4()
+    data = to_frame(ids, train)
+    snaive = np.stack([seasonal_naive(y, H, M) for y in train])
+    s = m4_scores(test, snaive, train)
+    print(f"M4 Hourly: {len(ids)} series; threads={nd.get_num_threads()}")
+    print(f"{'SeasonalNaive':<28} sMAPE {s[0]:7.3f}  MASE {s[1]:6.3f}  OWA {s[2]:6.3f}")
+    results = []
+    for seed in args.seeds:
+        args.seed = seed
+        model, tc = build(args)
+        t0 = time.perf_counter()
+        logs = model.fit_with_config(data, tc)
+        t_fit = time.perf_counter() - t0
+        yhat = model.predict(data).values(model.alias)
+        sm, ms, ow = m4_scores(test, yhat, train)
+        results.append((sm, ms, ow, t_fit))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{model.alias + f' seed={seed}':<28} sMAPE {sm:7.3f}  MASE {ms:6.3f}  OWA {ow:6.3f}  "
+              f"train {t_fit:6.1f}s ({logs.get_metric('step')} steps)  peak RSS {rss:.0f} MB")
+    if len(results) > 1:
+        r = np.array(results)
+        print(f"{'mean over seeds':<28} sMAPE {r[:, 0].mean():7.3f}  MASE {r[:, 1].mean():6.3f}  "
+              f"OWA {r[:, 2].mean():6.3f} (min {r[:, 2].min():.3f}, max {r[:, 2].max():.3f})")
+    print("command:", " ".join([os.path.basename(sys.executable), "bench/m4.py"] + (argv or sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The ``neurodivergent`` command.
+
+    neurodivergent train                      # bundled dataset, hold out the last horizon, print metrics
+    neurodivergent train --data my.csv --horizon 24 --input-size 96 --model mlp --max-epochs 50 --output forecast.csv
+    neurodivergent predict --model-file model.safetensors --data my.csv --output forecast.csv
+    neurodivergent datasets
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+
+from ._version import __version__
+
+DEFAULT_DATASET = "air_passengers"
+MODELS = ("mlp",)
+
+
+def _positive(kind):
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {s!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
+        return v
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurodivergent", description="Neural time-series forecasting.")
+    p.add_argument("--version", action="version", version=f"neurodivergent {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model, evaluate it on the held-out last horizon, write the forecast")
+    t.add_argument("--data", help=f"CSV in long format (unique_id, ds, y); default: the bundled '{DEFAULT_DATASET}'")
+    t.add_argument("--dataset", help="name of a bundled dataset (see `neurodivergent datasets`)")
+    t.add_argument("--model", default="mlp", choices=MODELS, help="model (default: mlp)")
+    t.add_argument("--horizon", type=_positive(int), help="steps to forecast (default: the season length)")
+    t.add_argument("--input-size", type=_positive(int), help="input window (default: 2 x horizon)")
+    t.add_argument("--season", type=_positive(int), help="seasonal period for MASE and seasonal naive "
+                   "(default: from the data's frequency)")
+    t.add_argument("--hidden-size", type=_positive(int), default=None)
+    t.add_argument("--num-layers", type=_positive(int), default=None)
+    t.add_argument("--max-epochs", type=_positive(int), default=None)
+    t.add_argument("--max-steps", type=_positive(int), default=None)
+    t.add_argument("--batch-size", type=_positive(int), default=None)
+    t.add_argument("--learning-rate", type=_positive(float), default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=_positive(int), help="kernel threads (default: all cores)")
+    t.add_argument("--id-col", default="unique_id")
+    t.add_argument("--time-col", default="ds")
+    t.add_argument("--target-col", default="y")
+    t.add_argument("--freq", help="frequency of ds (default: inferred), e.g. H, D, M, 15min or an integer step")
+    t.add_argument("--output", default="forecast.csv", help="where to write the forecast (default: forecast.csv)")
+    t.add_argument("--save-model", help="also save the trained model (safetensors) here")
+    t.add_argument("--no-holdout", action="store_true",
+                   help="train on all data and forecast the future (no evaluation)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    pr = sub.add_parser("predict", help="forecast with a saved model")
+    pr.add_argument("--model-file", required=True)
+    pr.add_argument("--data", required=True)
+    pr.add_argument("--id-col", default="unique_id")
+    pr.add_argument("--time-col", default="ds")
+    pr.add_argument("--target-col", default="y")
+    pr.add_argument("--freq")
+    pr.add_argument("--output", default="forecast.csv")
+
+    sub.add_parser("datasets", help="list the bundled datasets")
+    return p
+
+
+def _load_data(args):
+    from .data.datasets import load_dataset
+    from .data.frame import TimeSeriesDataFrame
+
+    if args.data and getattr(args, "dataset", None):
+        raise ValueError("give either --data or --dataset, not both")
+    if args.data:
+        freq = args.freq
+        if freq is not None and freq.lstrip("-").isdigit():
+            freq = int(freq)
+        return TimeSeriesDataFrame.from_csv(args.data, id_col=args.id_col, time_col=args.time_col,
+                                            target_col=args.target_col, freq=freq), args.data
+    name = getattr(args, "dataset", None) or DEFAULT_DATASET
+    return load_dataset(name), f"bundled dataset '{name}'"
+
+
+def _season(data, args) -> int:
+    if args.season:
+        return args.season
+    freq = getattr(data, "freq", None)
+    m = getattr(freq, "seasonality", None) if freq is not None else None
+    return int(m) if m else 1
+
+
+def _build_model(args, horizon: int, input_size: int):
+    from .models.mlp import MLP, MLPConfig
+
+    cfg = MLPConfig().with_input_size(input_size).with_horizon(horizon)
+    if args.hidden_size:
+        cfg = cfg.with_hidden_size(args.hidden_size)
+    if args.num_layers:
+        cfg = cfg.with_num_layers(args.num_layers)
+    return MLP(cfg)
+
+
+def _training_config(args):
+    from .training.config import TrainingConfig
+
+    tc = TrainingConfig().with_seed(args.seed).with_verbose(not args.quiet)
+    tc = tc.with_max_epochs(args.max_epochs or 100).with_max_steps(args.max_steps or 1000)
+    tc = tc.with_batch_size(args.batch_size or 32)
+    if args.learning_rate:
+        tc = tc.with_learning_rate(args.learning_rate)
+    return tc
+
+
+def _table(rows: List[List[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
+
+
+def cmd_train(args) -> int:
+    from .validation import metrics as M
+    from .validation.baselines import seasonal_naive
+
+    if args.threads:
+        from . import set_num_threads
+
+        set_num_threads(args.threads)
+    data, source = _load_data(args)
+    m = _season(data, args)
+    horizon = args.horizon or max(m, 1)
+    input_size = args.input_size or 2 * horizon
+    model = _build_model(args, horizon, input_size)
+    tc = _training_config(args)
+    print(f"data: {source}: {data.n_series} series, {len(data)} rows, frequency {data.freq}")
+    print(f"model: {type(model).__name__} input_size={input_size} horizon={horizon} "
+          f"hidden_size={model.config.hidden_size} num_layers={model.config.num_layers}")
+
+    if args.no_holdout:
+        t0 = time.perf_counter()
+        model.fit_with_config(data, tc)
+        print(f"trained in {time.perf_counter() - t0:.1f}s")
+        fc = model.predict(data)
+    else:
+        train, test = data.split_last(horizon)
+        t0 = time.perf_counter()
+        logs = model.fit_with_config(train, tc)
+        elapsed = time.perf_counter() - t0
+        print(f"trained in {elapsed:.1f}s: {len(logs)} epochs, {logs.get_metric('step')} steps, "
+              f"final training loss {logs.get_metric('training_loss'):.4f}")
+        fc = model.predict(train)
+        S = data.n_series
+        y_true = np.stack([test.series_y(i) for i in range(S)])
+        y_hat = fc.values(model.alias)
+        y_train = [train.series_y(i) for i in range(S)]
+        y_snaive = np.stack([seasonal_naive(y, horizon, m) for y in y_train])
+        rows = [["model", "MAE", "sMAPE", "MASE"]]
+        for name, pred in ((model.alias, y_hat), (f"SeasonalNaive(m={m})", y_snaive)):
+            rows.append([name, f"{M.mae(y_true, pred):.4f}", f"{M.smape(y_true, pred):.3f}",
+                         f"{M.mase(y_true, pred, y_train, m):.4f}"])
+        print(f"\nheld-out last {horizon} steps of each series:")
+        print(_table(rows))
+    fc.to_csv(args.output)
+    print(f"\nforecast ({len(fc)} rows) written to {args.output}")
+    print(fc)
+    if args.save_model:
+        model.save(args.save_model)
+        print(f"model saved to {args.save_model}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .models.base import load_model
+
+    model = load_model(args.model_file)
+    data, _ = _load_data(args)
+    fc = model.predict(data)
+    fc.to_csv(args.output)
+    print(f"forecast ({len(fc)} rows) written to {args.output}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .data.datasets import list_datasets
+
+    rows = [["name", "series", "frequency", "description"]]
+    for d in list_datasets():
+        rows.append([str(d.get("name")), str(d.get("n_series")), str(d.get("freq")), str(d.get("description"))])
+    print(_table(rows))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return {"train": cmd_train, "predict": cmd_predict, "datasets": cmd_datasets}[args.command](args)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"neurodivergent: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,61 @@
+"""A small reverse-mode tape: forward ops record a backward closure; ``backward`` replays them in reverse.
+
+Values are numpy arrays wrapped in :class:`Var` (an id plus the array). Each recorded entry maps the
+gradient of its output to the gradients of its inputs; gradients reaching the same Var from several
+consumers are summed. Parameter gradients are not Vars: ops accumulate them straight into the
+model's flat gradient buffer (``+=``), following the kernel rule.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+BackwardFn = Callable[[np.ndarray], Sequence[Optional[np.ndarray]]]
+
+
+class Var:
+    __slots__ = ("data", "id")
+
+    def __init__(self, data: np.ndarray, id_: int):
+        self.data = data
+        self.id = id_
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return self.data.shape
+
+
+class Tape:
+    def __init__(self) -> None:
+        self._next = 0
+        self._entries: List[Tuple[int, Tuple[int, ...], BackwardFn]] = []
+
+    def var(self, data: np.ndarray) -> Var:
+        v = Var(data, self._next)
+        self._next += 1
+        return v
+
+    def record(self, out: Var, inputs: Sequence[Var], fn: BackwardFn) -> None:
+        self._entries.append((out.id, tuple(v.id for v in inputs), fn))
+
+    def backward(self, out: Var, grad: np.ndarray) -> Dict[int, np.ndarray]:
+        """Run every recorded backward in reverse; returns gradients of Vars that were not consumed
+        (e.g. the model inputs)."""
+        grads: Dict[int, np.ndarray] = {out.id: grad}
+        for out_id, in_ids, fn in reversed(self._entries):
+            g = grads.pop(out_id, None)
+            if g is None:
+                continue
+            for iid, ig in zip(in_ids, fn(g)):
+                if ig is None:
+                    continue
+                if iid in grads:
+                    grads[iid] = grads[iid] + ig
+                else:
+                    grads[iid] = ig
+        self._entries.clear()
+        return grads
+
+    def __len__(self) -> int:
+        return len(self._entries)
