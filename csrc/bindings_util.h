@@ -97,4 +97,77 @@ inline void no_overlap(const py::array& out, const char* on, const py::array& in
 
 inline bool is_none(const py::handle& h) { return h.is_none(); }
 
+// ---------------------------------------------------------------- helpers added with the linear /
+// activation / loss / optimizer bindings
+
+// float_array plus element alignment (an unaligned numpy view, e.g. from frombuffer at an odd
+// offset, would break the vectorised loops' assumptions).
+inline py::array kernel_array(const py::handle& obj, const char* name) {
+  py::array a = float_array(obj, name);
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % static_cast<std::uintptr_t>(a.itemsize()) != 0)
+    throw py::value_error(std::string(name) + " is not aligned to its element size; pass a copy (numpy.array(" +
+                          name + "))");
+  return a;
+}
+
+// b must have exactly a's shape.
+inline void same_shape(const py::array& ref, const char* refn, const py::array& b, const char* bn) {
+  bool ok = ref.ndim() == b.ndim();
+  for (py::ssize_t i = 0; ok && i < ref.ndim(); ++i) ok = ref.shape(i) == b.shape(i);
+  if (!ok)
+    throw py::value_error(std::string(bn) + " must have the same shape as " + refn + " " + shape_str(ref) +
+                          ", got " + shape_str(b));
+}
+
+// out may be exactly in (same buffer: in-place elementwise op) but must not partially overlap it.
+inline void same_or_disjoint(const py::array& out, const char* on, const py::array& in, const char* in_name) {
+  if (out.data() == in.data() && out.nbytes() == in.nbytes()) return;
+  no_overlap(out, on, in, in_name);
+}
+
+// kind must be a str from `valid`; returns its index. ValueError lists the valid ones.
+inline std::size_t kind_index(const py::handle& kind, const char* name, std::initializer_list<const char*> valid) {
+  if (!py::isinstance<py::str>(kind))
+    throw py::type_error(std::string(name) + " must be a str, got " +
+                         std::string(py::str(py::type::of(kind).attr("__name__"))));
+  std::string k = kind.cast<std::string>();
+  std::size_t i = 0;
+  std::string list;
+  for (const char* v : valid) {
+    if (k == v) return i;
+    list += (i ? ", " : "");
+    list += "'" + std::string(v) + "'";
+    ++i;
+  }
+  throw py::value_error("unknown " + std::string(name) + " '" + k + "'; valid: " + list);
+}
+
+// A Python int or numpy integer (not bool) -> long long, with a message naming the argument.
+inline long long int_arg(const py::handle& h, const char* name) {
+  if (py::isinstance<py::bool_>(h) || !PyIndex_Check(h.ptr()))
+    throw py::type_error(std::string(name) + " must be an int, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  int overflow = 0;
+  py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!idx) throw py::error_already_set();
+  long long v = PyLong_AsLongLongAndOverflow(idx.ptr(), &overflow);
+  if (overflow) throw py::value_error(std::string(name) + " is out of range");
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return v;
+}
+
+// A real number (int/float/numpy scalar, not bool) -> double, with a message naming the argument.
+inline double float_arg(const py::handle& h, const char* name) {
+  if (py::isinstance<py::bool_>(h) || py::isinstance<py::str>(h) || !PyNumber_Check(h.ptr()))
+    throw py::type_error(std::string(name) + " must be a real number, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  double v = PyFloat_AsDouble(h.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::type_error(std::string(name) + " must be a real number, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  }
+  return v;
+}
+
 }  // namespace nd
