@@ -100,8 +100,6 @@ def cfg_field(default: Any, check: Check = any_value, doc: str = "") -> Any:
 # ---------------------------------------------------------------- the decorator
 def config_class(cls: type) -> type:
     """Turn a class with ``cfg_field`` attributes into a frozen, validated config with builders."""
-    cls = dataclasses.dataclass(frozen=True)(cls)
-
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             check = f.metadata.get("check", any_value)
@@ -111,7 +109,8 @@ def config_class(cls: type) -> type:
         if extra is not None:
             extra()
 
-    cls.__post_init__ = __post_init__
+    cls.__post_init__ = __post_init__  # before dataclass() so that the generated __init__ calls it
+    cls = dataclasses.dataclass(frozen=True)(cls)
 
     def make_with(fname: str) -> Callable:
         def with_(self, value):
