@@ -20,6 +20,13 @@
 
 #include "kernels.h"
 
+// The masked selects below (w == 0 ? 0 : w * l) are only if-converted, hence vectorised, when GCC
+// may evaluate the FP operations of both arms: allow it. Results are unchanged (no reassociation, no
+// contraction change); only FP exception flags, which nothing here reads, may differ.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 namespace nd {
 
 namespace {
@@ -28,7 +35,11 @@ constexpr index_t kParReduce = index_t(1) << 16;
 constexpr index_t kParElem = index_t(1) << 16;
 constexpr int kLanes = 8;
 
-inline double sign0(double r) { return r > 0.0 ? 1.0 : (r < 0.0 ? -1.0 : r * 0.0); }  // NaN stays NaN
+// sign(r) with sign(0) = 0 and NaN kept; branch-free (selects) so the loops vectorise.
+inline double sign0(double r) {
+  double s = static_cast<double>(r > 0.0) - static_cast<double>(r < 0.0);
+  return r != r ? r : s;
+}
 
 template <Loss K>
 inline double lval(double r, double d) {
@@ -37,8 +48,11 @@ inline double lval(double r, double d) {
   } else if constexpr (K == Loss::MAE) {
     return std::fabs(r);
   } else {
+    // c = min(|r|, d): c (|r| - c/2) is 0.5 r^2 inside (same rounding) and d (|r| - d/2) outside,
+    // without a data-dependent branch. NaN propagates (min(NaN, d) is NaN here).
     double a = std::fabs(r);
-    return a < d ? 0.5 * r * r : d * (a - 0.5 * d);
+    double c = d < a ? d : a;
+    return c * (a - 0.5 * c);
   }
 }
 
@@ -49,11 +63,12 @@ inline double lgrad(double r, double d) {
   } else if constexpr (K == Loss::MAE) {
     return sign0(r);
   } else {
-    return std::fabs(r) < d ? r : d * sign0(r);
+    double lo = r < -d ? -d : r;  // clamp(r, -d, d); NaN stays NaN
+    return d < lo ? d : lo;
   }
 }
 
-inline bool bad_weight(double w) { return !(w >= 0.0 && w <= DBL_MAX); }
+inline int bad_weight(double w) { return static_cast<int>(!((w >= 0.0) & (w <= DBL_MAX))); }
 
 inline std::string fmt(double v) {
   std::ostringstream s;
@@ -61,20 +76,31 @@ inline std::string fmt(double v) {
   return s.str();
 }
 
+// acc[j] += buf[i + j] over 8 lanes (tail into lane 0): a fixed order, and a shape GCC vectorises.
+inline void lane_add(double* acc, const double* buf, index_t m) {
+  index_t i = 0;
+  for (; i + kLanes <= m; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += buf[i + j];
+  for (; i < m; ++i) acc[0] += buf[i];
+}
+
+// Tile of elementwise results kept in L1 between the (vectorised) map and the lane reduction.
+constexpr index_t kTile = 256;
+
 inline double combine(const double* a) {
   return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-// Throws naming the first bad weight (error path only).
+// Error path only: throws naming the first negative / non-finite weight. Returns when there is none
+// (a chunk's sum overflowed to inf with finite weights: not an input error).
 template <typename T>
-[[noreturn]] void throw_bad_weight(const T* weight, index_t n) {
+void throw_bad_weight(const T* weight, index_t n) {
   for (index_t i = 0; i < n; ++i) {
     double w = static_cast<double>(weight[i]);
     if (bad_weight(w))
       throw std::invalid_argument("weight must be finite and non-negative; weight.flat[" + std::to_string(i) +
                                   "] = " + fmt(w));
   }
-  throw std::invalid_argument("weight must be finite and non-negative");
 }
 
 // sum_i w_i (validating every weight).
@@ -84,22 +110,21 @@ double weight_sum(const T* weight, index_t n) {
   std::vector<double> part(static_cast<size_t>(nchunks));
   std::vector<char> bad(static_cast<size_t>(nchunks));
   detail::for_each_chunk(n, kParReduce, [&](index_t b, index_t e, index_t c) {
-    double a[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int nb = 0;
-    index_t i = b;
-    for (; i + kLanes <= e; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) {
-        double w = static_cast<double>(weight[i + j]);
-        nb |= bad_weight(w);
-        a[j] += w;
+    // NaN / inf weights make the sum non-finite; negatives are counted. The error path locates them.
+    double aw[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0}, an[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double tw[kTile], tn[kTile];
+    for (index_t t = b; t < e; t += kTile) {
+      const index_t m = std::min(kTile, e - t);
+      for (index_t k = 0; k < m; ++k) {
+        double w = static_cast<double>(weight[t + k]);
+        tw[k] = w;
+        tn[k] = w < 0.0 ? 1.0 : 0.0;
       }
-    for (; i < e; ++i) {
-      double w = static_cast<double>(weight[i]);
-      nb |= bad_weight(w);
-      a[0] += w;
+      lane_add(aw, tw, m);
+      lane_add(an, tn, m);
     }
-    part[c] = combine(a);
-    bad[c] = static_cast<char>(nb);
+    part[c] = combine(aw);
+    bad[c] = static_cast<char>(combine(an) != 0.0 || !(std::fabs(part[c]) <= DBL_MAX));
   });
   double s = 0.0;
   for (index_t c = 0; c < nchunks; ++c) {
@@ -128,22 +153,27 @@ double loss_forward_k(const T* pred, const T* target, const T* weight, index_t n
       bad[c] = 0;
       return;
     }
-    double aw[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int nb = 0;
-    auto one = [&](index_t i, int j) {
-      double w = static_cast<double>(weight[i]);
-      nb |= bad_weight(w);
-      double l = lval<K>(static_cast<double>(pred[i]) - static_cast<double>(target[i]), d);
-      al[j] += w == 0.0 ? 0.0 : w * l;
-      aw[j] += w;
-    };
-    index_t i = b;
-    for (; i + kLanes <= e; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) one(i + j, j);
-    for (; i < e; ++i) one(i, 0);
+    // Weight validation rides along: a NaN / inf weight makes the sum non-finite, negatives are
+    // counted; the error path then locates the first bad one (throw_bad_weight).
+    double aw[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0}, an[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double tl[kTile], tw[kTile], tn[kTile];
+    for (index_t t = b; t < e; t += kTile) {
+      const index_t m = std::min(kTile, e - t);
+      for (index_t k = 0; k < m; ++k) {
+        double w = static_cast<double>(weight[t + k]);
+        double l = lval<K>(static_cast<double>(pred[t + k]) - static_cast<double>(target[t + k]), d);
+        double wl = w * l;
+        tl[k] = w == 0.0 ? 0.0 : wl;  // excluded entirely, even where l is NaN / inf
+        tw[k] = w;
+        tn[k] = w < 0.0 ? 1.0 : 0.0;
+      }
+      lane_add(al, tl, m);
+      lane_add(aw, tw, m);
+      lane_add(an, tn, m);
+    }
     part_l[c] = combine(al);
     part_w[c] = combine(aw);
-    bad[c] = static_cast<char>(nb);
+    bad[c] = static_cast<char>(combine(an) != 0.0 || !(std::fabs(part_w[c]) <= DBL_MAX));
   });
   double sl = 0.0, sw = 0.0;
   for (index_t c = 0; c < nchunks; ++c) {
@@ -171,7 +201,8 @@ void loss_backward_k(T* dpred, const T* pred, const T* target, const T* weight, 
         double w = static_cast<double>(weight[i]);
         double g = lgrad<K>(static_cast<double>(pred[i]) - static_cast<double>(target[i]), d);
         // w / denom <= 1: no overflow even when denom is subnormal (where scale / denom would be inf)
-        dpred[i] = static_cast<T>(w == 0.0 ? 0.0 : (w / denom) * (scale * g));
+        double v = (w / denom) * (scale * g);
+        dpred[i] = static_cast<T>(w == 0.0 ? 0.0 : v);
       }
     } else {
       for (index_t i = b; i < e; ++i)

@@ -704,3 +704,29 @@ def test_bad_input_leaves_outputs_untouched():
     with pytest.raises(ValueError):
         _core.adam_step(p, _f(3), _f(3), _f(3), 0, 1e-3, 0.9, 0.999, 1e-8, 0.0, False)
     assert np.all(y == 7) and np.all(d == 7) and np.all(p == 7)
+
+
+def test_empty_arrays_everywhere():
+    e = np.zeros((0, 3))
+    for kind in ACTS:
+        _core.activation_forward(kind, np.empty_like(e), e)
+        _core.activation_backward(kind, np.empty_like(e), e, e, e)
+    for kind in LOSSES:
+        _core.loss_backward(kind, np.empty_like(e), e, e, e, 1.0, 1.0)
+    z = np.zeros(0)
+    _core.adam_step(z, z.copy(), z.copy(), z.copy(), 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False)
+    assert _core.sum_squares(z) == 0.0
+    _core.scale_inplace(z, 3.0)
+
+
+def test_weight_edge_values_are_not_errors():
+    p, t = np.array([1.0, 2.0]), np.zeros(2)
+    # -0.0 is a valid (zero) weight
+    assert _core.loss_forward("mse", p, t, np.array([-0.0, 1.0]), 1.0) == 4.0
+    # finite weights whose sum overflows are not an input error (the result is just not finite)
+    _core.loss_forward("mse", p, t, np.array([1e308, 1e308]), 1.0)
+    d = np.empty(2)
+    _core.loss_backward("mse", d, p, t, np.array([1e308, 1e308]), 1.0, 1.0)
+    # subnormal weights: no overflow in the gradient's 1 / sum(w)
+    _core.loss_backward("mae", d, p, t, np.array([5e-324, 0.0]), 1.0, 1.0)
+    np.testing.assert_array_equal(d, [1.0, 0.0])
