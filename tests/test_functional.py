@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import neurodivergent.nn.functional as F  # (see nn/__init__.py: its lazy __getattr__ recurses on `from neurodivergent.nn import functional`)
+from neurodivergent.nn import functional as F
 from tests.reference import activations as ref_act
 from tests.reference import linear as ref_linear
 from tests.reference import losses as ref_loss

@@ -60,5 +60,5 @@ def backward(kind, pred, target, weight=None, delta=1.0, scale=1.0):
     if sw == 0:
         return out
     keep = w != 0
-    out[keep] = scale * w[keep] * pointwise_grad(kind, r[keep], delta) / sw
+    out[keep] = (w[keep] / sw) * (scale * pointwise_grad(kind, r[keep], delta))  # w/sw <= 1: no under/overflow
     return out
