@@ -17,7 +17,7 @@ import numpy as np
 
 from ._version import __version__
 
-DEFAULT_DATASET = "air_passengers"
+from .data.datasets import DEFAULT_DATASET
 MODELS = ("mlp",)
 
 

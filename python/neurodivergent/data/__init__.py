@@ -5,6 +5,8 @@ from .datasets import DEFAULT_DATASET, dataset_path, list_datasets, load_dataset
 from .forecast import ForecastFrame
 from .frame import DEFAULT_SERIES_ID, TimeSeriesDataFrame
 from .frequency import Frequency, infer_frequency
+from .scalers import SCALERS, window_stats
+from .windows import WindowSampler
 
 __all__ = [
     "TimeSeriesDataFrame",
@@ -16,4 +18,7 @@ __all__ = [
     "dataset_path",
     "DEFAULT_DATASET",
     "DEFAULT_SERIES_ID",
+    "WindowSampler",
+    "window_stats",
+    "SCALERS",
 ]

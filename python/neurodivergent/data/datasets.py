@@ -19,7 +19,7 @@ __all__ = ["list_datasets", "load_dataset", "dataset_path", "DEFAULT_DATASET"]
 
 _DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_datasets")
 
-DEFAULT_DATASET = "hourly_temperature"
+DEFAULT_DATASET = "us_employment"
 
 _PUBLIC_DOMAIN_NOAA = "public domain (U.S. Government work, NOAA)"
 
