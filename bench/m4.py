@@ -81,6 +81,51 @@ def build(args):
     return MLP(cfg), tc
 
 
+def torch_fit_predict(data, args, seed):
+    """The same MLP, windows, scaling, batches, loss and Adam, trained with PyTorch (bench only)."""
+    import torch
+
+    from neurodivergent.data.scalers import scale, unscale, window_stats
+    from neurodivergent.training.trainer import make_samplers
+
+    torch.manual_seed(seed)
+    hidden, layers_ = args.hidden_size or 512, args.num_layers or 2
+    dims = [args.input_size] + [hidden] * layers_ + [H]
+    mods = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        mods.append(torch.nn.Linear(a, b))
+        if i < len(dims) - 2:
+            mods.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*mods)
+    opt = torch.optim.Adam(net.parameters(), lr=args.learning_rate or 1e-3)
+    loss_fn = {"mse": torch.nn.MSELoss(), "huber": torch.nn.HuberLoss()}.get(args.loss or "mae", torch.nn.L1Loss())
+    sampler, _ = make_samplers(data.y, data.offsets, args.input_size, H, 0.0)
+    rng = np.random.default_rng(seed)
+    scaler = args.scaler or "standard"
+    t0 = time.perf_counter()
+    step = 0
+    while step < args.max_steps:
+        order = sampler.epoch_order(rng)
+        for a in range(0, len(order), args.batch_size):
+            if step >= args.max_steps:
+                break
+            x, y = sampler.gather(order[a:a + args.batch_size])
+            loc, sc = window_stats(x, scaler)
+            xb, yb = torch.from_numpy(scale(x, loc, sc)), torch.from_numpy(scale(y, loc, sc))
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xb), yb)
+            loss.backward()
+            opt.step()
+            step += 1
+    t_fit = time.perf_counter() - t0
+    ends = data.offsets[1:]
+    x = data.y[ends[:, None] + np.arange(-args.input_size, 0)[None, :]]
+    loc, sc = window_stats(x, scaler)
+    with torch.no_grad():
+        z = net(torch.from_numpy(scale(x, loc, sc))).numpy()
+    return unscale(z, loc, sc), t_fit
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mlp")
@@ -96,6 +141,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--torch", action="store_true", help="also train the same MLP with PyTorch (bench only)")
     args = p.parse_args(argv)
 
     import neurodivergent as nd
@@ -122,6 +168,14 @@ def main(argv=None):
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{model.alias + f' seed={seed}':<28} sMAPE {sm:7.3f}  MASE {ms:6.3f}  OWA {ow:6.3f}  "
               f"train {t_fit:6.1f}s ({logs.get_metric('step')} steps)  peak RSS {rss:.0f} MB")
+        if args.torch:
+            import torch
+
+            torch.set_num_threads(nd.get_num_threads())
+            yhat_t, t_t = torch_fit_predict(data, args, seed)
+            smt, mst, owt = m4_scores(test, yhat_t, train)
+            print(f"{'torch MLP' + f' seed={seed}':<28} sMAPE {smt:7.3f}  MASE {mst:6.3f}  OWA {owt:6.3f}  "
+                  f"train {t_t:6.1f}s  ours/torch time {t_fit / t_t:.2f} (speed-up {t_t / t_fit:.2f}x)")
     if len(results) > 1:
         r = np.array(results)
         print(f"{'mean over seeds':<28} sMAPE {r[:, 0].mean():7.3f}  MASE {r[:, 1].mean():6.3f}  "
