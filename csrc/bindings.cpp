@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "bindings_register.h"
 #include "bindings_util.h"
 #include "common.h"
 #include "gemm.h"
@@ -67,6 +68,11 @@ PYBIND11_MODULE(_core, m) {
   // ---------------------------------------------------------------- linear / activations / losses / optim
   void register_kernels(py::module_&);  // defined below
   register_kernels(m);
+  // Further ops register from their own binding files (bindings_<op>.cpp; pybind11 stays in bindings*.cpp).
+  nd::register_lstm(m);
+  nd::register_gru(m);
+  nd::register_optim(m);
+  nd::register_train(m);
 }
 
 // Bindings of csrc/kernels.h. Each validates every argument (ValueError / TypeError naming it), then

@@ -309,3 +309,12 @@ def sum_squares(x) -> float:
 def scale_inplace(x, s: float) -> None:
     """x *= s in place (x: C-contiguous float32/float64 array)."""
     _core.scale_inplace(_inplace(x, "x"), s)
+
+
+# Recurrent kernels live in their own modules and are re-exported here.
+from .functional_gru import *  # noqa: E402,F401,F403
+from .functional_gru import __all__ as _gru_all  # noqa: E402
+from .functional_lstm import *  # noqa: E402,F401,F403
+from .functional_lstm import __all__ as _lstm_all  # noqa: E402
+
+__all__ = list(__all__) + list(_lstm_all) + list(_gru_all)

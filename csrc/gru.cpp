@@ -1,0 +1,1 @@
+// GRU kernels (being written)

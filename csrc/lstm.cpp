@@ -1,0 +1,1 @@
+// LSTM kernels (being written)

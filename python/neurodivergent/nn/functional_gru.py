@@ -1,0 +1,2 @@
+"""GRU kernels as numpy functions (see neurodivergent.nn.functional)."""
+__all__: list = []

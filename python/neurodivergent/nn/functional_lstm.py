@@ -1,0 +1,2 @@
+"""LSTM kernels as numpy functions (see neurodivergent.nn.functional)."""
+__all__: list = []
