@@ -46,6 +46,9 @@ class BaseModel:
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
+        # values forecast per horizon step: 1 for point losses, Q for a quantile loss (set by fit from
+        # the loss before the parameters are built; heads are horizon * n_outputs wide)
+        self.n_outputs = 1
         self.params: Optional[ParameterBuffer] = None
         self.training_logs: Optional[TrainingLogs] = None
         self.training_config: Optional[TrainingConfig] = None
@@ -68,6 +71,11 @@ class BaseModel:
     @property
     def alias(self) -> str:
         return getattr(self.config, "alias", None) or type(self).__name__
+
+    @property
+    def output_size(self) -> int:
+        """Width of the model head: horizon * n_outputs."""
+        return self._require_sizes()[1] * self.n_outputs
 
     @property
     def is_fitted(self) -> bool:

@@ -42,7 +42,7 @@ class MLP(BaseModel):
     def _sizes(self) -> List[Tuple[int, int]]:
         inp, h = self._require_sizes()
         c = self.config
-        dims = [inp] + [c.hidden_size] * c.num_layers + [h]
+        dims = [inp] + [c.hidden_size] * c.num_layers + [self.output_size]
         return list(zip(dims[:-1], dims[1:]))
 
     def _parameter_specs(self):
