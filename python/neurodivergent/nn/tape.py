@@ -29,7 +29,7 @@ class Var:
 class Tape:
     def __init__(self) -> None:
         self._next = 0
-        self._entries: List[Tuple[int, Tuple[int, ...], BackwardFn]] = []
+        self._entries: List[Tuple[object, Tuple[int, ...], BackwardFn]] = []
 
     def var(self, data: np.ndarray) -> Var:
         v = Var(data, self._next)
@@ -39,15 +39,27 @@ class Tape:
     def record(self, out: Var, inputs: Sequence[Var], fn: BackwardFn) -> None:
         self._entries.append((out.id, tuple(v.id for v in inputs), fn))
 
+    def record_multi(self, outs: Sequence[Var], inputs: Sequence[Var], fn) -> None:
+        """An op with several outputs: ``fn`` receives a tuple with the gradient of each output (None
+        where no gradient reached it) and returns the gradients of the inputs."""
+        self._entries.append((tuple(v.id for v in outs), tuple(v.id for v in inputs), fn))
+
     def backward(self, out: Var, grad: np.ndarray) -> Dict[int, np.ndarray]:
         """Run every recorded backward in reverse; returns gradients of Vars that were not consumed
         (e.g. the model inputs)."""
         grads: Dict[int, np.ndarray] = {out.id: grad}
         for out_id, in_ids, fn in reversed(self._entries):
-            g = grads.pop(out_id, None)
-            if g is None:
-                continue
-            for iid, ig in zip(in_ids, fn(g)):
+            if isinstance(out_id, tuple):
+                gs = tuple(grads.pop(o, None) for o in out_id)
+                if all(g is None for g in gs):
+                    continue
+                in_grads = fn(gs)
+            else:
+                g = grads.pop(out_id, None)
+                if g is None:
+                    continue
+                in_grads = fn(g)
+            for iid, ig in zip(in_ids, in_grads):
                 if ig is None:
                     continue
                 if iid in grads:
