@@ -60,25 +60,25 @@ def m4_scores(y_true, y_hat, train):
 
 def build(args):
     from neurodivergent import MLP, MLPConfig, TrainingConfig
+    from neurodivergent.models.gru import GRU, GRUConfig
+    from neurodivergent.models.lstm import LSTM, LSTMConfig
 
-    if args.model != "mlp":
-        raise SystemExit(f"unknown model {args.model}")
-    cfg = MLPConfig().with_input_size(args.input_size).with_horizon(H)
-    if args.hidden_size:
-        cfg = cfg.with_hidden_size(args.hidden_size)
-    if args.num_layers:
-        cfg = cfg.with_num_layers(args.num_layers)
-    if args.scaler:
-        cfg = cfg.with_scaler(args.scaler)
-    if args.dropout:
-        cfg = cfg.with_dropout(args.dropout)
+    classes = {"mlp": (MLP, MLPConfig), "lstm": (LSTM, LSTMConfig), "gru": (GRU, GRUConfig)}
+    if args.model not in classes:
+        raise SystemExit(f"unknown model {args.model}; choose one of {', '.join(classes)}")
+    cls, cfg_cls = classes[args.model]
+    cfg = cfg_cls().with_input_size(args.input_size).with_horizon(H)
+    for opt in ("hidden_size", "num_layers", "scaler", "dropout", "decoder_hidden_size", "decoder_layers", "mode"):
+        v = getattr(args, opt, None)
+        if v is not None and v != 0.0:
+            cfg = getattr(cfg, f"with_{opt}")(v)
     tc = (TrainingConfig().with_max_steps(args.max_steps).with_max_epochs(10_000)
           .with_batch_size(args.batch_size).with_seed(args.seed).with_verbose(args.verbose))
     if args.learning_rate:
         tc = tc.with_learning_rate(args.learning_rate)
     if args.loss:
         tc = tc.with_loss_function(args.loss)
-    return MLP(cfg), tc
+    return cls(cfg), tc
 
 
 def torch_fit_predict(data, args, seed):
@@ -89,14 +89,39 @@ def torch_fit_predict(data, args, seed):
     from neurodivergent.training.trainer import make_samplers
 
     torch.manual_seed(seed)
-    hidden, layers_ = args.hidden_size or 512, args.num_layers or 2
-    dims = [args.input_size] + [hidden] * layers_ + [H]
-    mods = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        mods.append(torch.nn.Linear(a, b))
-        if i < len(dims) - 2:
-            mods.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*mods)
+    if args.model == "mlp":
+        hidden, layers_ = args.hidden_size or 512, args.num_layers or 2
+        dims = [args.input_size] + [hidden] * layers_ + [H]
+        mods = []
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            mods.append(torch.nn.Linear(a, b))
+            if i < len(dims) - 2:
+                mods.append(torch.nn.ReLU())
+        net = torch.nn.Sequential(*mods)
+    else:  # the same direct recurrent forecaster: cell over the window, final h -> MLP decoder
+        hidden, layers_ = args.hidden_size or 128, args.num_layers or 1
+        dec_h, dec_l = args.decoder_hidden_size or 128, 1 if args.decoder_layers is None else args.decoder_layers
+        rnn = (torch.nn.LSTM if args.model == "lstm" else torch.nn.GRU)(1, hidden, layers_, batch_first=True,
+                                                                          dropout=args.dropout or 0.0)
+        dims = [hidden] + [dec_h] * dec_l + [H]
+        mods = []
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            mods.append(torch.nn.Linear(a, b))
+            if i < len(dims) - 2:
+                mods.append(torch.nn.ReLU())
+        head = torch.nn.Sequential(*mods)
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn, self.head = rnn, head
+
+            def forward(self, x):
+                _, st = self.rnn(x[:, :, None])
+                h = st[0] if isinstance(st, tuple) else st
+                return self.head(h[-1])
+
+        net = Net()
     opt = torch.optim.Adam(net.parameters(), lr=args.learning_rate or 1e-3)
     loss_fn = {"mse": torch.nn.MSELoss(), "huber": torch.nn.HuberLoss()}.get(args.loss or "mae", torch.nn.L1Loss())
     sampler, _ = make_samplers(data.y, data.offsets, args.input_size, H, 0.0)
@@ -115,6 +140,8 @@ def torch_fit_predict(data, args, seed):
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(xb), yb)
             loss.backward()
+            if args.model != "mlp":  # our recurrent models clip the global norm at 1.0 by default
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             step += 1
     t_fit = time.perf_counter() - t0
@@ -134,6 +161,9 @@ def main(argv=None):
     p.add_argument("--num-layers", type=int)
     p.add_argument("--scaler")
     p.add_argument("--dropout", type=float)
+    p.add_argument("--decoder-hidden-size", type=int)
+    p.add_argument("--decoder-layers", type=int)
+    p.add_argument("--mode")
     p.add_argument("--loss")
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=256)

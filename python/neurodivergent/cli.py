@@ -18,7 +18,7 @@ import numpy as np
 from ._version import __version__
 
 from .data.datasets import DEFAULT_DATASET
-MODELS = ("mlp",)
+MODELS = ("mlp", "lstm", "gru")
 
 
 def _positive(kind):
@@ -103,14 +103,17 @@ def _season(data, args) -> int:
 
 
 def _build_model(args, horizon: int, input_size: int):
+    from .models.gru import GRU, GRUConfig
+    from .models.lstm import LSTM, LSTMConfig
     from .models.mlp import MLP, MLPConfig
 
-    cfg = MLPConfig().with_input_size(input_size).with_horizon(horizon)
+    cls, cfg_cls = {"mlp": (MLP, MLPConfig), "lstm": (LSTM, LSTMConfig), "gru": (GRU, GRUConfig)}[args.model]
+    cfg = cfg_cls().with_input_size(input_size).with_horizon(horizon)
     if args.hidden_size:
         cfg = cfg.with_hidden_size(args.hidden_size)
     if args.num_layers:
         cfg = cfg.with_num_layers(args.num_layers)
-    return MLP(cfg)
+    return cls(cfg)
 
 
 def _training_config(args):
