@@ -353,6 +353,9 @@ def test_spec_api_resolve_and_serialisation():
     assert Optimizer.from_dict(json.loads(json.dumps(d))) == spec
     assert Optimizer.from_dict(d).config.betas == (0.9, 0.98)
     assert _decode_nested({"__type__": "OptimizerSpec", **d}) == spec  # nested inside another config
+    assert Optimizer.from_dict({"name": "AdamW", "config": spec.config}) == spec  # config already decoded
+    with pytest.raises(TypeError, match="'config' must be a dict"):
+        Optimizer.from_dict({"name": "AdamW", "config": 3})
     assert Optimizer.resolve(spec) is spec
     assert Optimizer.resolve(Optimizer.AdamW) == Optimizer.AdamW(AdamWConfig())
     assert Optimizer.resolve("rmsprop") == Optimizer.RMSprop()

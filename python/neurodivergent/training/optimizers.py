@@ -438,6 +438,10 @@ class OptimizerSpec:
         if name not in _KINDS:
             raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(_KINDS)}")
         cfg_cls = _KINDS[name][0]
+        if isinstance(d["config"], cfg_cls):  # already decoded by an enclosing config's from_dict
+            return cls(name, d["config"])
+        if not isinstance(d["config"], Mapping):
+            raise TypeError(f"an optimizer dict's 'config' must be a dict, got {type(d['config']).__name__}")
         c = dict(d["config"])
         t = c.pop("__type__", cfg_cls.__name__)
         if t != cfg_cls.__name__:
