@@ -1,1 +1,758 @@
-// LSTM kernels (being written)
+// LSTM layer: forward and backward over a whole sequence, PyTorch / cuDNN weight layout and gate order.
+// Dimensions (declared once for this file):
+//   B batch, T steps, I input features, H hidden units, G = 4H gates (i, f, g, o),
+//   W SIMD lanes (8 float / 4 double), Hp = H rounded up to W, MR / NV register tile (rows, vectors).
+// Buffers: x (B,T,I)  w_ih (G,I)  w_hh (G,H)  b_ih, b_hh (G)  h0, c0 (B,H)  y (B,T,H)
+//          cache: gates (B,T,G) activated gates, cell (B,T,H) cell states.
+//
+// Forward (fast):
+//   1. gates (B*T,G) = x (B*T,I) @ w_ih^T: ONE GEMM over all steps (nd::gemm); the biases are added in
+//      the step epilogue.
+//   2. w_hh is packed once per call, gate-interleaved: for each block of W hidden units, a sliver
+//      (H, 4, W) holding the i, f, g, o columns of those units side by side, so that one register tile
+//      (MR rows x 4 vectors) holds the four pre-activations of W units and the epilogue (sigmoid / tanh,
+//      c and h update) runs while they are still in registers.
+//   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
+//      accumulates h_{t-1} (read straight from y) times the sliver, then the fused epilogue writes the
+//      activated gates (over the projection, in place), c_t and h_t.
+// Backward (fast):
+//   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
+//      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc.
+//   2. After the loop, large GEMMs over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}], dW_ih += dG^T x
+//      (or one fused pass with the bias gradients when I is small), dx = dG @ w_ih, dh0 = dG_0 @ w_hh.
+// Threads: the batch is split into contiguous chunks, one per thread, each running the whole time loop
+// (recurrences are independent: no barrier per step). The GEMMs use nd::gemm's own threading.
+// Every element is computed by the same sequence of operations whichever chunk / tile it lands in, and
+// nd::gemm is bitwise identical for any thread count, so results do not depend on the thread count.
+// SIMD: the step kernels are written once with GCC vector extensions and compiled twice, for AVX2+FMA
+// (target attribute, picked at run time) and for the baseline; the naive scalar kernels stay beside them.
+// Non-linearities: vectorised exp (Cody-Waite reduction + polynomial, inputs clamped so nothing
+// overflows); sigmoid(x) = 1 / (1 + exp(-x)); tanh from exp(-2|x|) with an odd Taylor polynomial for
+// |x| < 0.1 (no cancellation). Finite for any finite input (1e30 included); NaN propagates.
+#include "lstm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "gemm.h"
+
+#ifdef ND_OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors in always-inline helpers of baseline code
+#endif
+
+#if defined(ND_X86) && ND_X86 && defined(__x86_64__) && defined(__GNUC__)
+#define ND_LSTM_X86 1
+#else
+#define ND_LSTM_X86 0
+#endif
+
+#define ND_AI inline __attribute__((always_inline))
+
+namespace nd {
+namespace {
+
+// =========================================================================================== naive
+template <typename F>
+F sig_ref(F x) {
+  F e = std::exp(-std::fabs(x));
+  F s = F(1) / (F(1) + e);
+  return x >= F(0) ? s : e * s;
+}
+
+template <typename F>
+void forward_naive(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w_hh, const F* b_ih,
+                   const F* b_hh, const F* h0, const F* c0, index_t B, index_t T, index_t I, index_t H) {
+  const index_t G = 4 * H;
+  std::vector<F> pre(G);  // (G)
+  for (index_t b = 0; b < B; ++b) {
+    for (index_t t = 0; t < T; ++t) {
+      const F* xt = x + (b * T + t) * I;                                          // (I)
+      const F* hp = t > 0 ? y + (b * T + t - 1) * H : (h0 ? h0 + b * H : nullptr);  // (H)
+      const F* cp = t > 0 ? cell + (b * T + t - 1) * H : (c0 ? c0 + b * H : nullptr);
+      for (index_t g = 0; g < G; ++g) {
+        F s = b_ih[g] + b_hh[g];
+        for (index_t i = 0; i < I; ++i) s += xt[i] * w_ih[g * I + i];
+        if (hp)
+          for (index_t k = 0; k < H; ++k) s += hp[k] * w_hh[g * H + k];
+        pre[g] = s;
+      }
+      F* gt = gates + (b * T + t) * G;  // (G)
+      F* ct = cell + (b * T + t) * H;   // (H)
+      F* ht = y + (b * T + t) * H;      // (H)
+      for (index_t j = 0; j < H; ++j) {
+        F i_ = sig_ref(pre[j]), f_ = sig_ref(pre[H + j]), g_ = std::tanh(pre[2 * H + j]),
+          o_ = sig_ref(pre[3 * H + j]);
+        F c = f_ * (cp ? cp[j] : F(0)) + i_ * g_;
+        gt[j] = i_;
+        gt[H + j] = f_;
+        gt[2 * H + j] = g_;
+        gt[3 * H + j] = o_;
+        ct[j] = c;
+        ht[j] = o_ * std::tanh(c);
+      }
+    }
+  }
+}
+
+template <typename F>
+void backward_naive(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh, const F* dy, const F* dh,
+                    const F* dc, const F* x, const F* w_ih, const F* w_hh, const F* h0, const F* c0, const F* y,
+                    const F* gates, const F* cell, index_t B, index_t T, index_t I, index_t H) {
+  const index_t G = 4 * H;
+  std::vector<F> dhn(H), dcn(H), dg(G);  // (H) (H) (G)
+  for (index_t b = 0; b < B; ++b) {
+    for (index_t j = 0; j < H; ++j) {
+      dhn[j] = dh ? dh[b * H + j] : F(0);
+      dcn[j] = dc ? dc[b * H + j] : F(0);
+    }
+    for (index_t t = T - 1; t >= 0; --t) {
+      const F* gt = gates + (b * T + t) * G;
+      const F* ct = cell + (b * T + t) * H;
+      const F* cp = t > 0 ? cell + (b * T + t - 1) * H : (c0 ? c0 + b * H : nullptr);
+      const F* hp = t > 0 ? y + (b * T + t - 1) * H : (h0 ? h0 + b * H : nullptr);
+      const F* xt = x + (b * T + t) * I;
+      for (index_t j = 0; j < H; ++j) {
+        F i_ = gt[j], f_ = gt[H + j], g_ = gt[2 * H + j], o_ = gt[3 * H + j];
+        F tc = std::tanh(ct[j]);
+        F dht = dhn[j] + (dy ? dy[(b * T + t) * H + j] : F(0));
+        F dct = dcn[j] + dht * o_ * (F(1) - tc * tc);
+        dg[j] = dct * g_ * i_ * (F(1) - i_);
+        dg[H + j] = dct * (cp ? cp[j] : F(0)) * f_ * (F(1) - f_);
+        dg[2 * H + j] = dct * i_ * (F(1) - g_ * g_);
+        dg[3 * H + j] = dht * tc * o_ * (F(1) - o_);
+        dcn[j] = dct * f_;
+      }
+      for (index_t k = 0; k < H; ++k) {
+        F s = 0;
+        for (index_t g = 0; g < G; ++g) s += dg[g] * w_hh[g * H + k];
+        dhn[k] = s;
+      }
+      for (index_t g = 0; g < G; ++g) {
+        db_ih[g] += dg[g];
+        db_hh[g] += dg[g];
+        for (index_t i = 0; i < I; ++i) dw_ih[g * I + i] += dg[g] * xt[i];
+        if (hp)
+          for (index_t k = 0; k < H; ++k) dw_hh[g * H + k] += dg[g] * hp[k];
+      }
+      if (dx)
+        for (index_t i = 0; i < I; ++i) {
+          F s = 0;
+          for (index_t g = 0; g < G; ++g) s += dg[g] * w_ih[g * I + i];
+          dx[(b * T + t) * I + i] = s;
+        }
+    }
+    for (index_t j = 0; j < H; ++j) {
+      dh0[b * H + j] = dhn[j];
+      dc0[b * H + j] = dcn[j];
+    }
+  }
+}
+
+// =========================================================================================== vectors
+template <typename F>
+struct VT;
+
+template <>
+struct VT<float> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef float U __attribute__((vector_size(32), aligned(4), may_alias));
+  typedef std::int32_t IV __attribute__((vector_size(32)));
+  static constexpr int W = 8;
+};
+
+template <>
+struct VT<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef double U __attribute__((vector_size(32), aligned(8), may_alias));
+  typedef std::int64_t IV __attribute__((vector_size(32)));
+  static constexpr int W = 4;
+};
+
+template <typename F>
+using Vec = typename VT<F>::V;
+
+template <typename F>
+ND_AI Vec<F> vset(F a) {
+  return Vec<F>{} + a;
+}
+
+template <typename F>
+ND_AI Vec<F> ld(const F* p) {
+  return *reinterpret_cast<const typename VT<F>::U*>(p);
+}
+
+template <typename F>
+ND_AI void st(F* p, Vec<F> v) {
+  *reinterpret_cast<typename VT<F>::U*>(p) = v;
+}
+
+// First n lanes (n in [1, W]); the others read as 0 and nothing past p + n is touched.
+template <typename F>
+ND_AI Vec<F> ldn(const F* p, int n) {
+  constexpr int W = VT<F>::W;
+  if (n >= W) return ld(p);
+  alignas(32) F tmp[W] = {};
+  for (int l = 0; l < n; ++l) tmp[l] = p[l];
+  return ld(tmp);
+}
+
+template <typename F>
+ND_AI void stn(F* p, Vec<F> v, int n) {
+  constexpr int W = VT<F>::W;
+  if (n >= W) {
+    st(p, v);
+    return;
+  }
+  alignas(32) F tmp[W];
+  st(tmp, v);
+  for (int l = 0; l < n; ++l) p[l] = tmp[l];
+}
+
+// exp(x) for x already clamped to the finite range below (float [-87, 88], double [-708, 709]).
+ND_AI Vec<float> vexp_clamped(Vec<float> x) {
+  typedef VT<float>::IV IV;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  Vec<float> t = x * 1.44269504088896341f + magic;
+  Vec<float> n = t - magic;
+  Vec<float> r = x - n * 0.693359375f;  // Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4
+  r = r + n * 2.12194440e-4f;
+  // exp(r), |r| <= 0.35: Taylor to degree 7 (truncation < 1e-8)
+  Vec<float> p = r * (1.0f / 5040) + (1.0f / 720);
+  p = p * r + (1.0f / 120);
+  p = p * r + (1.0f / 24);
+  p = p * r + (1.0f / 6);
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  IV ni = reinterpret_cast<IV>(t) - 0x4B400000;  // bits of magic: the integer n in the low bits
+  Vec<float> scale = reinterpret_cast<Vec<float>>((ni + 127) << 23);
+  return p * scale;
+}
+
+ND_AI Vec<double> vexp_clamped(Vec<double> x) {
+  typedef VT<double>::IV IV;
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52
+  Vec<double> t = x * 1.4426950408889634074 + magic;
+  Vec<double> n = t - magic;
+  Vec<double> r = x - n * 6.93147180369123816490e-01;  // fdlibm ln2_hi / ln2_lo
+  r = r - n * 1.90821492927058770002e-10;
+  // exp(r), |r| <= 0.35: Taylor to degree 13 (truncation < 1e-17)
+  Vec<double> p = r * (1.0 / 6227020800.0) + (1.0 / 479001600.0);
+  p = p * r + (1.0 / 39916800.0);
+  p = p * r + (1.0 / 3628800.0);
+  p = p * r + (1.0 / 362880.0);
+  p = p * r + (1.0 / 40320.0);
+  p = p * r + (1.0 / 5040.0);
+  p = p * r + (1.0 / 720.0);
+  p = p * r + (1.0 / 120.0);
+  p = p * r + (1.0 / 24.0);
+  p = p * r + (1.0 / 6.0);
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  IV ni = reinterpret_cast<IV>(t) - 0x4338000000000000LL;
+  Vec<double> scale = reinterpret_cast<Vec<double>>((ni + 1023) << 52);
+  return p * scale;
+}
+
+template <typename F>
+struct Lim;
+template <>
+struct Lim<float> {
+  static constexpr float lo = -87.0f, hi = 88.0f;
+};
+template <>
+struct Lim<double> {
+  static constexpr double lo = -708.0, hi = 709.0;
+};
+
+// Clamp keeping NaN (comparisons with NaN are false, so NaN passes through).
+template <typename F>
+ND_AI Vec<F> clamp(Vec<F> x, F lo, F hi) {
+  x = x < lo ? vset(lo) : x;
+  x = x > hi ? vset(hi) : x;
+  return x;
+}
+
+// 1 / (1 + exp(-x)): exp(-x) in [e^-87, e^88] (float), so 1 + e never overflows; sig(-1e30) = 6e-39.
+template <typename F>
+ND_AI Vec<F> vsigmoid(Vec<F> x) {
+  Vec<F> e = vexp_clamped(clamp<F>(-x, Lim<F>::lo, Lim<F>::hi));
+  return F(1) / (e + F(1));
+}
+
+// tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); odd Taylor series for |x| < 0.1 where 1 - e
+// would cancel (series truncation < 1e-17 relative there).
+template <typename F>
+ND_AI Vec<F> vtanh(Vec<F> x) {
+  typedef typename VT<F>::IV IV;
+  // sign bit of every lane (not from vset(-0.0): 0 + -0.0 is +0.0)
+  const IV sign = IV{} + (typename std::remove_reference<decltype(IV{}[0])>::type(1) << (8 * sizeof(F) - 1));
+  Vec<F> a = reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(x) & ~sign);
+  Vec<F> e = vexp_clamped(clamp<F>(F(-2) * a, Lim<F>::lo, F(0)));
+  Vec<F> big = (F(1) - e) / (F(1) + e);
+  Vec<F> a2 = a * a;
+  Vec<F> p;
+  if (sizeof(F) == 4) {
+    p = a2 * F(62.0 / 2835) + F(-17.0 / 315);
+    p = p * a2 + F(2.0 / 15);
+  } else {
+    p = a2 * F(-929569.0 / 638512875) + F(21844.0 / 6081075);
+    p = p * a2 + F(-1382.0 / 155925);
+    p = p * a2 + F(62.0 / 2835);
+    p = p * a2 + F(-17.0 / 315);
+    p = p * a2 + F(2.0 / 15);
+  }
+  p = p * a2 + F(-1.0 / 3);
+  p = (p * a2) * a + a;
+  Vec<F> r = a < F(0.1) ? p : big;
+  return reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(r) | (reinterpret_cast<IV>(x) & sign));
+}
+
+// =========================================================================================== forward steps
+// Packed recurrent weight for the forward: Wf (nb, H, 4, W), nb = Hp / W;
+//   Wf[((jb*H + k)*4 + q)*W + l] = w_hh[(q*H + jb*W + l)*H + k]  (0 for units >= H).
+// Bias bs (4, Hp) = b_ih + b_hh (0 past H).
+struct FwdArgs {
+  index_t T, H, Hp;
+};
+
+template <typename F, int MR>
+ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* h0, const F* c0, index_t r,
+                    int m, index_t t, index_t j0, int nu, const FwdArgs& a) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  V acc[MR][4];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) acc[i][q] = V{};
+  if (t > 0 || h0) {
+    const F* hp[MR];  // rows of h_{t-1}; rows past m repeat row 0 (computed, never stored)
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const index_t b = r + (i < m ? i : 0);
+      hp[i] = t > 0 ? y + (b * T + t - 1) * H : h0 + b * H;
+    }
+    for (index_t k = 0; k < H; ++k) {
+      const F* w = wp + k * 4 * W;
+      const V w0 = ld(w), w1 = ld(w + W), w2 = ld(w + 2 * W), w3 = ld(w + 3 * W);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const F h = hp[i][k];
+        acc[i][0] += h * w0;
+        acc[i][1] += h * w1;
+        acc[i][2] += h * w2;
+        acc[i][3] += h * w3;
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i < m) {
+      const index_t b = r + i, row = b * T + t;
+      F* g = gates + row * G + j0;  // (4 gate blocks of H)
+      V vi = vsigmoid<F>(acc[i][0] + ldn(g, nu) + ld(bs + j0));
+      V vf = vsigmoid<F>(acc[i][1] + ldn(g + H, nu) + ld(bs + Hp + j0));
+      V vg = vtanh<F>(acc[i][2] + ldn(g + 2 * H, nu) + ld(bs + 2 * Hp + j0));
+      V vo = vsigmoid<F>(acc[i][3] + ldn(g + 3 * H, nu) + ld(bs + 3 * Hp + j0));
+      V cp = t > 0 ? ldn(cell + (row - 1) * H + j0, nu) : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
+      V c = vf * cp + vi * vg;
+      V h = vo * vtanh<F>(c);
+      stn(g, vi, nu);
+      stn(g + H, vf, nu);
+      stn(g + 2 * H, vg, nu);
+      stn(g + 3 * H, vo, nu);
+      stn(cell + row * H + j0, c, nu);
+      stn(y + row * H + j0, h, nu);
+    }
+  }
+}
+
+template <typename F, int MR>
+ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0,
+                         index_t b0, index_t b1, const FwdArgs& a) {
+  constexpr int W = VT<F>::W;
+  const index_t nb = a.Hp / W;
+  for (index_t t = 0; t < a.T; ++t)
+    for (index_t jb = 0; jb < nb; ++jb) {
+      const index_t j0 = jb * W;
+      const int nu = static_cast<int>(std::min<index_t>(W, a.H - j0));
+      const F* wp = Wf + jb * a.H * 4 * W;  // (H, 4, W) sliver: stays in L1 across the row tiles
+      for (index_t r = b0; r < b1; r += MR) {
+        const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
+        fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, a);
+      }
+    }
+}
+
+// =========================================================================================== backward steps
+// Packed recurrent weight for the backward: Wb (nbb, G, NV*W), nbb = ceil(H / (NV*W));
+//   Wb[(jb*G + k)*NV*W + u] = w_hh[k*H + jb*NV*W + u]  (0 for units >= H).
+template <typename F, int MR, int NV>
+ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const F* gates, const F* cell,
+                    const F* c0, index_t r, int m, index_t t, index_t j0, index_t T, index_t H) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const index_t G = 4 * H;
+  V acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+  if (t == T - 1) {
+    if (dh) {
+      for (int i = 0; i < m; ++i)
+        for (int v = 0; v < NV; ++v) {
+          const index_t j = j0 + v * W;
+          if (j < H) acc[i][v] = ldn(dh + (r + i) * H + j, static_cast<int>(std::min<index_t>(W, H - j)));
+        }
+    }
+  } else {
+    const F* ap[MR];  // dG rows of step t+1; rows past m repeat row 0
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) ap[i] = dG + ((r + (i < m ? i : 0)) * T + t + 1) * G;
+    for (index_t k = 0; k < G; ++k) {
+      V w[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) w[v] = ld(wb + k * NV * W + v * W);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const F d = ap[i][k];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] += d * w[v];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i < m) {
+      const index_t b = r + i, row = b * T + t;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        const index_t j = j0 + v * W;
+        if (j < H) {
+          const int nu = static_cast<int>(std::min<index_t>(W, H - j));
+          const F* g = gates + row * G + j;
+          V gi = ldn(g, nu), gf = ldn(g + H, nu), gg = ldn(g + 2 * H, nu), go = ldn(g + 3 * H, nu);
+          V ct = ldn(cell + row * H + j, nu);
+          V cp = t > 0 ? ldn(cell + (row - 1) * H + j, nu) : (c0 ? ldn(c0 + b * H + j, nu) : V{});
+          V dht = dy ? acc[i][v] + ldn(dy + row * H + j, nu) : acc[i][v];
+          V tc = vtanh<F>(ct);
+          V dct = ldn(dcs + b * H + j, nu) + dht * go * (F(1) - tc * tc);
+          F* d = dG + row * G + j;
+          stn(d, dct * gg * gi * (F(1) - gi), nu);
+          stn(d + H, dct * cp * gf * (F(1) - gf), nu);
+          stn(d + 2 * H, dct * gi * (F(1) - gg * gg), nu);
+          stn(d + 3 * H, dht * tc * go * (F(1) - go), nu);
+          stn(dcs + b * H + j, dct * gf, nu);
+        }
+      }
+    }
+  }
+}
+
+template <typename F, int MR, int NV>
+ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
+                         const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
+  constexpr int W = VT<F>::W;
+  const index_t NU = NV * W, nbb = (H + NU - 1) / NU, G = 4 * H;
+  for (index_t t = T - 1; t >= 0; --t)
+    for (index_t jb = 0; jb < nbb; ++jb) {
+      const F* wb = Wb + jb * G * NU;  // (G, NV*W) sliver
+      for (index_t r = b0; r < b1; r += MR) {
+        const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
+        bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H);
+      }
+    }
+}
+
+// db_ih += sum_n dG, db_hh += sum_n dG and, when I < kSmallI, dw_ih += dG^T x: one pass over dG
+// (N = B*T rows) per block of kCols gate columns; each column is summed in row order (row chunks of
+// kRowChunk summed separately, then added in order), whatever the number of threads.
+constexpr index_t kSmallI = 16;
+constexpr index_t kRowChunk = 256;
+
+template <typename F>
+ND_AI void colsum_impl(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index_t N, index_t G, index_t I,
+                       index_t g0, index_t g1) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  constexpr int NVC = 8;  // vectors per column block
+  const index_t Is = dw_ih ? I : 0;
+  V tot[kSmallI + 1][NVC], part[kSmallI + 1][NVC];
+  const int nv = static_cast<int>((g1 - g0 + W - 1) / W);
+  const int last = static_cast<int>(g1 - g0 - (nv - 1) * W);
+  for (index_t q = 0; q <= Is; ++q)
+    for (int v = 0; v < NVC; ++v) tot[q][v] = V{};
+  for (index_t n0 = 0; n0 < N; n0 += kRowChunk) {
+    const index_t n1 = std::min(N, n0 + kRowChunk);
+    for (index_t q = 0; q <= Is; ++q)
+      for (int v = 0; v < NVC; ++v) part[q][v] = V{};
+    for (index_t n = n0; n < n1; ++n) {
+      const F* d = dG + n * G + g0;
+      V dv[NVC];
+      for (int v = 0; v < nv; ++v) dv[v] = v + 1 < nv ? ld(d + v * W) : ldn(d + v * W, last);
+      for (int v = 0; v < nv; ++v) part[0][v] += dv[v];
+      for (index_t q = 0; q < Is; ++q) {
+        const F xv = x[n * I + q];
+        for (int v = 0; v < nv; ++v) part[q + 1][v] += xv * dv[v];
+      }
+    }
+    for (index_t q = 0; q <= Is; ++q)
+      for (int v = 0; v < NVC; ++v) tot[q][v] += part[q][v];
+  }
+  alignas(32) F buf[W];
+  for (int v = 0; v < nv; ++v) {
+    const int cnt = v + 1 < nv ? W : last;
+    st(buf, tot[0][v]);
+    for (int l = 0; l < cnt; ++l) {
+      db_ih[g0 + v * W + l] += buf[l];
+      db_hh[g0 + v * W + l] += buf[l];
+    }
+    for (index_t q = 0; q < Is; ++q) {
+      st(buf, tot[q + 1][v]);
+      for (int l = 0; l < cnt; ++l) dw_ih[(g0 + v * W + l) * I + q] += buf[l];
+    }
+  }
+}
+
+// ------------------------------------------------------------------------- ISA instances
+// Register tiles: forward MR rows x 4 gate vectors; backward MRB rows x NVB vectors of units.
+constexpr int kMR = 3;
+constexpr int kMRB = 4;
+constexpr int kNVB = 2;
+
+template <typename F>
+struct StepKernels {
+  void (*fwd)(F*, F*, F*, const F*, const F*, const F*, const F*, index_t, index_t, const FwdArgs&);
+  void (*bwd)(F*, F*, const F*, const F*, const F*, const F*, const F*, const F*, index_t, index_t, index_t,
+              index_t);
+  void (*colsum)(F*, F*, F*, const F*, const F*, index_t, index_t, index_t, index_t, index_t);
+};
+
+template <typename F>
+void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0, index_t b0,
+                      index_t b1, const FwdArgs& a) {
+  fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
+}
+template <typename F>
+void bwd_rows_generic(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
+                      const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
+  bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+}
+template <typename F>
+void colsum_generic(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index_t N, index_t G, index_t I,
+                    index_t g0, index_t g1) {
+  colsum_impl<F>(db_ih, db_hh, dw_ih, dG, x, N, G, I, g0, g1);
+}
+
+#if ND_LSTM_X86
+template <typename F>
+__attribute__((target("avx2,fma"))) void fwd_rows_avx2(F* y, F* gates, F* cell, const F* Wf, const F* bs,
+                                                        const F* h0, const F* c0, index_t b0, index_t b1,
+                                                        const FwdArgs& a) {
+  fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
+}
+template <typename F>
+__attribute__((target("avx2,fma"))) void bwd_rows_avx2(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh,
+                                                        const F* gates, const F* cell, const F* c0, index_t b0,
+                                                        index_t b1, index_t T, index_t H) {
+  bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+}
+template <typename F>
+__attribute__((target("avx2,fma"))) void colsum_avx2(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x,
+                                                      index_t N, index_t G, index_t I, index_t g0, index_t g1) {
+  colsum_impl<F>(db_ih, db_hh, dw_ih, dG, x, N, G, I, g0, g1);
+}
+#endif
+
+bool use_avx2() {
+#if ND_LSTM_X86
+  static const bool cpu = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  // Follow the GEMM's forced ISA (tests force "generic" to exercise the portable path).
+  return cpu && std::strcmp(gemm_isa(), "generic") != 0;
+#else
+  return false;
+#endif
+}
+
+template <typename F>
+StepKernels<F> step_kernels() {
+#if ND_LSTM_X86
+  if (use_avx2()) return {&fwd_rows_avx2<F>, &bwd_rows_avx2<F>, &colsum_avx2<F>};
+#endif
+  return {&fwd_rows_generic<F>, &bwd_rows_generic<F>, &colsum_generic<F>};
+}
+
+// f(b0, b1) over contiguous batch chunks, one per thread (deterministic split).
+template <class Fn>
+void for_batch_chunks(index_t B, Fn&& f) {
+#ifdef ND_OPENMP
+  int nt = num_threads();
+  if (nt > B) nt = static_cast<int>(B);
+  if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(nt)
+    {
+      index_t b0, b1;
+      split_range(B, omp_get_num_threads(), omp_get_thread_num(), b0, b1);
+      if (b1 > b0) f(b0, b1);
+    }
+    return;
+  }
+#endif
+  f(index_t(0), B);
+}
+
+template <class Fn>
+void for_blocks(index_t nblocks, Fn&& f) {
+#ifdef ND_OPENMP
+  int nt = num_threads();
+  if (nt > nblocks) nt = static_cast<int>(nblocks);
+  if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (index_t i = 0; i < nblocks; ++i) f(i);
+    return;
+  }
+#endif
+  for (index_t i = 0; i < nblocks; ++i) f(i);
+}
+
+template <typename F>
+std::unique_ptr<F[]> uninit(index_t n) {
+  return std::unique_ptr<F[]>(new F[static_cast<std::size_t>(n > 0 ? n : 1)]);
+}
+
+// =========================================================================================== fast drivers
+template <typename F>
+void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w_hh, const F* b_ih,
+                  const F* b_hh, const F* h0, const F* c0, index_t B, index_t T, index_t I, index_t H) {
+  constexpr int W = VT<F>::W;
+  const index_t G = 4 * H, Hp = (H + W - 1) / W * W, nb = Hp / W;
+  // 1. input projection for all steps: gates (B*T,G) = x (B*T,I) @ w_ih^T
+  gemm<F>(false, true, B * T, G, I, F(1), x, I, w_ih, I, F(0), gates, G);
+  // 2. pack w_hh (gate-interleaved slivers) and the summed biases
+  std::vector<F> Wf(static_cast<std::size_t>(nb * H * 4 * W), F(0));  // (nb, H, 4, W)
+  std::vector<F> bs(static_cast<std::size_t>(4 * Hp), F(0));          // (4, Hp)
+  for (index_t jb = 0; jb < nb; ++jb)
+    for (index_t q = 0; q < 4; ++q)
+      for (index_t l = 0; l < W && jb * W + l < H; ++l) {
+        const F* src = w_hh + (q * H + jb * W + l) * H;  // row of w_hh (H)
+        F* dst = Wf.data() + (jb * H * 4 + q) * W + l;
+        for (index_t k = 0; k < H; ++k) dst[k * 4 * W] = src[k];
+      }
+  for (index_t q = 0; q < 4; ++q)
+    for (index_t j = 0; j < H; ++j) bs[q * Hp + j] = b_ih[q * H + j] + b_hh[q * H + j];
+  // 3. the recurrence, batch split across threads
+  const StepKernels<F> ks = step_kernels<F>();
+  const FwdArgs a{T, H, Hp};
+  const F *wf = Wf.data(), *bsp = bs.data();
+  for_batch_chunks(B, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
+}
+
+template <typename F>
+void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh, const F* dy, const F* dh,
+                   const F* dc, const F* x, const F* w_ih, const F* w_hh, const F* h0, const F* c0, const F* y,
+                   const F* gates, const F* cell, index_t B, index_t T, index_t I, index_t H) {
+  constexpr int W = VT<F>::W;
+  const index_t G = 4 * H, N = B * T, NU = kNVB * W, nbb = (H + NU - 1) / NU;
+  // 1. pack w_hh (G,H) into slivers of NU units over the full K = G
+  std::vector<F> Wb(static_cast<std::size_t>(nbb * G * NU), F(0));  // (nbb, G, NU)
+  for (index_t jb = 0; jb < nbb; ++jb)
+    for (index_t k = 0; k < G; ++k) {
+      F* dst = Wb.data() + (jb * G + k) * NU;
+      for (index_t u = 0; u < NU && jb * NU + u < H; ++u) dst[u] = w_hh[k * H + jb * NU + u];
+    }
+  auto dG = uninit<F>(N * G);  // (B,T,G) gate gradients (pre-activation)
+  F* dGp = dG.get();
+  // 2. the reverse recurrence; dc0 carries dL/dc across steps
+  const StepKernels<F> ks = step_kernels<F>();
+  const F* wb = Wb.data();
+  for_batch_chunks(B, [&](index_t b0, index_t b1) {
+    for (index_t b = b0; b < b1; ++b)
+      for (index_t j = 0; j < H; ++j) dc0[b * H + j] = dc ? dc[b * H + j] : F(0);
+    ks.bwd(dGp, dc0, wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+  });
+  // 3. dh0 (B,H) = dG[:,0] (B,G; row stride T*G) @ w_hh (G,H)
+  gemm<F>(false, false, B, H, G, F(1), dGp, T * G, w_hh, H, F(0), dh0, H);
+  // 4. dW_hh (G,H) += dG^T (G,N) @ Hprev (N,H), Hprev[b] = [h0[b], y[b, 0..T-2]]
+  {
+    auto hprev = uninit<F>(N * H);  // (B,T,H)
+    F* hp = hprev.get();
+    for_blocks(B, [&](index_t b) {
+      F* dst = hp + b * T * H;
+      if (h0)
+        std::memcpy(dst, h0 + b * H, sizeof(F) * H);
+      else
+        std::memset(dst, 0, sizeof(F) * H);
+      if (T > 1) std::memcpy(dst + H, y + b * T * H, sizeof(F) * (T - 1) * H);
+    });
+    gemm<F>(true, false, G, H, N, F(1), dGp, G, hp, H, F(1), dw_hh, H);
+  }
+  // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile)
+  const bool small_i = I < kSmallI;
+  {
+    constexpr index_t kCols = 8 * W;
+    const index_t ncb = (G + kCols - 1) / kCols;
+    F* dwi = small_i ? dw_ih : nullptr;
+    for_blocks(ncb, [&](index_t cb) {
+      ks.colsum(db_ih, db_hh, dwi, dGp, x, N, G, I, cb * kCols, std::min(G, (cb + 1) * kCols));
+    });
+  }
+  if (!small_i) gemm<F>(true, false, G, I, N, F(1), dGp, G, x, I, F(1), dw_ih, I);
+  // 6. dx (N,I) = dG (N,G) @ w_ih (G,I)
+  if (dx) gemm<F>(false, false, N, I, G, F(1), dGp, G, w_ih, I, F(0), dx, I);
+}
+
+}  // namespace
+
+// =========================================================================================== public
+template <typename F>
+void lstm_forward(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w_hh, const F* b_ih,
+                  const F* b_hh, const F* h0, const F* c0, index_t B, index_t T, index_t I, index_t H, bool naive) {
+  ND_CHECK(B >= 1 && T >= 1 && I >= 1 && H >= 1, "lstm_forward: sizes must be >= 1");
+  if (naive)
+    forward_naive(y, gates, cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, B, T, I, H);
+  else
+    forward_fast(y, gates, cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, B, T, I, H);
+}
+
+template <typename F>
+void lstm_backward(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh, const F* dy, const F* dh,
+                   const F* dc, const F* x, const F* w_ih, const F* w_hh, const F* h0, const F* c0, const F* y,
+                   const F* gates, const F* cell, index_t B, index_t T, index_t I, index_t H, bool naive) {
+  ND_CHECK(B >= 1 && T >= 1 && I >= 1 && H >= 1, "lstm_backward: sizes must be >= 1");
+  if (naive)
+    backward_naive(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, dh, dc, x, w_ih, w_hh, h0, c0, y, gates, cell, B,
+                   T, I, H);
+  else
+    backward_fast(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, dh, dc, x, w_ih, w_hh, h0, c0, y, gates, cell, B,
+                  T, I, H);
+}
+
+const char* lstm_isa() { return use_avx2() ? "avx2" : "generic"; }
+
+#define ND_LSTM_INST(F)                                                                                       \
+  template void lstm_forward<F>(F*, F*, F*, const F*, const F*, const F*, const F*, const F*, const F*,      \
+                                const F*, index_t, index_t, index_t, index_t, bool);                         \
+  template void lstm_backward<F>(F*, F*, F*, F*, F*, F*, F*, const F*, const F*, const F*, const F*, const F*, \
+                                 const F*, const F*, const F*, const F*, const F*, const F*, index_t, index_t, \
+                                 index_t, index_t, bool);
+ND_LSTM_INST(float)
+ND_LSTM_INST(double)
+#undef ND_LSTM_INST
+
+}  // namespace nd
