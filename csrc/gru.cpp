@@ -1,1 +1,894 @@
-// GRU kernels (being written)
+// GRU layer over a whole sequence: forward and backward side by side, fast and naive (see gru.h for the
+// formulas, the cache and the gradient rules).
+// Dimensions: B batch, T steps, I input features, H hidden units, G = 3H gates (r, z, n); W SIMD lanes.
+//
+// Forward
+//   1. gates[:, :, 0:3H] = x @ w_ih^T                 one GEMM over all B*T rows (nd::gemm)
+//   2. for t: per tile of 4 batch rows x W hidden units, the three gate columns r, z, n of that unit
+//      block are accumulated in 12 registers (h_{t-1} @ W_hh^T, W_hh packed once per call, "weight
+//      stationary"), and the epilogue adds x-projection and biases, applies sigmoid / tanh, blends h_t
+//      and stores h_t into y and [r, z, n, hn] into the cache while the accumulators are in registers.
+// Backward (per step, reversed; dh_t = dL/dh_t)
+//   dn = dh (1 - z)   dz = dh (h_{t-1} - n)   da_n = dn (1 - n^2)   dhn = da_n r
+//   da_r = da_n hn r (1 - r)   da_z = dz z (1 - z)
+//   dh_{t-1} = dh z + [da_r, da_z, dhn] @ W_hh (+ dy_{t-1})
+//   The per-step GEMM (W_hh packed once) fuses the elementwise part of step t-1 into its epilogue.
+//   Per (b, t) the row [da_r, da_z, dhn, da_n] (4H) is stored; after the loop, large GEMMs over all B*T
+//   rows give dW_hh += [da_r,da_z,dhn]^T h_prev, dW_ih += [da_r,da_z,da_n]^T x, dx, and column sums
+//   (in double) the biases.
+// Threads: the batch rows are split into one contiguous range per thread (independent recurrences, no
+// barrier per step); every row goes through the same arithmetic whatever its range, and nd::gemm is
+// bitwise thread-count independent, so results are bitwise identical for any thread count.
+//
+// SIMD: the step kernels are written once over a small "vector traits" type and compiled twice, by
+// including this file into itself (as Highway's foreach_target does): once for the portable baseline
+// (16-byte GCC vectors: SSE2 / NEON) and, on x86-64, once under `#pragma GCC target("avx2,fma")`. The
+// AVX2 pass is picked at run time (__builtin_cpu_supports), see gru_isa().
+#ifndef ND_GRU_SIMD_PASS  // ================================================= outer pass
+#include "gru.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <type_traits>
+
+#include "gemm.h"
+
+#ifdef ND_OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ND_GRU_X86 1
+#include <immintrin.h>
+#else
+#define ND_GRU_X86 0
+#endif
+
+namespace nd {
+namespace gru_detail {
+
+// Everything the per-thread step loops need (pointers validated by the caller).
+template <typename Real>
+struct FwdArgs {
+  Real* y;            // (B,T,H)
+  Real* gates;        // (B,T,4H) in: x-projection in [0, 3H); out: r, z, n, hn
+  const Real* wp;     // packed W_hh^T (nb, H, 3W)
+  const Real* bias;   // packed (nb, 4, W): b_ir + b_hr, b_iz + b_hz, b_in, b_hn
+  const Real* h0;     // (B,H) or nullptr
+  const Real* zeros;  // (H + W) zeros: h_{-1} when h0 is absent
+  index_t T, H;
+};
+
+template <typename Real>
+struct BwdArgs {
+  Real* dgates;       // (B,T,4H) out: da_r, da_z, dhn, da_n
+  Real* dhd;          // (B,H) work: dh_t * z_t (the direct path to dh_{t-1})
+  Real* dh0;          // (B,H) out
+  const Real* wb;     // packed W_hh (nbb, 3H, 2W)
+  const Real* dy;     // (B,T,H) or nullptr
+  const Real* dh;     // (B,H) or nullptr
+  const Real* h0;     // (B,H) or nullptr
+  const Real* y;      // (B,T,H)
+  const Real* gates;  // (B,T,4H)
+  const Real* zeros;  // (H + W) zeros
+  index_t T, H;
+};
+
+// ------------------------------------------------------------------------------ portable vector traits
+namespace generic_isa {
+template <typename Real>
+struct Traits {
+  using T = Real;
+  using I = typename std::conditional<sizeof(Real) == 4, std::int32_t, std::int64_t>::type;
+  typedef Real V __attribute__((vector_size(16)));
+  typedef I IV __attribute__((vector_size(16)));
+  static constexpr int W = 16 / sizeof(Real);
+  static constexpr int kMant = sizeof(Real) == 4 ? 23 : 52;
+  static constexpr I kBias = sizeof(Real) == 4 ? 127 : 1023;
+
+  static inline V zero() { return V{}; }
+  static inline V set1(Real x) {
+    V v;
+    for (int i = 0; i < W; ++i) v[i] = x;
+    return v;
+  }
+  static inline V load(const Real* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static inline void store(Real* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  static inline V bcast(const Real* p) { return set1(*p); }
+  static inline V fma(V a, V b, V c) { return a * b + c; }
+  static inline V add(V a, V b) { return a + b; }
+  static inline V sub(V a, V b) { return a - b; }
+  static inline V mul(V a, V b) { return a * b; }
+  static inline V div(V a, V b) { return a / b; }
+  // x86 minps / maxps semantics: the second operand when either is NaN.
+  static inline V vmax(V a, V b) { return a > b ? a : b; }
+  static inline V abs(V a) {
+    IV m = (IV)a & ~sign_mask();
+    return (V)m;
+  }
+  static inline V neg(V a) { return (V)((IV)a ^ sign_mask()); }
+  static inline V copysign(V mag, V s) { return (V)(((IV)mag & ~sign_mask()) | ((IV)s & sign_mask())); }
+  static inline V select_lt(V a, V b, V x, V y) { return a < b ? x : y; }  // a < b ? x : y
+  static inline V select_ge0(V a, V x, V y) { return a >= zero() ? x : y; }
+  // Round to nearest (|x| < 2^(kMant-1)): the usual add-and-subtract of 1.5 * 2^kMant.
+  static inline V round(V x) {
+    const V m = set1(sizeof(Real) == 4 ? Real(12582912.0) : Real(6755399441055744.0));
+    return (x + m) - m;
+  }
+  // 2^n for integral n within the normal exponent range.
+  static inline V pow2(V n) {
+    IV i = __builtin_convertvector(n, IV);
+    IV b;
+    for (int k = 0; k < W; ++k) b[k] = kBias;
+    return (V)((i + b) << kMant);
+  }
+
+ private:
+  static inline IV sign_mask() {
+    IV s;
+    for (int k = 0; k < W; ++k) s[k] = I(1) << (8 * sizeof(Real) - 1);
+    return s;
+  }
+};
+}  // namespace generic_isa
+
+#if ND_GRU_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2_isa {
+template <typename Real>
+struct Traits;
+
+template <>
+struct Traits<float> {
+  using T = float;
+  using V = __m256;
+  static constexpr int W = 8;
+  static inline V zero() { return _mm256_setzero_ps(); }
+  static inline V set1(float x) { return _mm256_set1_ps(x); }
+  static inline V load(const float* p) { return _mm256_loadu_ps(p); }
+  static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static inline V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static inline V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static inline V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static inline V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static inline V div(V a, V b) { return _mm256_div_ps(a, b); }
+  static inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+  static inline V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static inline V neg(V a) { return _mm256_xor_ps(_mm256_set1_ps(-0.0f), a); }
+  static inline V copysign(V mag, V s) {
+    const V m = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, s));
+  }
+  static inline V select_lt(V a, V b, V x, V y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+  static inline V select_ge0(V a, V x, V y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GE_OQ));
+  }
+  static inline V round(V x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static inline V pow2(V n) {
+    __m256i i = _mm256_cvtps_epi32(n);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23));
+  }
+};
+
+template <>
+struct Traits<double> {
+  using T = double;
+  using V = __m256d;
+  static constexpr int W = 4;
+  static inline V zero() { return _mm256_setzero_pd(); }
+  static inline V set1(double x) { return _mm256_set1_pd(x); }
+  static inline V load(const double* p) { return _mm256_loadu_pd(p); }
+  static inline void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static inline V bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static inline V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static inline V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static inline V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  static inline V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static inline V div(V a, V b) { return _mm256_div_pd(a, b); }
+  static inline V vmax(V a, V b) { return _mm256_max_pd(a, b); }
+  static inline V abs(V a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+  static inline V neg(V a) { return _mm256_xor_pd(_mm256_set1_pd(-0.0), a); }
+  static inline V copysign(V mag, V s) {
+    const V m = _mm256_set1_pd(-0.0);
+    return _mm256_or_pd(_mm256_andnot_pd(m, mag), _mm256_and_pd(m, s));
+  }
+  static inline V select_lt(V a, V b, V x, V y) { return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_LT_OQ)); }
+  static inline V select_ge0(V a, V x, V y) {
+    return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, _mm256_setzero_pd(), _CMP_GE_OQ));
+  }
+  static inline V round(V x) { return _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // No packed double -> int64 conversion in AVX2: n + 1.5*2^52 holds n in its low mantissa bits.
+  static inline V pow2(V n) {
+    const V magic = _mm256_set1_pd(6755399441055744.0);
+    __m256i i = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(n, magic)), _mm256_castpd_si256(magic));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(i, _mm256_set1_epi64x(1023)), 52));
+  }
+};
+}  // namespace avx2_isa
+#pragma GCC pop_options
+#endif
+
+}  // namespace gru_detail
+}  // namespace nd
+
+// The vectorised kernels, once per ISA (the second half of this file).
+#define ND_GRU_SIMD_PASS 1
+#define ND_GRU_ISA generic_isa
+#include "gru.cpp"  // NOLINT(build/include): self-inclusion, see the top of the file
+#undef ND_GRU_ISA
+#if ND_GRU_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define ND_GRU_ISA avx2_isa
+#include "gru.cpp"  // NOLINT(build/include)
+#undef ND_GRU_ISA
+#pragma GCC pop_options
+#endif
+#undef ND_GRU_SIMD_PASS
+
+namespace nd {
+namespace gru_detail {
+namespace {
+
+inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+enum class Isa { Generic, Avx2 };
+
+Isa pick_isa() {
+  if (std::strcmp(gemm_isa(), "generic") == 0) return Isa::Generic;
+#if ND_GRU_X86
+  static const bool avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  if (avx2) return Isa::Avx2;
+#endif
+  return Isa::Generic;
+}
+
+// One 64-byte aligned block per call (no allocation inside the step loops).
+struct Workspace {
+  void* p = nullptr;
+  explicit Workspace(std::size_t bytes) {
+    bytes = (bytes + 63) & ~std::size_t(63);
+    p = std::aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) throw std::bad_alloc();
+  }
+  ~Workspace() { std::free(p); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+};
+
+// Carves consecutive 64-byte aligned pieces out of a workspace.
+struct Carver {
+  char* base;
+  std::size_t off = 0;
+  template <typename U>
+  U* take(index_t n) {
+    U* r = reinterpret_cast<U*>(base + off);
+    off += (sizeof(U) * std::size_t(n) + 63) & ~std::size_t(63);
+    return r;
+  }
+};
+template <typename U>
+std::size_t bytes_of(index_t n) {
+  return (sizeof(U) * std::size_t(n) + 63) & ~std::size_t(63);
+}
+
+// Batch rows [0, B) in one contiguous range per thread, in units of 4 rows (the forward tile).
+template <class F>
+void parallel_rows(index_t B, F&& f) {
+  const index_t units = ceil_div(B, 4);
+  int nt = 1;
+#ifdef ND_OPENMP
+  nt = num_threads();
+  if (nt > units) nt = int(units);
+  if (omp_in_parallel()) nt = 1;
+#endif
+  if (nt <= 1) {
+    f(index_t(0), B);
+    return;
+  }
+#ifdef ND_OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+    index_t u0, u1;
+    split_range(units, omp_get_num_threads(), omp_get_thread_num(), u0, u1);
+    const index_t b0 = u0 * 4, b1 = u1 * 4 < B ? u1 * 4 : B;
+    if (b1 > b0) f(b0, b1);
+  }
+#endif
+}
+
+// ------------------------------------------------------------------------------ fast forward / backward
+template <typename Real, template <typename> class Api>
+void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const Real* w_hh, const Real* b_ih,
+                  const Real* b_hh, const Real* h0, index_t B, index_t T, index_t I, index_t H) {
+  using K = Api<Real>;
+  const index_t W = K::W, G = 3 * H, nb = ceil_div(H, W);
+  // 1. input projection for every step: one GEMM over B*T rows, into columns [0, 3H) of the cache.
+  gemm<Real>(false, true, B * T, G, I, Real(1), x, I, w_ih, I, Real(0), gates, 4 * H);
+  // 2. weight-stationary step loop.
+  Workspace ws(bytes_of<Real>(nb * H * 3 * W) + bytes_of<Real>(nb * 4 * W) + bytes_of<Real>(H + W));
+  Carver c{static_cast<char*>(ws.p)};
+  Real* wp = c.take<Real>(nb * H * 3 * W);  // (nb, H, 3W)
+  Real* bias = c.take<Real>(nb * 4 * W);    // (nb, 4, W)
+  Real* zeros = c.take<Real>(H + W);        // (H + W)
+  K::pack_forward(wp, bias, w_hh, b_ih, b_hh, H);
+  for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
+  FwdArgs<Real> a{y, gates, wp, bias, h0, zeros, T, H};
+  parallel_rows(B, [&](index_t b0, index_t b1) { K::forward_rows(a, b0, b1); });
+}
+
+// colsum[j] = sum over the N rows of m[:, j] (N, C), in double, each column in row order (deterministic
+// for any thread count); columns split across threads.
+template <typename Real>
+void column_sums(double* colsum, const Real* m, index_t N, index_t C) {
+  constexpr index_t kCols = 512;  // column block: the accumulators stay in L1
+  const index_t nblk = ceil_div(C, kCols);
+  auto block = [&](index_t cb) {
+    const index_t c0 = cb * kCols, c1 = c0 + kCols < C ? c0 + kCols : C;
+    double acc[kCols];
+    for (index_t j = c0; j < c1; ++j) acc[j - c0] = 0.0;
+    for (index_t n = 0; n < N; ++n) {
+      const Real* row = m + n * C;
+      for (index_t j = c0; j < c1; ++j) acc[j - c0] += double(row[j]);
+    }
+    for (index_t j = c0; j < c1; ++j) colsum[j] = acc[j - c0];
+  };
+#ifdef ND_OPENMP
+  int nt = num_threads();
+  if (nt > 1 && nblk > 1 && N * C >= (index_t(1) << 16) && !omp_in_parallel()) {
+    if (nt > nblk) nt = int(nblk);
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (index_t cb = 0; cb < nblk; ++cb) block(cb);
+    return;
+  }
+#endif
+  for (index_t cb = 0; cb < nblk; ++cb) block(cb);
+}
+
+template <typename Real, template <typename> class Api>
+void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, Real* db_hh, const Real* dy,
+                   const Real* dh, const Real* x, const Real* w_ih, const Real* w_hh, const Real* h0,
+                   const Real* y, const Real* gates, index_t B, index_t T, index_t I, index_t H) {
+  using K = Api<Real>;
+  const index_t W = K::W, NR = 2 * W, G = 3 * H, nbb = ceil_div(H, NR), BT = B * T;
+  Workspace ws(bytes_of<Real>(nbb * G * NR) + bytes_of<Real>(BT * 4 * H) + bytes_of<Real>(B * H) +
+               bytes_of<Real>(H + W) + bytes_of<Real>(BT * H) + bytes_of<double>(4 * H));
+  Carver c{static_cast<char*>(ws.p)};
+  Real* wb = c.take<Real>(nbb * G * NR);    // (nbb, 3H, 2W)
+  Real* dgates = c.take<Real>(BT * 4 * H);  // (B,T,4H): da_r, da_z, dhn, da_n
+  Real* dhd = c.take<Real>(B * H);          // (B,H)
+  Real* zeros = c.take<Real>(H + W);        // (H + W)
+  Real* hprev = c.take<Real>(BT * H);       // (B,T,H): h_{t-1}
+  double* colsum = c.take<double>(4 * H);   // (4H)
+  K::pack_backward(wb, w_hh, H);
+  for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
+
+  // 1. the recurrence, per batch range.
+  BwdArgs<Real> a{dgates, dhd, dh0, wb, dy, dh, h0, y, gates, zeros, T, H};
+  parallel_rows(B, [&](index_t b0, index_t b1) {
+    K::backward_rows(a, b0, b1);
+    // h_{t-1} for every (b, t) of this range, for the dW_hh GEMM.
+    for (index_t b = b0; b < b1; ++b) {
+      Real* hp = hprev + b * T * H;
+      if (h0)
+        std::memcpy(hp, h0 + b * H, sizeof(Real) * H);
+      else
+        std::memset(hp, 0, sizeof(Real) * H);
+      if (T > 1) std::memcpy(hp + H, y + b * T * H, sizeof(Real) * (T - 1) * H);
+    }
+  });
+
+  // 2. parameter gradients and dx: large GEMMs over all B*T rows.
+  gemm<Real>(true, false, G, H, BT, Real(1), dgates, 4 * H, hprev, H, Real(1), dw_hh, H);  // [r z hn] x h_prev
+  gemm<Real>(true, false, 2 * H, I, BT, Real(1), dgates, 4 * H, x, I, Real(1), dw_ih, I);  // r, z
+  gemm<Real>(true, false, H, I, BT, Real(1), dgates + 3 * H, 4 * H, x, I, Real(1), dw_ih + 2 * H * I, I);  // n
+  if (dx) {
+    gemm<Real>(false, false, BT, I, 2 * H, Real(1), dgates, 4 * H, w_ih, I, Real(0), dx, I);
+    gemm<Real>(false, false, BT, I, H, Real(1), dgates + 3 * H, 4 * H, w_ih + 2 * H * I, I, Real(1), dx, I);
+  }
+  column_sums(colsum, dgates, BT, 4 * H);
+  for (index_t j = 0; j < G; ++j) db_hh[j] = Real(double(db_hh[j]) + colsum[j]);
+  for (index_t j = 0; j < 2 * H; ++j) db_ih[j] = Real(double(db_ih[j]) + colsum[j]);
+  for (index_t j = 0; j < H; ++j) db_ih[2 * H + j] = Real(double(db_ih[2 * H + j]) + colsum[3 * H + j]);
+}
+
+// ------------------------------------------------------------------------------ naive versions
+template <typename Real>
+Real sigmoid_scalar(Real v) {
+  Real e = std::exp(-std::fabs(v));
+  Real s = Real(1) / (Real(1) + e);
+  return v >= Real(0) ? s : e * s;
+}
+
+}  // namespace
+}  // namespace gru_detail
+
+template <typename Real>
+void gru_forward_naive(Real* y, Real* gates, const Real* x, const Real* w_ih, const Real* w_hh,
+                       const Real* b_ih, const Real* b_hh, const Real* h0, index_t B, index_t T, index_t I,
+                       index_t H) {
+  const index_t G = 3 * H;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t t = 0; t < T; ++t) {
+      const Real* xt = x + (b * T + t) * I;                                   // (I)
+      const Real* hp = t > 0 ? y + (b * T + t - 1) * H : (h0 ? h0 + b * H : nullptr);  // (H) or zeros
+      Real* g = gates + (b * T + t) * 4 * H;                                  // (4H)
+      Real* ht = y + (b * T + t) * H;                                         // (H)
+      for (index_t j = 0; j < H; ++j) {
+        Real gi[3], gh[3];
+        for (int q = 0; q < 3; ++q) {
+          const index_t row = q * H + j;
+          Real si = b_ih ? b_ih[row] : Real(0), sh = b_hh ? b_hh[row] : Real(0);
+          for (index_t k = 0; k < I; ++k) si += w_ih[row * I + k] * xt[k];
+          if (hp)
+            for (index_t k = 0; k < H; ++k) sh += w_hh[row * H + k] * hp[k];
+          gi[q] = si;
+          gh[q] = sh;
+        }
+        const Real r = gru_detail::sigmoid_scalar(gi[0] + gh[0]);
+        const Real z = gru_detail::sigmoid_scalar(gi[1] + gh[1]);
+        const Real n = std::tanh(gi[2] + r * gh[2]);
+        const Real hprev = hp ? hp[j] : Real(0);
+        g[j] = r;
+        g[H + j] = z;
+        g[2 * H + j] = n;
+        g[3 * H + j] = gh[2];
+        ht[j] = (Real(1) - z) * n + z * hprev;
+      }
+    }
+  (void)G;
+}
+
+template <typename Real>
+void gru_backward_naive(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, Real* db_hh,
+                        const Real* dy, const Real* dh, const Real* x, const Real* w_ih, const Real* w_hh,
+                        const Real* h0, const Real* y, const Real* gates, index_t B, index_t T, index_t I,
+                        index_t H) {
+  const index_t G = 3 * H;
+  Real* cur = dh0;  // (B,H): dL/dh_t, running backwards; ends as dL/dh0
+  for (index_t i = 0; i < B * H; ++i) cur[i] = dh ? dh[i] : Real(0);
+  Real* nxt = new Real[std::size_t(H)];  // (H)
+  Real* dxg = new Real[std::size_t(G)];  // (G): da_r, da_z, da_n
+  Real* dhg = new Real[std::size_t(G)];  // (G): da_r, da_z, dhn
+  for (index_t t = T - 1; t >= 0; --t)
+    for (index_t b = 0; b < B; ++b) {
+      const Real* g = gates + (b * T + t) * 4 * H;
+      const Real* hp = t > 0 ? y + (b * T + t - 1) * H : (h0 ? h0 + b * H : nullptr);
+      const Real* xt = x + (b * T + t) * I;
+      Real* dht = cur + b * H;
+      for (index_t j = 0; j < H; ++j) {
+        const Real d = dht[j] + (dy ? dy[(b * T + t) * H + j] : Real(0));
+        const Real r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j];
+        const Real hpj = hp ? hp[j] : Real(0);
+        const Real dn = d * (Real(1) - z), dz = d * (hpj - n);
+        const Real dan = dn * (Real(1) - n * n);
+        dxg[j] = dan * hn * r * (Real(1) - r);
+        dxg[H + j] = dz * z * (Real(1) - z);
+        dxg[2 * H + j] = dan;
+        dhg[j] = dxg[j];
+        dhg[H + j] = dxg[H + j];
+        dhg[2 * H + j] = dan * r;
+        nxt[j] = d * z;
+      }
+      for (index_t q = 0; q < G; ++q) {
+        db_ih[q] += dxg[q];
+        db_hh[q] += dhg[q];
+        for (index_t k = 0; k < I; ++k) dw_ih[q * I + k] += dxg[q] * xt[k];
+        if (hp)
+          for (index_t k = 0; k < H; ++k) dw_hh[q * H + k] += dhg[q] * hp[k];
+      }
+      if (dx)
+        for (index_t k = 0; k < I; ++k) {
+          Real s = 0;
+          for (index_t q = 0; q < G; ++q) s += dxg[q] * w_ih[q * I + k];
+          dx[(b * T + t) * I + k] = s;
+        }
+      for (index_t k = 0; k < H; ++k) {
+        Real s = nxt[k];
+        for (index_t q = 0; q < G; ++q) s += dhg[q] * w_hh[q * H + k];
+        dht[k] = s;  // now dL/dh_{t-1} for row b
+      }
+    }
+  delete[] nxt;
+  delete[] dxg;
+  delete[] dhg;
+}
+
+// ------------------------------------------------------------------------------ public entry points
+const char* gru_isa() { return gru_detail::pick_isa() == gru_detail::Isa::Avx2 ? "avx2" : "generic"; }
+
+template <typename Real>
+void gru_forward(Real* y, Real* gates, const Real* x, const Real* w_ih, const Real* w_hh, const Real* b_ih,
+                 const Real* b_hh, const Real* h0, index_t B, index_t T, index_t I, index_t H) {
+  ND_CHECK(B >= 0 && T >= 0 && I >= 0 && H >= 0, "gru_forward: negative size");
+  if (B == 0 || T == 0 || H == 0) return;
+  using namespace gru_detail;
+#if ND_GRU_X86
+  if (pick_isa() == Isa::Avx2) {
+    forward_impl<Real, avx2_isa::Api>(y, gates, x, w_ih, w_hh, b_ih, b_hh, h0, B, T, I, H);
+    return;
+  }
+#endif
+  forward_impl<Real, generic_isa::Api>(y, gates, x, w_ih, w_hh, b_ih, b_hh, h0, B, T, I, H);
+}
+
+template <typename Real>
+void gru_backward(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, Real* db_hh, const Real* dy,
+                  const Real* dh, const Real* x, const Real* w_ih, const Real* w_hh, const Real* h0, const Real* y,
+                  const Real* gates, index_t B, index_t T, index_t I, index_t H) {
+  ND_CHECK(B >= 0 && T >= 0 && I >= 0 && H >= 0, "gru_backward: negative size");
+  if (B == 0 || H == 0) return;
+  if (T == 0) {  // no steps: h_final = h0
+    for (index_t i = 0; i < B * H; ++i) dh0[i] = dh ? dh[i] : Real(0);
+    return;
+  }
+  using namespace gru_detail;
+#if ND_GRU_X86
+  if (pick_isa() == Isa::Avx2) {
+    backward_impl<Real, avx2_isa::Api>(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dy, dh, x, w_ih, w_hh, h0, y, gates,
+                                       B, T, I, H);
+    return;
+  }
+#endif
+  backward_impl<Real, generic_isa::Api>(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dy, dh, x, w_ih, w_hh, h0, y, gates,
+                                        B, T, I, H);
+}
+
+#define ND_GRU_INSTANTIATE(R)                                                                                 \
+  template void gru_forward<R>(R*, R*, const R*, const R*, const R*, const R*, const R*, const R*, index_t,   \
+                               index_t, index_t, index_t);                                                    \
+  template void gru_backward<R>(R*, R*, R*, R*, R*, R*, const R*, const R*, const R*, const R*, const R*,     \
+                                const R*, const R*, const R*, index_t, index_t, index_t, index_t);            \
+  template void gru_forward_naive<R>(R*, R*, const R*, const R*, const R*, const R*, const R*, const R*,      \
+                                     index_t, index_t, index_t, index_t);                                     \
+  template void gru_backward_naive<R>(R*, R*, R*, R*, R*, R*, const R*, const R*, const R*, const R*,         \
+                                      const R*, const R*, const R*, const R*, index_t, index_t, index_t, index_t);
+ND_GRU_INSTANTIATE(float)
+ND_GRU_INSTANTIATE(double)
+#undef ND_GRU_INSTANTIATE
+
+}  // namespace nd
+
+#else  // ================================================= ND_GRU_SIMD_PASS: the vectorised step kernels
+// Compiled once per ISA inside namespace nd::gru_detail::ND_GRU_ISA, where Traits<Real> is that ISA's
+// vector traits (no std:: templates below: an avx2 instantiation must not be merged with a baseline one).
+namespace nd {
+namespace gru_detail {
+namespace ND_GRU_ISA {
+namespace {
+
+// Numerically stable, vectorised exp / sigmoid / tanh (no libm call per element; finite for any finite
+// input, +-inf give the limits, NaN propagates).
+template <class VT>
+struct Math {
+  using Real = typename VT::T;
+  using V = typename VT::V;
+  static constexpr bool kF32 = sizeof(Real) == 4;
+
+  // exp(x) for x <= 0 (inputs below the smallest normal result are clamped there: exp(-87) ~ 1.6e-38 in
+  // float, exp(-708) ~ 3e-308 in double). Cephes expf / exp: x = n ln2 + r, |r| <= ln2 / 2.
+  static inline __attribute__((always_inline)) V exp_nonpos(V x) {
+    x = VT::vmax(VT::set1(kF32 ? Real(-87.0) : Real(-708.0)), x);  // NaN stays NaN
+    const V n = VT::round(VT::mul(x, VT::set1(Real(1.44269504088896340736))));
+    V r, p;
+    if (kF32) {
+      r = VT::fma(n, VT::set1(Real(-0.693359375)), x);
+      r = VT::fma(n, VT::set1(Real(2.12194440e-4)), r);
+      p = VT::set1(Real(1.9875691500E-4));
+      p = VT::fma(p, r, VT::set1(Real(1.3981999507E-3)));
+      p = VT::fma(p, r, VT::set1(Real(8.3334519073E-3)));
+      p = VT::fma(p, r, VT::set1(Real(4.1665795894E-2)));
+      p = VT::fma(p, r, VT::set1(Real(1.6666665459E-1)));
+      p = VT::fma(p, r, VT::set1(Real(5.0000001201E-1)));
+      p = VT::fma(p, VT::mul(r, r), VT::add(r, VT::set1(Real(1))));
+    } else {
+      r = VT::fma(n, VT::set1(Real(-6.93145751953125E-1)), x);
+      r = VT::fma(n, VT::set1(Real(-1.42860682030941723212E-6)), r);
+      const V rr = VT::mul(r, r);
+      V P = VT::set1(Real(1.26177193074810590878E-4));
+      P = VT::fma(P, rr, VT::set1(Real(3.02994407707441961300E-2)));
+      P = VT::fma(P, rr, VT::set1(Real(9.99999999999999999910E-1)));
+      P = VT::mul(P, r);
+      V Q = VT::set1(Real(3.00198505138664455042E-6));
+      Q = VT::fma(Q, rr, VT::set1(Real(2.52448340349684104192E-3)));
+      Q = VT::fma(Q, rr, VT::set1(Real(2.27265548208155028766E-1)));
+      Q = VT::fma(Q, rr, VT::set1(Real(2.00000000000000000009E0)));
+      p = VT::div(P, VT::sub(Q, P));
+      p = VT::fma(p, VT::set1(Real(2)), VT::set1(Real(1)));
+    }
+    return VT::mul(p, VT::pow2(n));
+  }
+
+  // 1 / (1 + e^-x) through e = exp(-|x|) in (0, 1]: never overflows.
+  static inline __attribute__((always_inline)) V sigmoid(V x) {
+    const V e = exp_nonpos(VT::neg(VT::abs(x)));
+    const V s = VT::div(VT::set1(Real(1)), VT::add(VT::set1(Real(1)), e));
+    return VT::select_ge0(x, s, VT::mul(e, s));
+  }
+
+  // tanh: Cephes' odd polynomial (float) / rational function (double) for |x| < 0.625, else
+  // (1 - e) / (1 + e) with e = exp(-2|x|) (no cancellation there); the sign restored at the end.
+  static inline __attribute__((always_inline)) V tanh(V x) {
+    const V a = VT::abs(x);
+    const V z = VT::mul(a, a);
+    V q;
+    if (kF32) {
+      q = VT::set1(Real(-5.70498872745E-3));
+      q = VT::fma(q, z, VT::set1(Real(2.06390887954E-2)));
+      q = VT::fma(q, z, VT::set1(Real(-5.37397155531E-2)));
+      q = VT::fma(q, z, VT::set1(Real(1.33314422036E-1)));
+      q = VT::fma(q, z, VT::set1(Real(-3.33332819422E-1)));
+    } else {
+      V P = VT::set1(Real(-9.64399179425052238628E-1));
+      P = VT::fma(P, z, VT::set1(Real(-9.92877231001918586564E1)));
+      P = VT::fma(P, z, VT::set1(Real(-1.61468768441708447952E3)));
+      V Q = VT::add(z, VT::set1(Real(1.12811678491632931402E2)));
+      Q = VT::fma(Q, z, VT::set1(Real(2.23548839060100448583E3)));
+      Q = VT::fma(Q, z, VT::set1(Real(4.84406305325125486048E3)));
+      q = VT::div(P, Q);
+    }
+    const V small = VT::fma(VT::mul(q, z), a, a);
+    const V e = exp_nonpos(VT::mul(a, VT::set1(Real(-2))));
+    const V large = VT::div(VT::sub(VT::set1(Real(1)), e), VT::add(VT::set1(Real(1)), e));
+    return VT::copysign(VT::select_lt(a, VT::set1(Real(0.625)), small, large), x);
+  }
+};
+
+template <typename Real>
+struct Api {
+  using VT = Traits<Real>;
+  using V = typename VT::V;
+  using M = Math<VT>;
+  static constexpr int W = VT::W;
+  static constexpr int FMR = 4;  // forward tile: 4 rows x (r, z, n) x W units = 12 accumulators
+  static constexpr int BMR = 6;  // backward tile: 6 rows x 2W units = 12 accumulators
+
+  // ---------------------------------------------------------------- packing (once per call)
+  // wp (nb, H, 3W): block jb holds, for every k, W_hr / W_hz / W_hn of units jb*W .. jb*W + W (zero padded).
+  // bias (nb, 4, W): b_ir + b_hr, b_iz + b_hz, b_in, b_hn (zero padded).
+  static void pack_forward(Real* wp, Real* bias, const Real* w_hh, const Real* b_ih, const Real* b_hh,
+                           index_t H) {
+    const index_t nb = (H + W - 1) / W;
+    for (index_t jb = 0; jb < nb; ++jb) {
+      Real* dst = wp + jb * H * 3 * W;
+      for (index_t k = 0; k < H; ++k)
+        for (int g = 0; g < 3; ++g)
+          for (int u = 0; u < W; ++u) {
+            const index_t j = jb * W + u;
+            dst[(k * 3 + g) * W + u] = j < H ? w_hh[(g * H + j) * H + k] : Real(0);
+          }
+      Real* bb = bias + jb * 4 * W;
+      for (int u = 0; u < W; ++u) {
+        const index_t j = jb * W + u;
+        const bool in = j < H;
+        const Real bi0 = in && b_ih ? b_ih[j] : Real(0), bh0 = in && b_hh ? b_hh[j] : Real(0);
+        const Real bi1 = in && b_ih ? b_ih[H + j] : Real(0), bh1 = in && b_hh ? b_hh[H + j] : Real(0);
+        bb[u] = bi0 + bh0;
+        bb[W + u] = bi1 + bh1;
+        bb[2 * W + u] = in && b_ih ? b_ih[2 * H + j] : Real(0);
+        bb[3 * W + u] = in && b_hh ? b_hh[2 * H + j] : Real(0);
+      }
+    }
+  }
+
+  // wb (nbb, 3H, 2W): the (3H, H) matrix W_hh in slivers of 2W columns (zero padded).
+  static void pack_backward(Real* wb, const Real* w_hh, index_t H) {
+    const index_t NR = 2 * W, nbb = (H + NR - 1) / NR, G = 3 * H;
+    for (index_t ub = 0; ub < nbb; ++ub) {
+      Real* dst = wb + ub * G * NR;
+      for (index_t k = 0; k < G; ++k)
+        for (int u = 0; u < NR; ++u) {
+          const index_t j = ub * NR + u;
+          dst[k * NR + u] = j < H ? w_hh[k * H + j] : Real(0);
+        }
+    }
+  }
+
+  // ---------------------------------------------------------------- partial vectors (H % W != 0)
+  static inline __attribute__((always_inline)) V ldn(const Real* p, int n) {
+    if (n == W) return VT::load(p);
+    alignas(64) Real tmp[W];
+    for (int i = 0; i < W; ++i) tmp[i] = i < n ? p[i] : Real(0);
+    return VT::load(tmp);
+  }
+  static inline __attribute__((always_inline)) void stn(Real* p, V v, int n) {
+    if (n == W) {
+      VT::store(p, v);
+      return;
+    }
+    alignas(64) Real tmp[W];
+    VT::store(tmp, v);
+    for (int i = 0; i < n; ++i) p[i] = tmp[i];
+  }
+
+  // ---------------------------------------------------------------- forward
+  // Rows b0 .. b0+MR of step t, units u0 .. u0+nu. hp: h_{t-1} of row b0, rows ldh apart (ldh = 0: one
+  // zero row for all). K = H, or 0 when h_{t-1} is zero. wblk: this unit block of wp.
+  template <int MR>
+  static inline __attribute__((always_inline)) void fwd_tile(const FwdArgs<Real>& a, index_t b0, index_t t,
+                                                             const Real* hp, index_t ldh, index_t K,
+                                                             const Real* __restrict wblk, index_t u0, int nu,
+                                                             V br, V bz, V bn, V bhn) {
+    V acc[MR][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = VT::zero();
+    const Real* w = wblk;
+    for (index_t k = 0; k < K; ++k) {
+      const V w0 = VT::load(w), w1 = VT::load(w + W), w2 = VT::load(w + 2 * W);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const V h = VT::bcast(hp + i * ldh + k);
+        acc[i][0] = VT::fma(h, w0, acc[i][0]);
+        acc[i][1] = VT::fma(h, w1, acc[i][1]);
+        acc[i][2] = VT::fma(h, w2, acc[i][2]);
+      }
+      w += 3 * W;
+    }
+    const index_t H = a.H, T = a.T;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const index_t row = (b0 + i) * T + t;
+      Real* g = a.gates + row * 4 * H + u0;  // (4H) row of (b, t), at unit u0
+      const V r = M::sigmoid(VT::add(VT::add(ldn(g, nu), br), acc[i][0]));
+      const V z = M::sigmoid(VT::add(VT::add(ldn(g + H, nu), bz), acc[i][1]));
+      const V hn = VT::add(acc[i][2], bhn);
+      const V n = M::tanh(VT::fma(r, hn, VT::add(ldn(g + 2 * H, nu), bn)));
+      const V hprev = ldn(hp + i * ldh + u0, nu);
+      const V h = VT::fma(z, VT::sub(hprev, n), n);  // (1 - z) n + z h_{t-1}
+      stn(g, r, nu);
+      stn(g + H, z, nu);
+      stn(g + 2 * H, n, nu);
+      stn(g + 3 * H, hn, nu);
+      stn(a.y + row * H + u0, h, nu);
+    }
+  }
+
+  template <int MR>
+  static void fwd_block(const FwdArgs<Real>& a, index_t b0, index_t b1, index_t t, const Real* hp, index_t ldh,
+                        index_t K, const Real* wblk, index_t u0, int nu, V br, V bz, V bn, V bhn) {
+    index_t b = b0;
+    for (; b + MR <= b1; b += MR) fwd_tile<MR>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn);
+    switch (b1 - b) {
+      case 3: fwd_tile<3>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn); break;
+      case 2: fwd_tile<2>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn); break;
+      case 1: fwd_tile<1>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn); break;
+      default: break;
+    }
+  }
+
+  // Every step for batch rows [b0, b1).
+  static void forward_rows(const FwdArgs<Real>& a, index_t b0, index_t b1) {
+    const index_t H = a.H, T = a.T, nb = (H + W - 1) / W;
+    for (index_t t = 0; t < T; ++t) {
+      const Real* hp;  // h_{t-1} of row 0 (rows ldh apart)
+      index_t ldh, K = H;
+      if (t > 0) {
+        hp = a.y + (t - 1) * H;
+        ldh = T * H;
+      } else if (a.h0) {
+        hp = a.h0;
+        ldh = H;
+      } else {
+        hp = a.zeros;
+        ldh = 0;
+        K = 0;
+      }
+      for (index_t jb = 0; jb < nb; ++jb) {
+        const index_t u0 = jb * W;
+        const int nu = H - u0 < W ? int(H - u0) : W;
+        const Real* bb = a.bias + jb * 4 * W;
+        fwd_block<FMR>(a, b0, b1, t, hp, ldh, K, a.wp + jb * H * 3 * W, u0, nu, VT::load(bb), VT::load(bb + W),
+                       VT::load(bb + 2 * W), VT::load(bb + 3 * W));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- backward
+  // Elementwise part of step s for row b, units u .. u+nu, given dh = dL/dh_s: writes the dgates row
+  // [da_r, da_z, dhn, da_n] and dhd = dh z.
+  static inline __attribute__((always_inline)) void elem_bwd(const BwdArgs<Real>& a, index_t b, index_t s,
+                                                             index_t u, int nu, V dh) {
+    const index_t H = a.H, T = a.T, row = b * T + s;
+    const Real* g = a.gates + row * 4 * H + u;
+    const V r = ldn(g, nu), z = ldn(g + H, nu), n = ldn(g + 2 * H, nu), hn = ldn(g + 3 * H, nu);
+    const Real* hp = s > 0 ? a.y + (row - 1) * H + u : (a.h0 ? a.h0 + b * H + u : a.zeros);
+    const V hprev = ldn(hp, nu);
+    const V one = VT::set1(Real(1));
+    const V dhz = VT::mul(dh, z);
+    const V dn = VT::sub(dh, dhz);                            // dh (1 - z)
+    const V dz = VT::mul(dh, VT::sub(hprev, n));              // dh (h_{s-1} - n)
+    const V dan = VT::mul(dn, VT::sub(one, VT::mul(n, n)));  // dn (1 - n^2)
+    const V dar = VT::mul(VT::mul(dan, hn), VT::sub(r, VT::mul(r, r)));
+    const V daz = VT::mul(dz, VT::sub(z, VT::mul(z, z)));
+    Real* d = a.dgates + row * 4 * H + u;
+    stn(d, dar, nu);
+    stn(d + H, daz, nu);
+    stn(d + 2 * H, VT::mul(dan, r), nu);
+    stn(d + 3 * H, dan, nu);
+    stn(a.dhd + b * H + u, dhz, nu);
+  }
+
+  // Rows b0 .. b0+MR, units ub*2W .. +2W: acc = dgates(b, t)[0:3H] @ W_hh; then dh_{t-1} = acc + dhd (+ dy)
+  // feeds the elementwise part of step t-1, or, at t = 0, is dh0.
+  template <int MR>
+  static inline __attribute__((always_inline)) void bwd_tile(const BwdArgs<Real>& a, index_t b0, index_t t,
+                                                             index_t ub, const Real* __restrict wblk) {
+    const index_t H = a.H, T = a.T, K = 3 * H, lda = T * 4 * H;
+    const Real* A = a.dgates + (b0 * T + t) * 4 * H;
+    V acc[MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
+    const Real* w = wblk;
+    for (index_t k = 0; k < K; ++k) {
+      const V w0 = VT::load(w), w1 = VT::load(w + W);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const V d = VT::bcast(A + i * lda + k);
+        acc[i][0] = VT::fma(d, w0, acc[i][0]);
+        acc[i][1] = VT::fma(d, w1, acc[i][1]);
+      }
+      w += 2 * W;
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const index_t b = b0 + i;
+#pragma GCC unroll 2
+      for (int v = 0; v < 2; ++v) {
+        const index_t u = ub * 2 * W + v * W;
+        if (u >= H) break;
+        const int nu = H - u < W ? int(H - u) : W;
+        V dh = VT::add(acc[i][v], ldn(a.dhd + b * H + u, nu));
+        if (t == 0) {
+          stn(a.dh0 + b * H + u, dh, nu);
+        } else {
+          if (a.dy) dh = VT::add(dh, ldn(a.dy + (b * T + t - 1) * H + u, nu));
+          elem_bwd(a, b, t - 1, u, nu, dh);
+        }
+      }
+    }
+  }
+
+  static void backward_rows(const BwdArgs<Real>& a, index_t b0, index_t b1) {
+    const index_t H = a.H, T = a.T, NR = 2 * W, nbb = (H + NR - 1) / NR;
+    // Step T-1: dh = dh_final + dy[:, T-1].
+    for (index_t b = b0; b < b1; ++b)
+      for (index_t u = 0; u < H; u += W) {
+        const int nu = H - u < W ? int(H - u) : W;
+        V d = a.dh ? ldn(a.dh + b * H + u, nu) : VT::zero();
+        if (a.dy) d = VT::add(d, ldn(a.dy + (b * T + T - 1) * H + u, nu));
+        elem_bwd(a, b, T - 1, u, nu, d);
+      }
+    for (index_t t = T - 1; t >= 0; --t)
+      for (index_t ub = 0; ub < nbb; ++ub) {
+        const Real* wblk = a.wb + ub * 3 * H * NR;
+        index_t b = b0;
+        for (; b + BMR <= b1; b += BMR) bwd_tile<BMR>(a, b, t, ub, wblk);
+        switch (b1 - b) {
+          case 5: bwd_tile<5>(a, b, t, ub, wblk); break;
+          case 4: bwd_tile<4>(a, b, t, ub, wblk); break;
+          case 3: bwd_tile<3>(a, b, t, ub, wblk); break;
+          case 2: bwd_tile<2>(a, b, t, ub, wblk); break;
+          case 1: bwd_tile<1>(a, b, t, ub, wblk); break;
+          default: break;
+        }
+      }
+  }
+};
+
+}  // namespace
+}  // namespace ND_GRU_ISA
+}  // namespace gru_detail
+}  // namespace nd
+#endif  // ND_GRU_SIMD_PASS
