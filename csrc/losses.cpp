@@ -1,4 +1,5 @@
 // Pointwise regression losses with optional non-negative weights (masks): MSE, MAE, Huber.
+// (The quantile (pinball) loss, declared in train_kernels.h, is at the end of this file.)
 // Dimensions: n elements (any shape flattened).
 //   pred (n,)  target (n,)  weight (n,) or none  dpred (n,)
 // loss  = sum_i w_i l(r_i) / sum_i w_i,  r = pred - target   (plain mean without weights)
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "train_kernels.h"
 
 // The masked selects below (w == 0 ? 0 : w * l) are only if-converted, hence vectorised, when GCC
 // may evaluate the FP operations of both arms: allow it. Results are unchanged (no reassociation, no
@@ -245,5 +247,117 @@ template double loss_forward<double>(Loss, const double*, const double*, const d
 template void loss_backward<float>(Loss, float*, const float*, const float*, const float*, index_t, double, double);
 template void loss_backward<double>(Loss, double*, const double*, const double*, const double*, index_t, double,
                                     double);
+
+// ------------------------------------------------------------------ quantile (pinball) loss
+// Formulas, normalisation and the gradient at r == 0: see train_kernels.h. N target points, Q levels.
+//   pred (N,Q)  target (N,)  weight (N,) or nullptr  tau (Q,)  qw (Q,)  dpred (N,Q)
+namespace {
+
+// rho_tau(r) = r (tau - [r < 0]); NaN propagates, +-inf gives +inf.
+inline double pinball(double r, double tau) { return r * (tau - static_cast<double>(r < 0.0)); }
+
+// d rho_tau(target - pred) / d pred = [r < 0] - tau for r != 0, 0 at r == 0, NaN kept.
+inline double pinball_dpred(double r, double tau) {
+  double pos = static_cast<double>(r > 0.0), neg = static_cast<double>(r < 0.0);
+  double g = neg - tau * (pos + neg);
+  return r != r ? r : g;
+}
+
+// Validates Q, tau and qw; returns sum_q qw_q.
+double quantile_weight_sum(const double* tau, const double* qw, index_t Q) {
+  ND_CHECK(Q >= 1, "quantile loss: need at least one quantile level, got " + std::to_string(Q));
+  double s = 0.0;
+  for (index_t q = 0; q < Q; ++q) {
+    ND_CHECK(tau[q] > 0.0 && tau[q] < 1.0,
+             "quantiles[" + std::to_string(q) + "] must be in (0, 1), got " + fmt(tau[q]));
+    ND_CHECK(qw[q] > 0.0 && qw[q] <= DBL_MAX,
+             "quantile_weights[" + std::to_string(q) + "] must be finite and > 0, got " + fmt(qw[q]));
+    s += qw[q];
+  }
+  ND_CHECK(s <= DBL_MAX, "the sum of quantile_weights overflows");
+  return s;
+}
+
+inline index_t par_threshold(index_t base, index_t Q) { return std::max<index_t>(base / Q, 1); }
+
+}  // namespace
+
+template <typename T>
+double quantile_loss_forward(const T* pred, const T* target, const T* weight, const double* tau, const double* qw,
+                             index_t N, index_t Q) {
+  ND_CHECK(N >= 0, "quantile_loss_forward: negative size");
+  const double sq = quantile_weight_sum(tau, qw, Q);
+  if (N == 0) return 0.0;
+  index_t nchunks = (N + detail::kReduceChunk - 1) / detail::kReduceChunk;
+  std::vector<double> part_l(static_cast<size_t>(nchunks)), part_w(static_cast<size_t>(nchunks));
+  std::vector<char> bad(static_cast<size_t>(nchunks));
+  detail::for_each_chunk(N, par_threshold(kParReduce, Q), [&](index_t b, index_t e, index_t c) {
+    double sl = 0.0, sw = 0.0, nneg = 0.0;
+    for (index_t i = b; i < e; ++i) {
+      const double y = static_cast<double>(target[i]);
+      const T* p = pred + i * Q;
+      double row = 0.0;
+      for (index_t q = 0; q < Q; ++q) row += qw[q] * pinball(y - static_cast<double>(p[q]), tau[q]);
+      if (weight) {
+        const double w = static_cast<double>(weight[i]);
+        sl += w == 0.0 ? 0.0 : w * row;  // excluded entirely, even where row is NaN / inf
+        sw += w;
+        nneg += w < 0.0 ? 1.0 : 0.0;
+      } else {
+        sl += row;
+      }
+    }
+    part_l[c] = sl;
+    part_w[c] = sw;
+    bad[c] = static_cast<char>(weight && (nneg != 0.0 || !(std::fabs(sw) <= DBL_MAX)));
+  });
+  double sl = 0.0, sw = 0.0;
+  for (index_t c = 0; c < nchunks; ++c) {
+    if (bad[c]) throw_bad_weight(weight, N);
+    sl += part_l[c];
+    sw += part_w[c];
+  }
+  if (!weight) sw = static_cast<double>(N);
+  return sw == 0.0 ? 0.0 : (sl / sw) / sq;
+}
+
+template <typename T>
+void quantile_loss_backward(T* dpred, const T* pred, const T* target, const T* weight, const double* tau,
+                            const double* qw, index_t N, index_t Q, double scale) {
+  ND_CHECK(N >= 0, "quantile_loss_backward: negative size");
+  const double sq = quantile_weight_sum(tau, qw, Q);
+  if (N == 0) return;
+  const double denom = weight ? weight_sum(weight, N) : static_cast<double>(N);
+  if (denom == 0.0) {
+    for (index_t i = 0; i < N * Q; ++i) dpred[i] = T(0);
+    return;
+  }
+  // Per-quantile factor scale * qw_q / sum(qw) (qw_q / sq <= 1: no overflow).
+  std::vector<double> fq(static_cast<size_t>(Q));
+  for (index_t q = 0; q < Q; ++q) fq[q] = (qw[q] / sq) * scale;
+  const double* f = fq.data();
+  detail::parallel_ranges(N, par_threshold(kParElem, Q), [&](index_t b, index_t e) {
+    for (index_t i = b; i < e; ++i) {
+      const double w = weight ? static_cast<double>(weight[i]) : 1.0;
+      const double a = w / denom;  // <= 1
+      const double y = static_cast<double>(target[i]);
+      const T* p = pred + i * Q;
+      T* d = dpred + i * Q;
+      for (index_t q = 0; q < Q; ++q) {
+        double v = a * (f[q] * pinball_dpred(y - static_cast<double>(p[q]), tau[q]));
+        d[q] = static_cast<T>(w == 0.0 ? 0.0 : v);
+      }
+    }
+  });
+}
+
+template double quantile_loss_forward<float>(const float*, const float*, const float*, const double*, const double*,
+                                             index_t, index_t);
+template double quantile_loss_forward<double>(const double*, const double*, const double*, const double*,
+                                              const double*, index_t, index_t);
+template void quantile_loss_backward<float>(float*, const float*, const float*, const float*, const double*,
+                                            const double*, index_t, index_t, double);
+template void quantile_loss_backward<double>(double*, const double*, const double*, const double*, const double*,
+                                             const double*, index_t, index_t, double);
 
 }  // namespace nd
