@@ -332,10 +332,15 @@ void quantile_loss_backward(T* dpred, const T* pred, const T* target, const T* w
     for (index_t i = 0; i < N * Q; ++i) dpred[i] = T(0);
     return;
   }
-  // Per-quantile factor scale * qw_q / sum(qw) (qw_q / sq <= 1: no overflow).
-  std::vector<double> fq(static_cast<size_t>(Q));
-  for (index_t q = 0; q < Q; ++q) fq[q] = (qw[q] / sq) * scale;
-  const double* f = fq.data();
+  // Per-quantile gradients for r > 0 and r < 0: (scale * qw_q / sum(qw)) * g (qw_q / sq <= 1: no overflow);
+  // the same operations, in the same order, as pinball_dpred, precomputed once per quantile.
+  std::vector<double> gv(static_cast<size_t>(2 * Q));
+  for (index_t q = 0; q < Q; ++q) {
+    const double f = (qw[q] / sq) * scale;
+    gv[2 * q] = f * pinball_dpred(1.0, tau[q]);       // r > 0: -tau
+    gv[2 * q + 1] = f * pinball_dpred(-1.0, tau[q]);  // r < 0: 1 - tau
+  }
+  const double* g = gv.data();
   detail::parallel_ranges(N, par_threshold(kParElem, Q), [&](index_t b, index_t e) {
     for (index_t i = b; i < e; ++i) {
       const double w = weight ? static_cast<double>(weight[i]) : 1.0;
@@ -344,7 +349,10 @@ void quantile_loss_backward(T* dpred, const T* pred, const T* target, const T* w
       const T* p = pred + i * Q;
       T* d = dpred + i * Q;
       for (index_t q = 0; q < Q; ++q) {
-        double v = a * (f[q] * pinball_dpred(y - static_cast<double>(p[q]), tau[q]));
+        const double r = y - static_cast<double>(p[q]);
+        // r == 0 -> 0; NaN -> NaN (r != r)
+        const double gq = r > 0.0 ? g[2 * q] : (r < 0.0 ? g[2 * q + 1] : (r != r ? r : 0.0));
+        const double v = a * gq;
         d[q] = static_cast<T>(w == 0.0 ? 0.0 : v);
       }
     }

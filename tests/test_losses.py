@@ -10,6 +10,7 @@
 5. configs validate at the with_* call; resolve / to_dict / from_dict; NegativeLogLikelihood refuses;
 6. the quantile kernel's bindings reject bad input with TypeError / ValueError naming the argument.
 """
+import datetime
 import math
 import re
 
@@ -324,19 +325,22 @@ def test_weighted_compute_weights_vectorised_and_per_element(rng):
     w = vec.compute_weights(ts, ys)
     calls = []
 
-    def scalar_only(timestamp, value):  # math.exp fails on arrays: called per element
+    def scalar_only(timestamp, value):  # .days fails on arrays: called per element with Python scalars
         calls.append((type(timestamp), type(value)))
-        days = (np.datetime64("2020-03-01") - timestamp) / np.timedelta64(1, "D")
-        return math.exp(-0.01 * float(days))
+        return math.exp(-(datetime.datetime(2020, 3, 1) - timestamp).days * 0.01)  # the guide's example
 
     per = LossFunction.Weighted(WeightedConfig().with_weight_function(scalar_only)).compute_weights(ts, ys)
     assert_close(per, w, rtol=1e-15)
     assert calls[0] == (np.ndarray, np.ndarray) and len(calls) == ts.size + 1  # the array call raised first
-    assert calls[-1] == (np.datetime64, np.float64)
+    assert calls[-1] == (datetime.datetime, float)
     assert w[-1] == pytest.approx(math.exp(-0.01)) and np.all(np.diff(w) > 0)
     ints = LossFunction.Weighted(WeightedConfig().with_weight_function(
         lambda t, v: 1.0 if v > 0 else 0.5)).compute_weights(np.arange(4), np.array([1.0, -1.0, 2.0, 0.0]))
     assert ints.tolist() == [1.0, 0.5, 1.0, 0.5]
+    seen = []
+    LossFunction.Weighted(WeightedConfig().with_weight_function(lambda t, v: seen.append((t, v)) or 1.0 if v > 0
+                                                                else 1.0)).compute_weights(np.arange(5, 7), np.ones(2))
+    assert seen == [(5, 1.0), (6, 1.0)] and type(seen[0][0]) is int
 
 
 def test_weighted_bad_weights_raise():

@@ -37,9 +37,12 @@ Weighted: ``LossFunction.Weighted(WeightedConfig().with_base_loss(LossFunction.M
 .with_weight_function(lambda timestamp, value: w))``. The weight function is evaluated **once per
 training row** by the trainer (``loss.compute_weights(timestamps, values)``: timestamps are the data's
 ``ds`` values, numpy ``datetime64`` or integers, values the ``y`` values); it is first called once with the
-whole arrays (vectorised numpy code then runs at numpy speed) and, if that call raises or returns
-something that is neither a number nor an array of one weight per row, it is called once per row with
-numpy scalars (``numpy.datetime64`` / ``numpy.int64`` timestamp, ``numpy.float64`` value). The trainer gathers
+whole arrays (vectorised numpy code then runs at numpy speed: ``datetime64`` / integer timestamps, float64
+values) and, if that call raises or returns something that is neither a number nor an array of one weight
+per row, it is called once per row with Python scalars: the timestamp as a ``datetime.datetime`` (naive,
+microsecond precision) for ``datetime64`` data or an ``int``, the value as a ``float``; so the guide's
+``lambda timestamp, value: math.exp(-(now - timestamp).days * 0.01)`` works as written with
+``now = datetime.datetime.now()``. The trainer gathers
 the resulting per-row weights per batch like the targets and multiplies them into the ``weight`` argument;
 the Weighted loss then is its base loss with that weight: ``value_and_grad`` delegates to the base loss.
 ``to_dict`` stores the function's name (``module:qualname``); ``from_dict`` restores a module-level
@@ -451,9 +454,12 @@ class WeightedLoss(Loss):
             if a.dtype.kind in "fiu" and (a.ndim == 0 or a.shape == (n,)):
                 w = np.broadcast_to(a.astype(np.float64), (n,)).copy()
         if w is None:
+            # per row, with Python scalars: datetime.datetime (microseconds) for datetime64 ds, int, float
+            py_ts = ts.astype("datetime64[us]").tolist() if ts.dtype.kind == "M" else ts.tolist()
+            py_vs = vs.tolist()
             w = np.empty(n, np.float64)
             for i in range(n):
-                v = fn(ts[i], vs[i])
+                v = fn(py_ts[i], py_vs[i])
                 if isinstance(v, bool) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
                     raise TypeError(f"the weight function must return a number, got {type(v).__name__} {v!r} "
                                     f"for timestamp {ts[i]}, value {vs[i]}")
