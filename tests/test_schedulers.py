@@ -2,7 +2,6 @@
 (tests/reference/schedulers.py), the warmup, the base-rate precedence, validation at the with_* call,
 to_dict / from_dict, and (when PyTorch is installed) torch.optim.lr_scheduler's sequences."""
 import json
-import math
 
 import pytest
 

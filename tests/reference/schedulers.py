@@ -16,7 +16,7 @@ def cosine(lr0, min_lr, t_max, e):
 
 
 def sgdr(lr0, t_0, t_mult, min_lr, e):
-    lengths, start = [], 0
+    start = 0
     length = t_0
     while True:
         if start <= e < start + length:
