@@ -437,7 +437,7 @@ def test_losses_are_immutable_and_nll_refuses():
     for loss in (LossFunction.MAE, LossFunction.MSE, LossFunction.Huber(), LossFunction.Quantile(), nll):
         assert isinstance(loss, Loss) and loss.defines_label_smoothing is False
     assert isinstance(LossFunction.Huber(), HuberLoss) and isinstance(LossFunction.Quantile(), QuantileLoss)
-    assert LossFunction.Quantile().column_suffixes() == ("-q-0.1", "-median", "-q-0.9")
+    assert LossFunction.Quantile().column_suffixes() == ("-q-0.1", "-q-0.5", "-q-0.9")
     assert isinstance(LossFunction.Weighted(WeightedConfig().with_weight_function(_const)), WeightedLoss)
 
 

@@ -395,8 +395,8 @@ class QuantileLoss(Loss):
         return value, d
 
     def column_suffixes(self) -> Tuple[str, ...]:
-        """Forecast column suffixes, one per level: ``-q-0.1``, ``-median`` for 0.5, ``-q-0.9``."""
-        return tuple("-median" if q == 0.5 else f"-q-{q:g}" for q in self.quantiles)
+        """Forecast column suffixes, one per level: ``-q-0.1``, ``-q-0.5``, ``-q-0.9``."""
+        return tuple(f"-q-{q:g}" for q in self.quantiles)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"name": self.name, "quantiles": list(self.config.quantiles),
