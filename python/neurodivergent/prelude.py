@@ -4,13 +4,25 @@ from .data.datasets import list_datasets, load_dataset
 from .data.forecast import ForecastFrame
 from .data.frame import TimeSeriesDataFrame
 from .models.base import load_model
+from .models.gru import GRU, GRUConfig
+from .models.lstm import LSTM, LSTMConfig
 from .models.mlp import MLP, MLPConfig
-from .training.config import EarlyStopping, TrainingConfig
+from .training.augmentation import DataAugmentation
+from .training.callbacks import Callback, CallbackResult, ReduceLROnPlateau
+from .training.config import EarlyStopping, Metric, Mode, TrainingConfig
 from .training.logs import TrainingLogs
+from .training.losses import HuberConfig, LossFunction, QuantileConfig, WeightedConfig
+from .training.monitor import TrainingMonitor
+from .training.optimizers import AdamConfig, AdamWConfig, Optimizer, RMSpropConfig, SGDConfig
+from .training.regularization import GradientClipping
+from .training.schedulers import LearningRateScheduler
 
 __all__ = [
     "TimeSeriesDataFrame", "ForecastFrame", "load_dataset", "list_datasets",
-    "MLP", "MLPConfig", "load_model",
-    "TrainingConfig", "EarlyStopping", "TrainingLogs",
+    "MLP", "MLPConfig", "LSTM", "LSTMConfig", "GRU", "GRUConfig", "load_model",
+    "TrainingConfig", "EarlyStopping", "TrainingLogs", "Metric", "Mode", "DataAugmentation",
+    "Optimizer", "AdamConfig", "AdamWConfig", "SGDConfig", "RMSpropConfig", "LearningRateScheduler",
+    "LossFunction", "HuberConfig", "QuantileConfig", "WeightedConfig", "GradientClipping",
+    "Callback", "CallbackResult", "ReduceLROnPlateau", "TrainingMonitor",
     "set_num_threads", "get_num_threads",
 ]

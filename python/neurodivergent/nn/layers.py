@@ -66,3 +66,46 @@ def dropout(tape: Optional[Tape], x: Var, p: float, rng: Optional[np.random.Gene
     out = tape.var(x.data * keep)
     tape.record(out, (x,), lambda dy: (dy * keep,))
     return out
+
+
+def batch_norm(tape: Optional[Tape], pb: ParameterBuffer, x: Var, w: str, b: str, running_mean: np.ndarray,
+               running_var: np.ndarray, momentum: float = 0.1, eps: float = 1e-5) -> Var:
+    """Batch normalisation over the rows of x (N, C), as ``torch.nn.BatchNorm1d``.
+
+    Training (a tape given): normalise with the batch mean and biased variance, then ``gamma * xhat +
+    beta`` (parameters ``w``, ``b``); update the running statistics in place with
+    ``running = (1 - momentum) * running + momentum * batch`` (the unbiased variance; skipped for a batch
+    of one row, whose variance is undefined: that row normalises to 0 and passes no gradient to x).
+    Inference (no tape): normalise with the running statistics. Statistics in float64; numpy, not C++."""
+    gamma, beta = pb[w], pb[b]
+    xd = x.data
+    if tape is None:
+        inv = 1.0 / np.sqrt(running_var + eps)
+        y = ((xd - running_mean) * (inv * gamma) + beta).astype(xd.dtype, copy=False)
+        return Var(np.ascontiguousarray(y), -1)
+    n = xd.shape[0]
+    x64 = xd.astype(np.float64)
+    mean = x64.mean(axis=0)
+    xc = x64 - mean
+    var = (xc * xc).mean(axis=0)
+    inv = 1.0 / np.sqrt(var + eps)
+    xhat = xc * inv
+    y = np.ascontiguousarray((xhat * gamma + beta).astype(xd.dtype))
+    if n > 1:
+        running_mean *= 1.0 - momentum
+        running_mean += momentum * mean
+        running_var *= 1.0 - momentum
+        running_var += momentum * var * (n / (n - 1))
+    out = tape.var(y)
+    dgamma, dbeta = pb.grad_of(w), pb.grad_of(b)
+
+    def backward(dy: np.ndarray):
+        dy64 = dy.astype(np.float64)
+        dgamma[...] += (dy64 * xhat).sum(axis=0).astype(dgamma.dtype)
+        dbeta[...] += dy64.sum(axis=0).astype(dbeta.dtype)
+        dxhat = dy64 * gamma
+        dx = (inv / n) * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+        return (np.ascontiguousarray(dx.astype(xd.dtype)),)
+
+    tape.record(out, (x,), backward)
+    return out
