@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels.h"
@@ -27,6 +28,26 @@ namespace nd {
 namespace {
 
 constexpr index_t kParStream = index_t(1) << 16;  // memory-bound loops
+constexpr index_t kStreamChunk = index_t(1) << 15;  // elements per dynamically scheduled block
+
+// Elementwise optimizer updates: [0, n) in blocks of kStreamChunk handed out dynamically to the kernel
+// threads. Each element's result does not depend on which thread computes it, so the output is
+// bitwise identical for any thread count and schedule; dynamic blocks keep a shared, busy machine
+// from stalling the whole step behind one preempted thread (a static split waits for the slowest).
+template <class F>
+inline void stream_blocks(index_t n, F&& f, index_t chunk = kStreamChunk) {
+#ifdef ND_OPENMP
+  const int nt = num_threads();
+  const index_t nblocks = (n + chunk - 1) / chunk;
+  if (nt > 1 && n >= kParStream && nblocks > 1) {
+    const int parts = static_cast<int>(std::min<index_t>(nt, nblocks));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(parts)
+    for (index_t c = 0; c < nblocks; ++c) f(c * chunk, std::min(n, (c + 1) * chunk));
+    return;
+  }
+#endif
+  if (n > 0) f(index_t(0), n);
+}
 constexpr index_t kParReduce = index_t(1) << 16;
 constexpr int kLanes = 8;
 
@@ -162,7 +183,7 @@ void adam_step_ex(T* param, T* m, T* v, T* max_v, const T* grad, index_t n, cons
   auto run = [&](auto dtag, auto atag) {
     constexpr Decay D = decltype(dtag)::value;
     constexpr bool A = decltype(atag)::value;
-    detail::parallel_ranges(n, kParStream, [&](index_t b, index_t e) {
+    stream_blocks(n, [&](index_t b, index_t e) {
       adam_range<D, A>(param + b, m + b, v + b, A ? max_v + b : nullptr, grad + b, e - b, s);
     });
   };
@@ -197,7 +218,7 @@ void sgd_step(T* param, T* buf, const T* grad, index_t n, const SgdHyper& h) {
           wd = static_cast<T>(h.weight_decay);
   const bool w = h.weight_decay != 0.0;
   auto go = [&](auto W, auto M, auto F, auto N) {
-    detail::parallel_ranges(n, kParStream, [&](index_t b, index_t e) {
+    stream_blocks(n, [&](index_t b, index_t e) {
       sgd_range<decltype(W)::value, decltype(M)::value, decltype(F)::value, decltype(N)::value>(
           param + b, decltype(M)::value ? buf + b : nullptr, grad + b, e - b, lr, mu, damp1, wd);
     });
@@ -234,7 +255,7 @@ void rmsprop_step(T* param, T* square_avg, T* grad_avg, T* buf, const T* grad, i
   const bool w = h.weight_decay != 0.0, cen = grad_avg != nullptr;
   auto go = [&](auto W, auto C, auto M) {
     constexpr bool Cv = decltype(C)::value, Mv = decltype(M)::value;
-    detail::parallel_ranges(n, kParStream, [&](index_t b, index_t e) {
+    stream_blocks(n, [&](index_t b, index_t e) {
       rmsprop_range<decltype(W)::value, Cv, Mv>(param + b, square_avg + b, Cv ? grad_avg + b : nullptr,
                                                 Mv ? buf + b : nullptr, grad + b, e - b, s);
     });
@@ -250,9 +271,9 @@ void parallel_copy(void* dst, const void* src, index_t nbytes) {
   ND_CHECK(nbytes >= 0, "parallel_copy: negative size");
   char* d = static_cast<char*>(dst);
   const char* s = static_cast<const char*>(src);
-  detail::parallel_ranges(nbytes, kParStream * 4, [&](index_t b, index_t e) {
+  stream_blocks(nbytes, [&](index_t b, index_t e) {
     std::memcpy(d + b, s + b, static_cast<size_t>(e - b));
-  });
+  }, index_t(1) << 20);
 }
 
 template <typename T>

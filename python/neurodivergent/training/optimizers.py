@@ -332,7 +332,7 @@ class BoundOptimizer:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} {self.name} on {self._params.shape[0]} {self._params.dtype} params, "
+        return (f"<BoundOptimizer {self.name} on {self._params.shape[0]} {self._params.dtype} params, "
                 f"step {self._step}>")
 
 
