@@ -244,6 +244,10 @@ def train(model: "BaseModel", values: np.ndarray, offsets: np.ndarray, config: T
                                             lambda ep: _save_checkpoint(model, config, logs, ep)))
     for cb in callbacks:
         cb.model = model
+    # only callbacks that override on_batch_end are called per step (keeps the step loop lean)
+    from .callbacks import Callback
+
+    batch_cbs = [cb for cb in callbacks if getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end]
 
     step = 0
     bar = Progress(total_steps, desc=type(model).__name__, enabled=config.verbose)
@@ -308,7 +312,7 @@ def train(model: "BaseModel", values: np.ndarray, offsets: np.ndarray, config: T
                 ep_loss += loss_value * len(idx)
                 ep_n += len(idx)
                 bar.update(1, f"loss {loss_value:.4f}")
-                for cb in callbacks:
+                for cb in batch_cbs:
                     if check_result(cb, "on_batch_end", cb.on_batch_end(step, logs)):
                         stop = True
                         logs.stopped_by = logs.stopped_by or type(cb).__name__
