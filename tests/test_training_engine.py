@@ -460,6 +460,11 @@ def test_seeded_runs_are_bitwise_equal_with_every_feature_on(data, tmp_path):
     again = load_model(str(path))
     assert again.training_config.to_dict() == c.to_dict()
     np.testing.assert_array_equal(again.predict(data).values("MLP-q-0.9"), a.predict(data).values("MLP-q-0.9"))
+    ck = sorted((tmp_path / "ck").iterdir())
+    assert [p.name for p in ck] == ["mlp_epoch_2.safetensors", "mlp_epoch_4.safetensors"][:len(ck)] and ck
+    from_ck = load_model(str(ck[0]))
+    assert from_ck.batch_norm and from_ck.quantiles == (0.1, 0.5, 0.9)
+    assert from_ck.predict(data).columns == a.predict(data).columns
     other = mlp()
     other.fit_with_config(data, c.with_seed(12))
     assert not np.array_equal(other.params.data, a.params.data)
@@ -528,3 +533,17 @@ def test_stop_from_a_callback(data):
 
     logs = mlp().fit_with_config(data, tc(max_epochs=10, callbacks=[StopAt()]))
     assert len(logs) == 2 and logs.stopped_by == "StopAt" and not logs.stopped_early
+
+
+def test_model_default_clipping_is_used_unless_overridden():
+    from neurodivergent.training.trainer import _clippings
+
+    class Clipped(MLP):
+        default_gradient_clipping = GradientClipping.ByNorm(1.0)
+
+    m = Clipped(mlp().config)
+    assert _clippings(m, TrainingConfig()) == (GradientClipping.ByNorm(1.0),)
+    assert _clippings(m, TrainingConfig().with_gradient_clipping(None)) == ()
+    assert _clippings(m, TrainingConfig().with_gradient_clipping(GradientClipping.ByValue(-1.0, 1.0))) == (
+        GradientClipping.ByValue(-1.0, 1.0),)
+    assert _clippings(mlp(), TrainingConfig()) == ()
