@@ -139,7 +139,7 @@ def main(argv=None):
 
     rows = []
     hdr = ["optimizer", "params", "threads", "contender", "ms/step", "GB/s", "torch foreach / ours",
-           "bw frac (ours / copy)"]
+           "bw frac (ours / best ceiling)"]
     for kind in (["Adam", "AdamW", "SGD", "RMSprop"] if a.others else ["Adam"]):
         for n in sizes:
             for nt in threads:
