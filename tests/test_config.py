@@ -168,3 +168,24 @@ def test_engine_components_round_trip():
     old = {"loss_function": "huber", "huber_delta": 2.0, "learning_rate": 0.01}
     assert TrainingConfig.from_dict(old).resolved_loss() == LossFunction.Huber(
         __import__("neurodivergent").HuberConfig().with_delta(2.0))
+
+
+def test_from_dict_in_a_fresh_process_decodes_every_component():
+    """Nested loss / scheduler / optimizer / clipping configs decode without the caller importing
+    their modules first (a saved model is loaded by a new process)."""
+    import json
+    import subprocess
+    import sys
+
+    from neurodivergent import (GradientClipping, LearningRateScheduler, LossFunction, Optimizer,
+                                QuantileConfig, SGDConfig)
+
+    c = (TrainingConfig().with_loss_function(LossFunction.Quantile(QuantileConfig().with_quantiles([0.2, 0.8])))
+         .with_optimizer(Optimizer.SGD(SGDConfig().with_momentum(0.9)))
+         .with_learning_rate_scheduler(LearningRateScheduler.cosine_annealing().with_t_max(5))
+         .with_gradient_clipping(GradientClipping.ByNorm(2.0)))
+    code = ("import json, sys; from neurodivergent.training.config import TrainingConfig; "
+            "c = TrainingConfig.from_dict(json.loads(sys.argv[1])); print(json.dumps(c.to_dict(), sort_keys=True))")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(c.to_dict())], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == json.loads(json.dumps(c.to_dict(), sort_keys=True))

@@ -66,16 +66,16 @@ class RecurrentModel(BaseModel):
         return GradientClipping.ByNorm(1.0)
 
     # ---------------------------------------------------------------- training options from TrainingConfig
-    def fit_with_config(self, data, config):
-        self._active_config = config
-        try:
-            return super().fit_with_config(data, config)
-        finally:
-            self._active_config = None
-
     def _training_option(self, name: str):
-        cfg = getattr(self, "_active_config", None) or self.training_config
+        """A TrainingConfig option: of the run in progress during fit, else of the last fit (so that
+        predict after fit or load uses the same sequence_length)."""
+        cfg = getattr(self, "_test_config", None) or self._fit_config or self.training_config
         return getattr(cfg, name, None) if cfg is not None else None
+
+    def _supports(self, feature: str) -> bool:
+        if feature == "teacher_forcing":  # only a recurrent decoder is fed previous values
+            return self.config.mode == "seq2seq"
+        return super()._supports(feature)
 
     @property
     def _sequence_length(self) -> Optional[int]:
@@ -164,7 +164,7 @@ class RecurrentModel(BaseModel):
             y, h, cc = self._rnn_layer(tape, y, prefix, l, h0, c0, need_dx=l > 0)
             finals.append((h, cc))
             if l < c.num_layers - 1:
-                y = layers.dropout(tape, y, c.dropout, rng)
+                y = layers.dropout(tape, y, self._dropout_rate(), rng)
         return y, finals
 
     # ---------------------------------------------------------------- forward
@@ -199,7 +199,9 @@ class RecurrentModel(BaseModel):
             return inputs
         use_true = (rng.random((B, horizon)) < ratio) if (y is not None and ratio > 0 and rng is not None) else None
         states = [(h.data, None if c is None else c.data) for h, c in finals]
-        mid = (self.n_outputs - 1) // 2  # the median column of a quantile head, the only column otherwise
+        from ..training.trainer import point_column
+
+        mid = point_column(self)  # the point-forecast column of a quantile head, the only column otherwise
         for t in range(horizon):
             v = Var(np.ascontiguousarray(inputs[:, t:t + 1, None]), -1)
             new = []

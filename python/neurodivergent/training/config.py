@@ -425,6 +425,9 @@ class TrainingConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown TrainingConfig fields: {', '.join(unknown)}")
+        # the component classes register for nested decoding when their modules are imported
+        from . import callbacks, losses, monitor, optimizers, regularization, schedulers  # noqa: F401
+
         kw: Dict[str, Any] = {}
         for k, v in d.items():
             if k in ("callbacks", "gradient_clipping") and isinstance(v, list):
