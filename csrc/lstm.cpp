@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -318,25 +319,63 @@ ND_AI Vec<F> vtanh(Vec<F> x) {
   return reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(r) | (reinterpret_cast<IV>(x) & sign));
 }
 
+// Inputs narrower than this are fused into the forward step kernel and reduced with the bias gradients
+// in the backward (a GEMM would pad K or N = I to its register tile).
+constexpr index_t kSmallI = 16;
+
 // =========================================================================================== forward steps
 // Packed recurrent weight for the forward: Wf (nb, H, 4, W), nb = Hp / W;
 //   Wf[((jb*H + k)*4 + q)*W + l] = w_hh[(q*H + jb*W + l)*H + k]  (0 for units >= H).
 // Bias bs (4, Hp) = b_ih + b_hh (0 past H).
+// With a small input (I < kSmallI, KX = I) the input projection is fused into the step: the sliver is
+// (KX + H, 4, W), its first KX rows holding w_ih^T, and the tile accumulates x_t before h_{t-1}.
+// Otherwise (KX = 0) the gates buffer holds the projection from the GEMM and the epilogue adds it.
+template <typename F>
 struct FwdArgs {
-  index_t T, H, Hp;
+  index_t T, H, Hp, I, KX;
+  const F* x;  // (B,T,I)
 };
 
 template <typename F, int MR>
 ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* h0, const F* c0, index_t r,
-                    int m, index_t t, index_t j0, int nu, const FwdArgs& a) {
+                    int m, index_t t, index_t j0, int nu, const FwdArgs<F>& a) {
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX;
   V acc[MR][4];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) acc[i][q] = V{};
+  if (t + 1 < T) {
+    // The next step's rows are far apart (T*G elements) and cold (written by the input GEMM long
+    // before): prefetch them one step ahead, one line per W-element span (spans tile each row).
+    for (int i = 0; i < m; ++i) {
+      const index_t row = (r + i) * T + t + 1;
+      const F* g = gates + row * G + j0;
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) __builtin_prefetch(g + q * H, 1, 2);
+      __builtin_prefetch(cell + row * H + j0, 1, 2);
+      __builtin_prefetch(y + row * H + j0, 1, 2);
+    }
+  }
+  if (KX > 0) {
+    const F* xp[MR];  // rows of x_t; rows past m repeat row 0
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) xp[i] = a.x + ((r + (i < m ? i : 0)) * T + t) * a.I;
+    for (index_t k = 0; k < KX; ++k) {
+      const F* w = wp + k * 4 * W;
+      const V w0 = ld(w), w1 = ld(w + W), w2 = ld(w + 2 * W), w3 = ld(w + 3 * W);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const F xv = xp[i][k];
+        acc[i][0] += xv * w0;
+        acc[i][1] += xv * w1;
+        acc[i][2] += xv * w2;
+        acc[i][3] += xv * w3;
+      }
+    }
+  }
   if (t > 0 || h0) {
     const F* hp[MR];  // rows of h_{t-1}; rows past m repeat row 0 (computed, never stored)
 #pragma GCC unroll 8
@@ -344,8 +383,9 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
       const index_t b = r + (i < m ? i : 0);
       hp[i] = t > 0 ? y + (b * T + t - 1) * H : h0 + b * H;
     }
+    const F* wh = wp + KX * 4 * W;
     for (index_t k = 0; k < H; ++k) {
-      const F* w = wp + k * 4 * W;
+      const F* w = wh + k * 4 * W;
       const V w0 = ld(w), w1 = ld(w + W), w2 = ld(w + 2 * W), w3 = ld(w + 3 * W);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
@@ -362,10 +402,15 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
     if (i < m) {
       const index_t b = r + i, row = b * T + t;
       F* g = gates + row * G + j0;  // (4 gate blocks of H)
-      V vi = vsigmoid<F>(acc[i][0] + ldn(g, nu) + ld(bs + j0));
-      V vf = vsigmoid<F>(acc[i][1] + ldn(g + H, nu) + ld(bs + Hp + j0));
-      V vg = vtanh<F>(acc[i][2] + ldn(g + 2 * H, nu) + ld(bs + 2 * Hp + j0));
-      V vo = vsigmoid<F>(acc[i][3] + ldn(g + 3 * H, nu) + ld(bs + 3 * Hp + j0));
+      V p0 = acc[i][0] + ld(bs + j0), p1 = acc[i][1] + ld(bs + Hp + j0);
+      V p2 = acc[i][2] + ld(bs + 2 * Hp + j0), p3 = acc[i][3] + ld(bs + 3 * Hp + j0);
+      if (KX == 0) {  // projection from the GEMM
+        p0 += ldn(g, nu);
+        p1 += ldn(g + H, nu);
+        p2 += ldn(g + 2 * H, nu);
+        p3 += ldn(g + 3 * H, nu);
+      }
+      V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
       V cp = t > 0 ? ldn(cell + (row - 1) * H + j0, nu) : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
       V c = vf * cp + vi * vg;
       V h = vo * vtanh<F>(c);
@@ -381,14 +426,14 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
 
 template <typename F, int MR>
 ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0,
-                         index_t b0, index_t b1, const FwdArgs& a) {
+                         index_t b0, index_t b1, const FwdArgs<F>& a) {
   constexpr int W = VT<F>::W;
   const index_t nb = a.Hp / W;
   for (index_t t = 0; t < a.T; ++t)
     for (index_t jb = 0; jb < nb; ++jb) {
       const index_t j0 = jb * W;
       const int nu = static_cast<int>(std::min<index_t>(W, a.H - j0));
-      const F* wp = Wf + jb * a.H * 4 * W;  // (H, 4, W) sliver: stays in L1 across the row tiles
+      const F* wp = Wf + jb * (a.KX + a.H) * 4 * W;  // (KX+H, 4, W) sliver: stays in L1 across row tiles
       for (index_t r = b0; r < b1; r += MR) {
         const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
         fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, a);
@@ -410,6 +455,26 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+  if (t > 0) {
+    // prefetch the previous step's rows (read in the next iteration of the time loop), as in fwd_tile
+    for (int i = 0; i < m; ++i) {
+      const index_t row = (r + i) * T + t - 1;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        const index_t j = j0 + v * W;
+        if (j < H) {
+          const F* g = gates + row * G + j;
+#pragma GCC unroll 4
+          for (int q = 0; q < 4; ++q) {
+            __builtin_prefetch(g + q * H, 0, 2);
+            __builtin_prefetch(dG + row * G + q * H + j, 1, 2);
+          }
+          __builtin_prefetch(cell + (row - (t > 1 ? 1 : 0)) * H + j, 0, 2);
+          if (dy) __builtin_prefetch(dy + row * H + j, 0, 2);
+        }
+      }
+    }
+  }
   if (t == T - 1) {
     if (dh) {
       for (int i = 0; i < m; ++i)
@@ -480,7 +545,6 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
 // db_ih += sum_n dG, db_hh += sum_n dG and, when I < kSmallI, dw_ih += dG^T x: one pass over dG
 // (N = B*T rows) per block of kCols gate columns; each column is summed in row order (row chunks of
 // kRowChunk summed separately, then added in order), whatever the number of threads.
-constexpr index_t kSmallI = 16;
 constexpr index_t kRowChunk = 256;
 
 template <typename F>
@@ -535,7 +599,7 @@ constexpr int kNVB = 2;
 
 template <typename F>
 struct StepKernels {
-  void (*fwd)(F*, F*, F*, const F*, const F*, const F*, const F*, index_t, index_t, const FwdArgs&);
+  void (*fwd)(F*, F*, F*, const F*, const F*, const F*, const F*, index_t, index_t, const FwdArgs<F>&);
   void (*bwd)(F*, F*, const F*, const F*, const F*, const F*, const F*, const F*, index_t, index_t, index_t,
               index_t);
   void (*colsum)(F*, F*, F*, const F*, const F*, index_t, index_t, index_t, index_t, index_t);
@@ -543,7 +607,7 @@ struct StepKernels {
 
 template <typename F>
 void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0, index_t b0,
-                      index_t b1, const FwdArgs& a) {
+                      index_t b1, const FwdArgs<F>& a) {
   fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
 }
 template <typename F>
@@ -561,7 +625,7 @@ void colsum_generic(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index
 template <typename F>
 __attribute__((target("avx2,fma"))) void fwd_rows_avx2(F* y, F* gates, F* cell, const F* Wf, const F* bs,
                                                         const F* h0, const F* c0, index_t b0, index_t b1,
-                                                        const FwdArgs& a) {
+                                                        const FwdArgs<F>& a) {
   fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
 }
 template <typename F>
@@ -631,10 +695,26 @@ void for_blocks(index_t nblocks, Fn&& f) {
   for (index_t i = 0; i < nblocks; ++i) f(i);
 }
 
-template <typename F>
-std::unique_ptr<F[]> uninit(index_t n) {
-  return std::unique_ptr<F[]>(new F[static_cast<std::size_t>(n > 0 ? n : 1)]);
-}
+// Grow-only, 64-byte aligned buffer per calling thread (the backward's dG): repeated training steps of one
+// shape reuse it instead of mapping (and page-faulting) a fresh B*T*4H buffer every call. It keeps the
+// largest size used by that thread until the thread exits.
+struct Workspace {
+  void* p = nullptr;
+  std::size_t cap = 0;
+  ~Workspace() { std::free(p); }
+  void* reserve(std::size_t need) {
+    if (need <= cap) return p;
+    std::free(p);
+    p = nullptr;
+    cap = 0;
+    need = (need + 4095) & ~std::size_t(4095);
+    p = std::aligned_alloc(64, need);
+    if (!p) throw std::bad_alloc();
+    cap = need;
+    return p;
+  }
+};
+thread_local Workspace tls_dg;
 
 // =========================================================================================== fast drivers
 template <typename F>
@@ -642,23 +722,27 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
                   const F* b_hh, const F* h0, const F* c0, index_t B, index_t T, index_t I, index_t H) {
   constexpr int W = VT<F>::W;
   const index_t G = 4 * H, Hp = (H + W - 1) / W * W, nb = Hp / W;
-  // 1. input projection for all steps: gates (B*T,G) = x (B*T,I) @ w_ih^T
-  gemm<F>(false, true, B * T, G, I, F(1), x, I, w_ih, I, F(0), gates, G);
-  // 2. pack w_hh (gate-interleaved slivers) and the summed biases
-  std::vector<F> Wf(static_cast<std::size_t>(nb * H * 4 * W), F(0));  // (nb, H, 4, W)
-  std::vector<F> bs(static_cast<std::size_t>(4 * Hp), F(0));          // (4, Hp)
+  const index_t KX = I < kSmallI ? I : 0, KS = KX + H;
+  // 1. input projection for all steps: gates (B*T,G) = x (B*T,I) @ w_ih^T (one GEMM), unless I is small:
+  //    then it is fused into the step kernel (a GEMM with K = I would only stream gates through memory)
+  if (KX == 0) gemm<F>(false, true, B * T, G, I, F(1), x, I, w_ih, I, F(0), gates, G);
+  // 2. pack [w_ih^T (fused part);] w_hh^T in gate-interleaved slivers, and the summed biases
+  std::vector<F> Wf(static_cast<std::size_t>(nb * KS * 4 * W), F(0));  // (nb, KX+H, 4, W)
+  std::vector<F> bs(static_cast<std::size_t>(4 * Hp), F(0));           // (4, Hp)
   for (index_t jb = 0; jb < nb; ++jb)
     for (index_t q = 0; q < 4; ++q)
       for (index_t l = 0; l < W && jb * W + l < H; ++l) {
+        F* dst = Wf.data() + (jb * KS * 4 + q) * W + l;
+        const F* sx = w_ih + (q * H + jb * W + l) * I;  // row of w_ih (I)
+        for (index_t k = 0; k < KX; ++k) dst[k * 4 * W] = sx[k];
         const F* src = w_hh + (q * H + jb * W + l) * H;  // row of w_hh (H)
-        F* dst = Wf.data() + (jb * H * 4 + q) * W + l;
-        for (index_t k = 0; k < H; ++k) dst[k * 4 * W] = src[k];
+        for (index_t k = 0; k < H; ++k) dst[(KX + k) * 4 * W] = src[k];
       }
   for (index_t q = 0; q < 4; ++q)
     for (index_t j = 0; j < H; ++j) bs[q * Hp + j] = b_ih[q * H + j] + b_hh[q * H + j];
   // 3. the recurrence, batch split across threads
   const StepKernels<F> ks = step_kernels<F>();
-  const FwdArgs a{T, H, Hp};
+  const FwdArgs<F> a{T, H, Hp, I, KX, x};
   const F *wf = Wf.data(), *bsp = bs.data();
   for_batch_chunks(B, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
 }
@@ -676,8 +760,7 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
       F* dst = Wb.data() + (jb * G + k) * NU;
       for (index_t u = 0; u < NU && jb * NU + u < H; ++u) dst[u] = w_hh[k * H + jb * NU + u];
     }
-  auto dG = uninit<F>(N * G);  // (B,T,G) gate gradients (pre-activation)
-  F* dGp = dG.get();
+  F* dGp = static_cast<F*>(tls_dg.reserve(sizeof(F) * N * G));  // (B,T,G) pre-activation gate gradients
   // 2. the reverse recurrence; dc0 carries dL/dc across steps
   const StepKernels<F> ks = step_kernels<F>();
   const F* wb = Wb.data();
@@ -688,20 +771,8 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   });
   // 3. dh0 (B,H) = dG[:,0] (B,G; row stride T*G) @ w_hh (G,H)
   gemm<F>(false, false, B, H, G, F(1), dGp, T * G, w_hh, H, F(0), dh0, H);
-  // 4. dW_hh (G,H) += dG^T (G,N) @ Hprev (N,H), Hprev[b] = [h0[b], y[b, 0..T-2]]
-  {
-    auto hprev = uninit<F>(N * H);  // (B,T,H)
-    F* hp = hprev.get();
-    for_blocks(B, [&](index_t b) {
-      F* dst = hp + b * T * H;
-      if (h0)
-        std::memcpy(dst, h0 + b * H, sizeof(F) * H);
-      else
-        std::memset(dst, 0, sizeof(F) * H);
-      if (T > 1) std::memcpy(dst + H, y + b * T * H, sizeof(F) * (T - 1) * H);
-    });
-    gemm<F>(true, false, G, H, N, F(1), dGp, G, hp, H, F(1), dw_hh, H);
-  }
+  // 4. dW_hh (G,H) += sum_{b,t} dG[b,t]^T h_{t-1}[b], first the t = 0 terms with h0 (B rows, stride T*G)
+  if (h0) gemm<F>(true, false, G, H, B, F(1), dGp, T * G, h0, H, F(1), dw_hh, H);
   // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile)
   const bool small_i = I < kSmallI;
   {
@@ -715,6 +786,13 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   if (!small_i) gemm<F>(true, false, G, I, N, F(1), dGp, G, x, I, F(1), dw_ih, I);
   // 6. dx (N,I) = dG (N,G) @ w_ih (G,I)
   if (dx) gemm<F>(false, false, N, I, G, F(1), dGp, G, w_ih, I, F(0), dx, I);
+  // 7. dW_hh, t >= 1 terms, as ONE GEMM without copying the previous states: with the rows of dG shifted
+  //    by one, row (b,t) of dG meets row (b,t-1) of y for t >= 1, and (b,0) meets (b-1,T-1); those
+  //    rows of dG are used up (steps 3-6), so they are zeroed and add exact zeros.
+  if (T > 1) {
+    for (index_t b = 1; b < B; ++b) std::memset(dGp + b * T * G, 0, sizeof(F) * G);
+    gemm<F>(true, false, G, H, N - 1, F(1), dGp + G, G, y, H, F(1), dw_hh, H);
+  }
 }
 
 }  // namespace

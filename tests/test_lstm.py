@@ -217,8 +217,9 @@ def test_backward_twice_doubles_parameter_gradients(rng, dtype):
     g1 = F.lstm_backward(out.cache, dy)
     acc = [a.copy() for a in (g1.dw_ih, g1.dw_hh, g1.db_ih, g1.db_hh)]
     g2 = F.lstm_backward(out.cache, dy, dw_ih=g1.dw_ih, dw_hh=g1.dw_hh, db_ih=g1.db_ih, db_hh=g1.db_hh)
-    for a, once in zip((g2.dw_ih, g2.dw_hh, g2.db_ih, g2.db_hh), acc):
-        np.testing.assert_array_equal(a, 2 * once)  # x + x is exact
+    for a, once, name in zip((g2.dw_ih, g2.dw_hh, g2.db_ih, g2.db_hh), acc, ("dw_ih", "dw_hh", "db_ih", "db_hh")):
+        # within rounding: dw_hh gets its h0 terms and its other terms in two accumulations per call
+        close_scaled(a, 2 * once, 1e-13 if dtype == np.float64 else 1e-6, name)
     for name in ("dx", "dh0", "dc0"):
         np.testing.assert_array_equal(getattr(g2, name), getattr(g1, name))
 
@@ -292,7 +293,7 @@ def test_gradient_buffers_are_views_accumulated_in_place(rng):
     fresh = F.lstm_backward(out.cache, dy)
     for v, r, name in zip(views, (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh), ("dw_ih", "dw_hh", "db_ih", "db_hh")):
         assert r is v
-        np.testing.assert_array_equal(v, np.float32(0.25) + getattr(fresh, name))
+        close_scaled(v, np.float32(0.25) + getattr(fresh, name), 1e-6, name)
 
 
 def test_outputs_do_not_alias_cache(rng):
