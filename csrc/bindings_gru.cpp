@@ -85,7 +85,7 @@ void py_gru_forward(py::handle y_, py::handle gates_, py::handle x_, py::handle 
   if (!b_hh.is_none()) need_shape(as_arr(b_hh), "b_hh", {3 * H});
   if (!h0.is_none()) need_shape(as_arr(h0), "h0", {B, H});
   need_shape(y, "y", {B, T, H});
-  need_shape(gates, "gates", {B, T, 4 * H});
+  need_shape(gates, "gates", {B, T, gru_cache_width(H)});
   check_outputs({{y, "y"}, {gates, "gates"}}, ins);
   auto run = [&](auto tag) {
     using T_ = decltype(tag);
@@ -125,7 +125,7 @@ void py_gru_backward(py::handle dx_, py::handle dh0_, py::handle dw_ih_, py::han
   if (!dy.is_none()) need_shape(as_arr(dy), "dy", {B, T, H});
   if (!dh.is_none()) need_shape(as_arr(dh), "dh", {B, H});
   need_shape(y, "y", {B, T, H});
-  need_shape(gates, "gates", {B, T, 4 * H});
+  need_shape(gates, "gates", {B, T, gru_cache_width(H)});
   if (!dx.is_none()) need_shape(as_arr(dx), "dx", {B, T, I});
   need_shape(dh0, "dh0", {B, H});
   need_shape(dw_ih, "dw_ih", {3 * H, I});
@@ -158,12 +158,16 @@ void register_gru(pybind11::module_& m) {
   m.def("gru_forward", &py_gru_forward, py::arg("y"), py::arg("gates"), py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("b_ih").none(true), py::arg("b_hh").none(true), py::arg("h0").none(true),
         py::arg("naive") = false,
-        "GRU over a sequence: y (B,T,H) and the cache gates (B,T,4H) = [r, z, n, W_hn h + b_hn] written");
+        "GRU over a sequence: y (B,T,H) and the cache gates (B,T,gru_cache_width(H)) written");
   m.def("gru_backward", &py_gru_backward, py::arg("dx").none(true), py::arg("dh0"), py::arg("dw_ih"),
         py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("dy").none(true), py::arg("dh").none(true),
         py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("h0").none(true), py::arg("y"), py::arg("gates"),
         py::arg("naive") = false,
         "GRU backward: dx, dh0 overwritten; dw_ih, dw_hh, db_ih, db_hh accumulated (+=)");
+  m.def("gru_cache_width", [](long long H) {
+    if (H < 1) throw py::value_error("H must be at least 1");
+    return nd::gru_cache_width(index_t(H));
+  }, py::arg("H"), "width of a row of the GRU cache: 32 * ceil(H / 8)");
   m.def("gru_isa", &nd::gru_isa, "'avx2' or 'generic': the GRU step kernels in use");
 }
 

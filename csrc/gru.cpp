@@ -2,12 +2,14 @@
 // formulas, the cache and the gradient rules).
 // Dimensions: B batch, T steps, I input features, H hidden units, G = 3H gates (r, z, n); W SIMD lanes.
 //
-// Forward
-//   1. gates[:, :, 0:3H] = x @ w_ih^T                 one GEMM over all B*T rows (nd::gemm)
-//   2. for t: per tile of 4 batch rows x W hidden units, the three gate columns r, z, n of that unit
-//      block are accumulated in 12 registers (h_{t-1} @ W_hh^T, W_hh packed once per call, "weight
-//      stationary"), and the epilogue adds x-projection and biases, applies sigmoid / tanh, blends h_t
-//      and stores h_t into y and [r, z, n, hn] into the cache while the accumulators are in registers.
+// Forward, per step t: per tile of 4 batch rows x W hidden units, the three gate columns r, z, n of that
+//   unit block are accumulated in 12 registers: h_{t-1} W_hh^T (W_hh packed once per call, "weight
+//   stationary"), then x_t W_ih^T (K = I more steps of the same product, W_ih packed likewise; the W_hn h
+//   part of n is set aside first). The epilogue adds the biases, applies sigmoid / tanh, blends h_t and
+//   stores h_t into y and [r, z, n, hn] into the cache while the sums are hot.
+//   The input projection is fused rather than one GEMM over all B*T rows: with the small I of
+//   forecasting inputs (1..8) that GEMM ran far below peak (K = I) and sent a (B,T,3H) array through
+//   memory and back, which cost more than the whole recurrence at B = 256 (see bench/RESULTS.md).
 // Backward (per step, reversed; dh_t = dL/dh_t)
 //   dn = dh (1 - z)   dz = dh (h_{t-1} - n)   da_n = dn (1 - n^2)   dhn = da_n r
 //   da_r = da_n hn r (1 - r)   da_z = dz z (1 - z)
@@ -50,16 +52,25 @@
 namespace nd {
 namespace gru_detail {
 
+// Cache layout (see gru.h): the row of (b, t) holds ceil(H/8) blocks of 32 values, [r, z, n, hn] for 8
+// units each; unit u, quantity q (0..3) sits at (u / 8) * 32 + q * 8 + u % 8. Padding units hold finite
+// values. One tile of the AVX2 float kernel writes one whole block per row (two full cache lines).
+constexpr index_t kCacheBlock = 8;
+inline index_t cache_width(index_t H) { return 4 * kCacheBlock * ((H + kCacheBlock - 1) / kCacheBlock); }
+inline index_t cache_at(index_t u, int q) { return (u / kCacheBlock) * 4 * kCacheBlock + q * kCacheBlock + u % kCacheBlock; }
+
 // Everything the per-thread step loops need (pointers validated by the caller).
 template <typename Real>
 struct FwdArgs {
   Real* y;            // (B,T,H)
-  Real* gates;        // (B,T,4H) in: x-projection in [0, 3H); out: r, z, n, hn
+  Real* gates;        // (B,T,CW) out: r, z, n, hn in blocks of 8 units (CW = cache_width(H))
+  const Real* x;      // (B,T,I)
   const Real* wp;     // packed W_hh^T (nb, H, 3W)
+  const Real* wpi;    // packed W_ih^T (nb, I, 3W)
   const Real* bias;   // packed (nb, 4, W): b_ir + b_hr, b_iz + b_hz, b_in, b_hn
   const Real* h0;     // (B,H) or nullptr
   const Real* zeros;  // (H + W) zeros: h_{-1} when h0 is absent
-  index_t T, H;
+  index_t T, I, H;
 };
 
 template <typename Real>
@@ -72,7 +83,7 @@ struct BwdArgs {
   const Real* dh;     // (B,H) or nullptr
   const Real* h0;     // (B,H) or nullptr
   const Real* y;      // (B,T,H)
-  const Real* gates;  // (B,T,4H)
+  const Real* gates;  // (B,T,CW)
   const Real* zeros;  // (H + W) zeros
   index_t T, H;
 };
@@ -314,18 +325,17 @@ template <typename Real, template <typename> class Api>
 void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const Real* w_hh, const Real* b_ih,
                   const Real* b_hh, const Real* h0, index_t B, index_t T, index_t I, index_t H) {
   using K = Api<Real>;
-  const index_t W = K::W, G = 3 * H, nb = ceil_div(H, W);
-  // 1. input projection for every step: one GEMM over B*T rows, into columns [0, 3H) of the cache.
-  gemm<Real>(false, true, B * T, G, I, Real(1), x, I, w_ih, I, Real(0), gates, 4 * H);
-  // 2. weight-stationary step loop.
-  Workspace ws(bytes_of<Real>(nb * H * 3 * W) + bytes_of<Real>(nb * 4 * W) + bytes_of<Real>(H + W));
+  const index_t W = K::W, nb = ceil_div(H, W);
+  Workspace ws(bytes_of<Real>(nb * H * 3 * W) + bytes_of<Real>(nb * I * 3 * W) + bytes_of<Real>(nb * 4 * W) +
+               bytes_of<Real>(H + W));
   Carver c{static_cast<char*>(ws.p)};
-  Real* wp = c.take<Real>(nb * H * 3 * W);  // (nb, H, 3W)
-  Real* bias = c.take<Real>(nb * 4 * W);    // (nb, 4, W)
-  Real* zeros = c.take<Real>(H + W);        // (H + W)
-  K::pack_forward(wp, bias, w_hh, b_ih, b_hh, H);
+  Real* wp = c.take<Real>(nb * H * 3 * W);   // (nb, H, 3W)
+  Real* wpi = c.take<Real>(nb * I * 3 * W);  // (nb, I, 3W)
+  Real* bias = c.take<Real>(nb * 4 * W);     // (nb, 4, W)
+  Real* zeros = c.take<Real>(H + W);         // (H + W)
+  K::pack_forward(wp, wpi, bias, w_hh, w_ih, b_ih, b_hh, H, I);
   for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
-  FwdArgs<Real> a{y, gates, wp, bias, h0, zeros, T, H};
+  FwdArgs<Real> a{y, gates, x, wp, wpi, bias, h0, zeros, T, I, H};
   parallel_rows(B, [&](index_t b0, index_t b1) { K::forward_rows(a, b0, b1); });
 }
 
@@ -424,7 +434,7 @@ void gru_forward_naive(Real* y, Real* gates, const Real* x, const Real* w_ih, co
     for (index_t t = 0; t < T; ++t) {
       const Real* xt = x + (b * T + t) * I;                                   // (I)
       const Real* hp = t > 0 ? y + (b * T + t - 1) * H : (h0 ? h0 + b * H : nullptr);  // (H) or zeros
-      Real* g = gates + (b * T + t) * 4 * H;                                  // (4H)
+      Real* g = gates + (b * T + t) * gru_detail::cache_width(H);             // (CW)
       Real* ht = y + (b * T + t) * H;                                         // (H)
       for (index_t j = 0; j < H; ++j) {
         Real gi[3], gh[3];
@@ -441,10 +451,10 @@ void gru_forward_naive(Real* y, Real* gates, const Real* x, const Real* w_ih, co
         const Real z = gru_detail::sigmoid_scalar(gi[1] + gh[1]);
         const Real n = std::tanh(gi[2] + r * gh[2]);
         const Real hprev = hp ? hp[j] : Real(0);
-        g[j] = r;
-        g[H + j] = z;
-        g[2 * H + j] = n;
-        g[3 * H + j] = gh[2];
+        g[gru_detail::cache_at(j, 0)] = r;
+        g[gru_detail::cache_at(j, 1)] = z;
+        g[gru_detail::cache_at(j, 2)] = n;
+        g[gru_detail::cache_at(j, 3)] = gh[2];
         ht[j] = (Real(1) - z) * n + z * hprev;
       }
     }
@@ -464,13 +474,14 @@ void gru_backward_naive(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_
   Real* dhg = new Real[std::size_t(G)];  // (G): da_r, da_z, dhn
   for (index_t t = T - 1; t >= 0; --t)
     for (index_t b = 0; b < B; ++b) {
-      const Real* g = gates + (b * T + t) * 4 * H;
+      const Real* g = gates + (b * T + t) * gru_detail::cache_width(H);
       const Real* hp = t > 0 ? y + (b * T + t - 1) * H : (h0 ? h0 + b * H : nullptr);
       const Real* xt = x + (b * T + t) * I;
       Real* dht = cur + b * H;
       for (index_t j = 0; j < H; ++j) {
         const Real d = dht[j] + (dy ? dy[(b * T + t) * H + j] : Real(0));
-        const Real r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j];
+        using gru_detail::cache_at;
+        const Real r = g[cache_at(j, 0)], z = g[cache_at(j, 1)], n = g[cache_at(j, 2)], hn = g[cache_at(j, 3)];
         const Real hpj = hp ? hp[j] : Real(0);
         const Real dn = d * (Real(1) - z), dz = d * (hpj - n);
         const Real dan = dn * (Real(1) - n * n);
@@ -507,6 +518,8 @@ void gru_backward_naive(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_
 }
 
 // ------------------------------------------------------------------------------ public entry points
+index_t gru_cache_width(index_t H) { return gru_detail::cache_width(H); }
+
 const char* gru_isa() { return gru_detail::pick_isa() == gru_detail::Isa::Avx2 ? "avx2" : "generic"; }
 
 template <typename Real>
@@ -654,12 +667,14 @@ struct Api {
   static constexpr int W = VT::W;
   static constexpr int FMR = 4;  // forward tile: 4 rows x (r, z, n) x W units = 12 accumulators
   static constexpr int BMR = 6;  // backward tile: 6 rows x 2W units = 12 accumulators
+  static_assert(FMR == 4 && BMR == 6, "the tile switches below list the row counts");
 
   // ---------------------------------------------------------------- packing (once per call)
-  // wp (nb, H, 3W): block jb holds, for every k, W_hr / W_hz / W_hn of units jb*W .. jb*W + W (zero padded).
+  // wp (nb, H, 3W): block jb holds, for every k, W_hr / W_hz / W_hn of units jb*W .. jb*W + W (zero padded);
+  // wpi (nb, I, 3W) the same for W_ir / W_iz / W_in.
   // bias (nb, 4, W): b_ir + b_hr, b_iz + b_hz, b_in, b_hn (zero padded).
-  static void pack_forward(Real* wp, Real* bias, const Real* w_hh, const Real* b_ih, const Real* b_hh,
-                           index_t H) {
+  static void pack_forward(Real* wp, Real* wpi, Real* bias, const Real* w_hh, const Real* w_ih, const Real* b_ih,
+                           const Real* b_hh, index_t H, index_t I) {
     const index_t nb = (H + W - 1) / W;
     for (index_t jb = 0; jb < nb; ++jb) {
       Real* dst = wp + jb * H * 3 * W;
@@ -668,6 +683,13 @@ struct Api {
           for (int u = 0; u < W; ++u) {
             const index_t j = jb * W + u;
             dst[(k * 3 + g) * W + u] = j < H ? w_hh[(g * H + j) * H + k] : Real(0);
+          }
+      Real* dsti = wpi + jb * I * 3 * W;
+      for (index_t k = 0; k < I; ++k)
+        for (int g = 0; g < 3; ++g)
+          for (int u = 0; u < W; ++u) {
+            const index_t j = jb * W + u;
+            dsti[(k * 3 + g) * W + u] = j < H ? w_ih[(g * H + j) * I + k] : Real(0);
           }
       Real* bb = bias + jb * 4 * W;
       for (int u = 0; u < W; ++u) {
@@ -714,57 +736,112 @@ struct Api {
   }
 
   // ---------------------------------------------------------------- forward
-  // Rows b0 .. b0+MR of step t, units u0 .. u0+nu. hp: h_{t-1} of row b0, rows ldh apart (ldh = 0: one
-  // zero row for all). K = H, or 0 when h_{t-1} is zero. wblk: this unit block of wp.
+  // Software prefetch of the cache lines the epilogue of a tile (rows b .. b+m, step t, units u0 ..)
+  // touches: the r, z, n, hn segments of the cache row and the y row. Issued one tile
+  // ahead: those rows are T*4H apart, a pattern no hardware prefetcher follows.
+  static inline __attribute__((always_inline)) void prefetch_fwd(const FwdArgs<Real>& a, index_t b, index_t m,
+                                                                 index_t t, index_t u0) {
+    const index_t H = a.H, T = a.T, CW = cache_width(H);
+    for (index_t i = 0; i < m; ++i) {
+      const index_t row = (b + i) * T + t;
+      const Real* g = a.gates + row * CW + cache_at(u0, 0);
+      for (int q = 0; q < 4; ++q) __builtin_prefetch(g + q * kCacheBlock, 1, 3);
+      __builtin_prefetch(a.y + row * H + u0, 1, 3);
+    }
+  }
+
+  // Gates and state update of row b (units u0 .. u0+nu) from the recurrent sums ar, az, an.
+  // ar, az: x W_i{r,z}^T + h W_h{r,z}^T; anx = x W_in^T; anh = h W_hn^T (biases not yet added).
+  static inline __attribute__((always_inline)) void fwd_epilogue(const FwdArgs<Real>& a, index_t b, index_t t,
+                                                                 const Real* hprow, index_t u0, int nu, V ar,
+                                                                 V az, V anx, V anh, V br, V bz, V bn, V bhn) {
+    const index_t H = a.H, row = b * a.T + t;
+    Real* g = a.gates + row * cache_width(H) + cache_at(u0, 0);  // block of (b, t) holding unit u0
+    const V r = M::sigmoid(VT::add(ar, br));
+    const V z = M::sigmoid(VT::add(az, bz));
+    const V hn = VT::add(anh, bhn);
+    const V n = M::tanh(VT::fma(r, hn, VT::add(anx, bn)));
+    const V hprev = ldn(hprow + u0, nu);
+    const V h = VT::fma(z, VT::sub(hprev, n), n);  // (1 - z) n + z h_{t-1}
+    VT::store(g, r);  // whole vectors: the cache block is padded to 8 units
+    VT::store(g + kCacheBlock, z);
+    VT::store(g + 2 * kCacheBlock, n);
+    VT::store(g + 3 * kCacheBlock, hn);
+    stn(a.y + row * H + u0, h, nu);
+  }
+
+  // acc[i][0..2] += sum_k A[i*lda + k] * w[k*3W + (0..2)*W] for k < K: the register-blocked product of MR
+  // rows of A (broadcast) with a (K, 3W) sliver of packed weights.
   template <int MR>
-  static inline __attribute__((always_inline)) void fwd_tile(const FwdArgs<Real>& a, index_t b0, index_t t,
-                                                             const Real* hp, index_t ldh, index_t K,
-                                                             const Real* __restrict wblk, index_t u0, int nu,
-                                                             V br, V bz, V bn, V bhn) {
-    V acc[MR][3];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = VT::zero();
-    const Real* w = wblk;
+  static inline __attribute__((always_inline)) void fwd_product(V (&acc)[MR][3], const Real* A, index_t lda,
+                                                                index_t K, const Real* __restrict w) {
     for (index_t k = 0; k < K; ++k) {
       const V w0 = VT::load(w), w1 = VT::load(w + W), w2 = VT::load(w + 2 * W);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
-        const V h = VT::bcast(hp + i * ldh + k);
+        const V h = VT::bcast(A + i * lda + k);
         acc[i][0] = VT::fma(h, w0, acc[i][0]);
         acc[i][1] = VT::fma(h, w1, acc[i][1]);
         acc[i][2] = VT::fma(h, w2, acc[i][2]);
       }
       w += 3 * W;
     }
-    const index_t H = a.H, T = a.T;
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const index_t row = (b0 + i) * T + t;
-      Real* g = a.gates + row * 4 * H + u0;  // (4H) row of (b, t), at unit u0
-      const V r = M::sigmoid(VT::add(VT::add(ldn(g, nu), br), acc[i][0]));
-      const V z = M::sigmoid(VT::add(VT::add(ldn(g + H, nu), bz), acc[i][1]));
-      const V hn = VT::add(acc[i][2], bhn);
-      const V n = M::tanh(VT::fma(r, hn, VT::add(ldn(g + 2 * H, nu), bn)));
-      const V hprev = ldn(hp + i * ldh + u0, nu);
-      const V h = VT::fma(z, VT::sub(hprev, n), n);  // (1 - z) n + z h_{t-1}
-      stn(g, r, nu);
-      stn(g + H, z, nu);
-      stn(g + 2 * H, n, nu);
-      stn(g + 3 * H, hn, nu);
-      stn(a.y + row * H + u0, h, nu);
-    }
   }
 
+  // Rows b0 .. b0+MR of step t, units u0 .. u0+nu. hp: h_{t-1} of row b0, rows ldh apart (ldh = 0: one
+  // zero row for all). K = H, or 0 when h_{t-1} is zero. wblk / wiblk: this unit block of wp / wpi.
+  // The input projection x_t W_ih^T is computed here too (K = I more steps of the same product): for the
+  // small I of forecasting models, a separate GEMM over all B*T rows ran at a fraction of peak (K = I) and
+  // sent its (B,T,3H) result through memory and back.
+  template <int MR>
+  static inline __attribute__((always_inline)) void fwd_tile(const FwdArgs<Real>& a, index_t b0, index_t t,
+                                                             const Real* hp, index_t ldh, index_t K,
+                                                             const Real* __restrict wblk,
+                                                             const Real* __restrict wiblk, index_t u0, int nu,
+                                                             V br, V bz, V bn, V bhn) {
+    V acc[MR][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = VT::zero();
+    fwd_product<MR>(acc, hp, ldh, K, wblk);  // h_{t-1} W_hh^T
+    // The n gate keeps its two halves apart (r multiplies only W_hn h + b_hn): set W_hn h aside.
+    alignas(64) Real sums[MR][4][W];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      VT::store(sums[i][3], acc[i][2]);
+      acc[i][2] = VT::zero();
+    }
+    fwd_product<MR>(acc, a.x + (b0 * a.T + t) * a.I, a.T * a.I, a.I, wiblk);  // x_t W_ih^T
+    // The epilogue runs as a loop over rows (not unrolled: code size) from a copy of the accumulators.
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      VT::store(sums[i][0], acc[i][0]);
+      VT::store(sums[i][1], acc[i][1]);
+      VT::store(sums[i][2], acc[i][2]);
+    }
+#pragma GCC unroll 1
+    for (int i = 0; i < MR; ++i)
+      fwd_epilogue(a, b0 + i, t, hp + i * ldh, u0, nu, VT::load(sums[i][0]), VT::load(sums[i][1]),
+                   VT::load(sums[i][2]), VT::load(sums[i][3]), br, bz, bn, bhn);
+  }
+
+  // One unit block (units u0 .. u0+nu) of step t for rows [b0, b1), in tiles of MR rows; prefetches the
+  // epilogue lines of the next tile (the first rows of the next unit block after the last tile).
   template <int MR>
   static void fwd_block(const FwdArgs<Real>& a, index_t b0, index_t b1, index_t t, const Real* hp, index_t ldh,
-                        index_t K, const Real* wblk, index_t u0, int nu, V br, V bz, V bn, V bhn) {
-    index_t b = b0;
-    for (; b + MR <= b1; b += MR) fwd_tile<MR>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn);
-    switch (b1 - b) {
-      case 3: fwd_tile<3>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn); break;
-      case 2: fwd_tile<2>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn); break;
-      case 1: fwd_tile<1>(a, b, t, hp + b * ldh, ldh, K, wblk, u0, nu, br, bz, bn, bhn); break;
-      default: break;
+                        index_t K, const Real* wblk, const Real* wiblk, index_t u0, int nu, V br, V bz, V bn,
+                        V bhn) {
+    for (index_t b = b0; b < b1; b += MR) {
+      const index_t m = b1 - b < MR ? b1 - b : MR;
+      if (b + MR < b1)
+        prefetch_fwd(a, b + MR, b1 - b - MR < MR ? b1 - b - MR : MR, t, u0);
+      else if (u0 + W < a.H)
+        prefetch_fwd(a, b0, b1 - b0 < MR ? b1 - b0 : MR, t, u0 + W);
+      switch (m) {
+        case MR: fwd_tile<MR>(a, b, t, hp + b * ldh, ldh, K, wblk, wiblk, u0, nu, br, bz, bn, bhn); break;
+        case 3: fwd_tile<3>(a, b, t, hp + b * ldh, ldh, K, wblk, wiblk, u0, nu, br, bz, bn, bhn); break;
+        case 2: fwd_tile<2>(a, b, t, hp + b * ldh, ldh, K, wblk, wiblk, u0, nu, br, bz, bn, bhn); break;
+        default: fwd_tile<1>(a, b, t, hp + b * ldh, ldh, K, wblk, wiblk, u0, nu, br, bz, bn, bhn); break;
+      }
     }
   }
 
@@ -785,12 +862,13 @@ struct Api {
         ldh = 0;
         K = 0;
       }
+      prefetch_fwd(a, b0, b1 - b0 < FMR ? b1 - b0 : FMR, t, 0);
       for (index_t jb = 0; jb < nb; ++jb) {
         const index_t u0 = jb * W;
         const int nu = H - u0 < W ? int(H - u0) : W;
         const Real* bb = a.bias + jb * 4 * W;
-        fwd_block<FMR>(a, b0, b1, t, hp, ldh, K, a.wp + jb * H * 3 * W, u0, nu, VT::load(bb), VT::load(bb + W),
-                       VT::load(bb + 2 * W), VT::load(bb + 3 * W));
+        fwd_block<FMR>(a, b0, b1, t, hp, ldh, K, a.wp + jb * H * 3 * W, a.wpi + jb * a.I * 3 * W, u0, nu,
+                       VT::load(bb), VT::load(bb + W), VT::load(bb + 2 * W), VT::load(bb + 3 * W));
       }
     }
   }
@@ -801,8 +879,9 @@ struct Api {
   static inline __attribute__((always_inline)) void elem_bwd(const BwdArgs<Real>& a, index_t b, index_t s,
                                                              index_t u, int nu, V dh) {
     const index_t H = a.H, T = a.T, row = b * T + s;
-    const Real* g = a.gates + row * 4 * H + u;
-    const V r = ldn(g, nu), z = ldn(g + H, nu), n = ldn(g + 2 * H, nu), hn = ldn(g + 3 * H, nu);
+    const Real* g = a.gates + row * cache_width(H) + cache_at(u, 0);  // whole vectors: padded blocks
+    const V r = VT::load(g), z = VT::load(g + kCacheBlock), n = VT::load(g + 2 * kCacheBlock),
+            hn = VT::load(g + 3 * kCacheBlock);
     const Real* hp = s > 0 ? a.y + (row - 1) * H + u : (a.h0 ? a.h0 + b * H + u : a.zeros);
     const V hprev = ldn(hp, nu);
     const V one = VT::set1(Real(1));
@@ -818,6 +897,23 @@ struct Api {
     stn(d + 2 * H, VT::mul(dan, r), nu);
     stn(d + 3 * H, dan, nu);
     stn(a.dhd + b * H + u, dhz, nu);
+  }
+
+  // Software prefetch of the lines the epilogue of a backward tile (rows b .. b+m, units u .. u+2W) touches
+  // for step s = t-1: the cache row (r, z, n, hn), h_{s-1} in y, dy, and the dgates row it writes.
+  static inline __attribute__((always_inline)) void prefetch_bwd(const BwdArgs<Real>& a, index_t b, index_t m,
+                                                                 index_t s, index_t u) {
+    const index_t H = a.H, T = a.T, CW = cache_width(H);
+    constexpr int kStep = 64 / sizeof(Real);
+    for (index_t i = 0; i < m; ++i) {
+      const index_t row = (b + i) * T + s;
+      const Real* g = a.gates + row * CW + cache_at(u, 0);
+      const Real* d = a.dgates + row * 4 * H + u;
+      for (int q = 0; q < 8 * W; q += kStep) __builtin_prefetch(g + q, 0, 3);  // 2W units: 8W values
+      for (int q = 0; q < 4; ++q) __builtin_prefetch(d + q * H, 1, 3);
+      if (s > 0) __builtin_prefetch(a.y + (row - 1) * H + u, 0, 3);
+      if (a.dy) __builtin_prefetch(a.dy + row * H + u, 0, 3);
+    }
   }
 
   // Rows b0 .. b0+MR, units ub*2W .. +2W: acc = dgates(b, t)[0:3H] @ W_hh; then dh_{t-1} = acc + dhd (+ dy)
@@ -841,15 +937,22 @@ struct Api {
       }
       w += 2 * W;
     }
+    // Epilogue as a loop (not unrolled: code size) over a copy of the accumulators.
+    alignas(64) Real sums[MR][2][W];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
+      VT::store(sums[i][0], acc[i][0]);
+      VT::store(sums[i][1], acc[i][1]);
+    }
+#pragma GCC unroll 1
+    for (int i = 0; i < MR; ++i) {
       const index_t b = b0 + i;
-#pragma GCC unroll 2
+#pragma GCC unroll 1
       for (int v = 0; v < 2; ++v) {
         const index_t u = ub * 2 * W + v * W;
         if (u >= H) break;
         const int nu = H - u < W ? int(H - u) : W;
-        V dh = VT::add(acc[i][v], ldn(a.dhd + b * H + u, nu));
+        V dh = VT::add(VT::load(sums[i][v]), ldn(a.dhd + b * H + u, nu));
         if (t == 0) {
           stn(a.dh0 + b * H + u, dh, nu);
         } else {
@@ -870,20 +973,28 @@ struct Api {
         if (a.dy) d = VT::add(d, ldn(a.dy + (b * T + T - 1) * H + u, nu));
         elem_bwd(a, b, T - 1, u, nu, d);
       }
-    for (index_t t = T - 1; t >= 0; --t)
+    for (index_t t = T - 1; t >= 0; --t) {
+      if (t > 0) prefetch_bwd(a, b0, b1 - b0 < BMR ? b1 - b0 : BMR, t - 1, 0);
       for (index_t ub = 0; ub < nbb; ++ub) {
         const Real* wblk = a.wb + ub * 3 * H * NR;
-        index_t b = b0;
-        for (; b + BMR <= b1; b += BMR) bwd_tile<BMR>(a, b, t, ub, wblk);
-        switch (b1 - b) {
-          case 5: bwd_tile<5>(a, b, t, ub, wblk); break;
-          case 4: bwd_tile<4>(a, b, t, ub, wblk); break;
-          case 3: bwd_tile<3>(a, b, t, ub, wblk); break;
-          case 2: bwd_tile<2>(a, b, t, ub, wblk); break;
-          case 1: bwd_tile<1>(a, b, t, ub, wblk); break;
-          default: break;
+        for (index_t b = b0; b < b1; b += BMR) {
+          if (t > 0) {  // the next tile's epilogue lines
+            if (b + BMR < b1)
+              prefetch_bwd(a, b + BMR, b1 - b - BMR < BMR ? b1 - b - BMR : BMR, t - 1, ub * NR);
+            else if ((ub + 1) * NR < H)
+              prefetch_bwd(a, b0, b1 - b0 < BMR ? b1 - b0 : BMR, t - 1, (ub + 1) * NR);
+          }
+          switch (b1 - b < BMR ? b1 - b : BMR) {
+            case BMR: bwd_tile<BMR>(a, b, t, ub, wblk); break;
+            case 5: bwd_tile<5>(a, b, t, ub, wblk); break;
+            case 4: bwd_tile<4>(a, b, t, ub, wblk); break;
+            case 3: bwd_tile<3>(a, b, t, ub, wblk); break;
+            case 2: bwd_tile<2>(a, b, t, ub, wblk); break;
+            default: bwd_tile<1>(a, b, t, ub, wblk); break;
+          }
         }
       }
+    }
   }
 };
 

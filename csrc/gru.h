@@ -6,9 +6,11 @@
 //   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 // Weights as torch.nn.GRU: w_ih (G,I) rows [W_ir; W_iz; W_in], w_hh (G,H), b_ih (G), b_hh (G).
 //
-// Cache filled by forward and read (never modified) by backward: y (every h_t) and `gates`, per (b, t)
-// one row of 4H values [r, z, n, hn] with hn = W_hn h_{t-1} + b_hn (the recurrent part of n, which sits
-// inside r * (...) and so cannot be folded into the input projection).
+// Cache filled by forward and read (never modified) by backward: y (every h_t) and `gates` (B,T,CW),
+// CW = gru_cache_width(H) = 32 * ceil(H / 8): per (b, t) the values r, z, n and hn = W_hn h_{t-1} + b_hn
+// (the recurrent part of n, which sits inside r * (...)) in blocks of 8 units, [r(8) z(8) n(8) hn(8)]:
+// unit u, quantity q at (u / 8) * 32 + q * 8 + u % 8 (so that a SIMD tile writes whole cache lines).
+// Padding units (u >= H) hold finite values.
 //
 // Gradient rule: parameter gradients accumulate (+=), activation gradients (dx, dh0) are overwritten.
 // Threads: nd::num_threads(); the batch is split across threads (independent recurrences, no barrier
@@ -21,7 +23,7 @@ namespace nd {
 // y (B,T,H) and gates (B,T,4H) are written. b_ih / b_hh / h0 may be nullptr (zeros).
 template <typename Real>
 void gru_forward(Real* y,            // (B,T,H)   h_t for every step (y[:, T-1] is the final state)
-                 Real* gates,        // (B,T,4H)  cache: r, z, n, hn
+                 Real* gates,        // (B,T,CW)  cache: r, z, n, hn
                  const Real* x,      // (B,T,I)
                  const Real* w_ih,   // (G,I)
                  const Real* w_hh,   // (G,H)
@@ -48,7 +50,7 @@ void gru_backward(Real* dx,            // (B,T,I) or nullptr
                   const Real* w_hh,    // (G,H)
                   const Real* h0,      // (B,H) or nullptr
                   const Real* y,       // (B,T,H)  cache
-                  const Real* gates,   // (B,T,4H) cache
+                  const Real* gates,   // (B,T,CW) cache
                   index_t B, index_t T, index_t I, index_t H);
 
 // Naive versions (plain loops, libm sigmoid/tanh, per-step outer products for the weight gradients):
@@ -62,6 +64,9 @@ void gru_backward_naive(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_
                         const Real* dy, const Real* dh, const Real* x, const Real* w_ih, const Real* w_hh,
                         const Real* h0, const Real* y, const Real* gates, index_t B, index_t T, index_t I,
                         index_t H);
+
+// CW, the width of a cache row (see above).
+index_t gru_cache_width(index_t H);
 
 // "avx2" or "generic": the step kernels the next call will use (follows nd::gemm_isa(): "generic" when
 // the GEMM is forced to the portable kernels, else AVX2+FMA when the CPU has it).

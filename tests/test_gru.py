@@ -61,6 +61,9 @@ def check_against_reference(args, dy, dh, dt, naive=False, need_dx=True):
     out = F.gru_forward(*args, naive=naive)
     y_r, h_r, cache_r = ref.forward(*args)
     tol = TOL[dt]
+    cached = F.gru_cache_gates(out.cache)
+    for q, name in enumerate(("r", "z", "n", "hn")):
+        assert_close(cached[:, :, q], cache_r[name], tol, "cache " + name)
     assert out.y.dtype == dt and out.h.dtype == dt
     assert_close(out.y, y_r, tol, "y")
     assert_close(out.h, h_r, tol, "h")
@@ -177,8 +180,8 @@ def test_sigmoid_tanh_accuracy_across_the_range(rng):
         w_ih = np.eye(3, dtype=dt)
         z3 = np.zeros(3, dt)
         out = F.gru_forward(x, w_ih, np.zeros((3, 1), dt), z3, z3)
-        r = out.cache.gates[:, 0, 0].astype(np.float64)
-        n = out.cache.gates[:, 0, 2].astype(np.float64)
+        r = F.gru_cache_gates(out.cache)[:, 0, 0, 0].astype(np.float64)
+        n = F.gru_cache_gates(out.cache)[:, 0, 2, 0].astype(np.float64)
         vv = v.astype(dt).astype(np.float64)
         tol = 4 * np.finfo(dt).eps
         np.testing.assert_allclose(r, ref.sigmoid(vv), rtol=tol, atol=np.finfo(dt).tiny * 1e4 if dt == np.float32
@@ -198,7 +201,7 @@ def test_fast_equals_naive(shape, dt, rng):
     slow = F.gru_forward(*args, naive=True)
     tol = TOL[dt]
     assert_close(fast.y, slow.y, tol, "y")
-    assert_close(fast.cache.gates, slow.cache.gates, tol, "gates")
+    assert_close(F.gru_cache_gates(fast.cache), F.gru_cache_gates(slow.cache), tol, "gates")
     gf = F.gru_backward(fast.cache, dy, dh)
     gs = F.gru_backward(slow.cache, dy, dh, naive=True)
     for name, a, b in zip(GRAD_NAMES, gf, gs):
@@ -311,7 +314,7 @@ def test_outputs_and_layout(rng):
     args = make(rng, B, T, I, H, np.float32)
     out = F.gru_forward(*args)
     assert isinstance(out, F.GRUOutput) and isinstance(out.cache, F.GRUCache)
-    assert out.y.shape == (B, T, H) and out.h.shape == (B, H) and out.cache.gates.shape == (B, T, 4 * H)
+    assert out.y.shape == (B, T, H) and out.h.shape == (B, H) and out.cache.gates.shape == (B, T, 32)
     assert out.y.flags.c_contiguous and out.h.flags.c_contiguous
     np.testing.assert_array_equal(out.h, out.y[:, -1])
     g = F.gru_backward(out.cache, np.ones((B, T, H), np.float32))
@@ -470,18 +473,20 @@ def test_core_rejects_bad_outputs_and_aliasing():
     B, T, I, H = 2, 3, 4, 5
     x, w_ih, w_hh, b_ih, b_hh, h0 = (a[k] for k in ("x", "w_ih", "w_hh", "b_ih", "b_hh", "h0"))
     y = np.empty((B, T, H), F32)
-    gates = np.empty((B, T, 4 * H), F32)
+    CW = _core.gru_cache_width(H)
+    assert CW == 32
+    gates = np.empty((B, T, CW), F32)
     with pytest.raises(ValueError, match="gates"):
-        _core.gru_forward(y, np.empty((B, T, 3 * H), F32), x, w_ih, w_hh, b_ih, b_hh, h0)
+        _core.gru_forward(y, np.empty((B, T, 4 * H), F32), x, w_ih, w_hh, b_ih, b_hh, h0)
     with pytest.raises(ValueError, match="y"):
         _core.gru_forward(np.empty((B, T, H + 1), F32), gates, x, w_ih, w_hh, b_ih, b_hh, h0)
     ro = np.empty((B, T, H), F32)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="y"):
         _core.gru_forward(ro, gates, x, w_ih, w_hh, b_ih, b_hh, h0)
-    big = np.empty(B * T * 4 * H + B * T * H, F32)
+    big = np.empty(B * T * CW + B * T * H, F32)
     with pytest.raises(ValueError, match="overlaps"):  # y and gates share memory
-        _core.gru_forward(big[:B * T * H].reshape(B, T, H), big[B * T * H - 1:-1].reshape(B, T, 4 * H), x, w_ih,
+        _core.gru_forward(big[:B * T * H].reshape(B, T, H), big[B * T * H - 1:-1].reshape(B, T, CW), x, w_ih,
                           w_hh, b_ih, b_hh, h0)
     with pytest.raises(ValueError, match="overlaps"):  # output over an input
         _core.gru_forward(y, gates, x, w_ih, w_hh, b_ih, b_hh, gates.reshape(-1)[:B * H].reshape(B, H))
@@ -506,7 +511,7 @@ def test_core_rejects_bad_outputs_and_aliasing():
 
     bwd()  # valid
     with pytest.raises(ValueError, match="gates"):
-        bwd(gates=c.gates[:, :, :3 * H].copy())
+        bwd(gates=c.gates[:, :, :4 * H].copy())
     with pytest.raises(ValueError, match="y"):
         bwd(y=c.y[:, :2].copy())
     with pytest.raises(ValueError, match="dx"):

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._backend import core as _core
 
-__all__ = ["GRUCache", "GRUOutput", "GRUGrads", "gru_forward", "gru_backward"]
+__all__ = ["GRUCache", "GRUOutput", "GRUGrads", "gru_forward", "gru_backward", "gru_cache_gates"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -27,8 +27,9 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 class GRUCache(NamedTuple):
     """What gru_backward needs: the inputs (references, not copies) and the forward's activations.
 
-    gates (B, T, 4H) holds, per step, [r, z, n, W_hn h_{t-1} + b_hn]. y is the same array as the
-    forward's ``y``: do not modify either in place before the backward pass.
+    gates (B, T, 32 * ceil(H / 8)) holds, per step, r, z, n and W_hn h_{t-1} + b_hn in blocks of 8 units
+    ([r(8) z(8) n(8) hn(8)]; see ``gru_cache_gates``). y is the same array as the forward's ``y``: do not
+    modify either in place before the backward pass.
     """
 
     x: np.ndarray
@@ -88,9 +89,26 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, naive: bool = False) -> G
     B, T, _ = x.shape
     H = w_hh.shape[1]
     y = np.empty((B, T, H), x.dtype)
-    gates = np.empty((B, T, 4 * H), x.dtype)
+    gates = _aligned_zeros((B, T, _core.gru_cache_width(max(H, 1))), x.dtype)  # H < 1: rejected below
     _core.gru_forward(y, gates, x, w_ih, w_hh, b_ih, b_hh, h0, bool(naive))
     return GRUOutput(y, y[:, -1].copy(), GRUCache(x, w_ih, w_hh, h0, y, gates))
+
+
+def _aligned_zeros(shape: tuple, dtype) -> np.ndarray:
+    """Zeros starting on a 64-byte boundary (whole cache lines per SIMD tile)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    raw = np.zeros(n + 64 // dtype.itemsize, dtype)
+    off = (-raw.ctypes.data % 64) // dtype.itemsize
+    return raw[off:off + n].reshape(shape)
+
+
+def gru_cache_gates(cache: GRUCache) -> np.ndarray:
+    """The cached activations as an array (B, T, 4, H): r, z, n and W_hn h_{t-1} + b_hn per step."""
+    g = cache.gates
+    B, T, cw = g.shape
+    H = cache.w_hh.shape[1]
+    return g.reshape(B, T, cw // 32, 4, 8).transpose(0, 1, 3, 2, 4).reshape(B, T, 4, -1)[..., :H]
 
 
 def _accumulator(a, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
