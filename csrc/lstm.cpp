@@ -322,6 +322,8 @@ ND_AI Vec<F> vtanh(Vec<F> x) {
 // Inputs narrower than this are fused into the forward step kernel and reduced with the bias gradients
 // in the backward (a GEMM would pad K or N = I to its register tile).
 constexpr index_t kSmallI = 16;
+// Bytes of a packed weight sliver's K chunk: kept in L1 while every row tile of the batch chunk runs.
+constexpr index_t kSliverBytes = 16 * 1024;
 
 // =========================================================================================== forward steps
 // Packed recurrent weight for the forward: Wf (nb, H, 4, W), nb = Hp / W;
@@ -338,16 +340,19 @@ struct FwdArgs {
 
 template <typename F, int MR>
 ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* h0, const F* c0, index_t r,
-                    int m, index_t t, index_t j0, int nu, const FwdArgs<F>& a) {
+                    int m, index_t t, index_t j0, int nu, index_t k0, index_t k1, F* part,
+                    const FwdArgs<F>& a) {
+  // K chunk [k0, k1) of the (KX + H) sliver rows; part (MR, 4, W): partial sums between chunks.
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
   const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX;
+  const bool first = k0 == 0, last = k1 == KX + H;
   V acc[MR][4];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) acc[i][q] = V{};
-  if (t + 1 < T) {
+    for (int q = 0; q < 4; ++q) acc[i][q] = first ? V{} : ld(part + (i * 4 + q) * W);
+  if (first && t + 1 < T) {
     // The next step's rows are far apart (T*G elements) and cold (written by the input GEMM long
     // before): prefetch them one step ahead, one line per W-element span (spans tile each row).
     for (int i = 0; i < m; ++i) {
@@ -359,11 +364,12 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
       __builtin_prefetch(y + row * H + j0, 1, 2);
     }
   }
-  if (KX > 0) {
+  if (k0 < KX) {
     const F* xp[MR];  // rows of x_t; rows past m repeat row 0
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) xp[i] = a.x + ((r + (i < m ? i : 0)) * T + t) * a.I;
-    for (index_t k = 0; k < KX; ++k) {
+    const index_t ke = k1 < KX ? k1 : KX;
+    for (index_t k = k0; k < ke; ++k) {
       const F* w = wp + k * 4 * W;
       const V w0 = ld(w), w1 = ld(w + W), w2 = ld(w + 2 * W), w3 = ld(w + 3 * W);
 #pragma GCC unroll 8
@@ -376,7 +382,7 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
       }
     }
   }
-  if (t > 0 || h0) {
+  if ((t > 0 || h0) && k1 > KX) {
     const F* hp[MR];  // rows of h_{t-1}; rows past m repeat row 0 (computed, never stored)
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
@@ -384,7 +390,8 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
       hp[i] = t > 0 ? y + (b * T + t - 1) * H : h0 + b * H;
     }
     const F* wh = wp + KX * 4 * W;
-    for (index_t k = 0; k < H; ++k) {
+    const index_t kb = k0 > KX ? k0 - KX : 0, ke = k1 - KX;
+    for (index_t k = kb; k < ke; ++k) {
       const F* w = wh + k * 4 * W;
       const V w0 = ld(w), w1 = ld(w + W), w2 = ld(w + 2 * W), w3 = ld(w + 3 * W);
 #pragma GCC unroll 8
@@ -396,6 +403,13 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
         acc[i][3] += h * w3;
       }
     }
+  }
+  if (!last) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) st(part + (i * 4 + q) * W, acc[i][q]);
+    return;
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
@@ -428,15 +442,23 @@ template <typename F, int MR>
 ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0,
                          index_t b0, index_t b1, const FwdArgs<F>& a) {
   constexpr int W = VT<F>::W;
-  const index_t nb = a.Hp / W;
+  const index_t nb = a.Hp / W, KS = a.KX + a.H;
+  // K chunks so that the sliver part in use (kc x 4W) stays in L1 (16 KiB) across the row tiles
+  const index_t nkc = (KS * 4 * W * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
+  const index_t kc = (KS + nkc - 1) / nkc;
+  std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * 4 * W) : 1);  // (rows, 4, W)
   for (index_t t = 0; t < a.T; ++t)
     for (index_t jb = 0; jb < nb; ++jb) {
       const index_t j0 = jb * W;
       const int nu = static_cast<int>(std::min<index_t>(W, a.H - j0));
-      const F* wp = Wf + jb * (a.KX + a.H) * 4 * W;  // (KX+H, 4, W) sliver: stays in L1 across row tiles
-      for (index_t r = b0; r < b1; r += MR) {
-        const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
-        fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, a);
+      const F* wp = Wf + jb * KS * 4 * W;  // (KX+H, 4, W) sliver
+      for (index_t k0 = 0; k0 < KS; k0 += kc) {
+        const index_t k1 = std::min(KS, k0 + kc);
+        for (index_t r = b0; r < b1; r += MR) {
+          const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
+          fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, k0, k1,
+                          part_buf.data() + (r - b0) * 4 * W, a);
+        }
       }
     }
 }
@@ -446,16 +468,19 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
 //   Wb[(jb*G + k)*NV*W + u] = w_hh[k*H + jb*NV*W + u]  (0 for units >= H).
 template <typename F, int MR, int NV>
 ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const F* gates, const F* cell,
-                    const F* c0, index_t r, int m, index_t t, index_t j0, index_t T, index_t H) {
+                    const F* c0, index_t r, int m, index_t t, index_t j0, index_t T, index_t H, index_t k0,
+                    index_t k1, F* part) {
+  // K chunk [k0, k1) of G; part (MR, NV, W): partial sums between chunks.
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
   const index_t G = 4 * H;
+  const bool first = k0 == 0, last = k1 == G;
   V acc[MR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
-  if (t > 0) {
+    for (int v = 0; v < NV; ++v) acc[i][v] = first ? V{} : ld(part + (i * NV + v) * W);
+  if (first && t > 0) {
     // prefetch the previous step's rows (read in the next iteration of the time loop), as in fwd_tile
     for (int i = 0; i < m; ++i) {
       const index_t row = (r + i) * T + t - 1;
@@ -476,7 +501,7 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
     }
   }
   if (t == T - 1) {
-    if (dh) {
+    if (dh && last) {
       for (int i = 0; i < m; ++i)
         for (int v = 0; v < NV; ++v) {
           const index_t j = j0 + v * W;
@@ -487,7 +512,7 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
     const F* ap[MR];  // dG rows of step t+1; rows past m repeat row 0
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) ap[i] = dG + ((r + (i < m ? i : 0)) * T + t + 1) * G;
-    for (index_t k = 0; k < G; ++k) {
+    for (index_t k = k0; k < k1; ++k) {
       V w[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) w[v] = ld(wb + k * NV * W + v * W);
@@ -498,6 +523,13 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
         for (int v = 0; v < NV; ++v) acc[i][v] += d * w[v];
       }
     }
+  }
+  if (!last) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) st(part + (i * NV + v) * W, acc[i][v]);
+    return;
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
@@ -532,12 +564,20 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
                          const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
   constexpr int W = VT<F>::W;
   const index_t NU = NV * W, nbb = (H + NU - 1) / NU, G = 4 * H;
+  const index_t nkc = (G * NU * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
+  const index_t kc = (G + nkc - 1) / nkc;
+  std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * NU) : 1);  // (rows, NV, W)
   for (index_t t = T - 1; t >= 0; --t)
     for (index_t jb = 0; jb < nbb; ++jb) {
       const F* wb = Wb + jb * G * NU;  // (G, NV*W) sliver
-      for (index_t r = b0; r < b1; r += MR) {
-        const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
-        bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H);
+      // at t = T-1 nothing is accumulated (dh_{T-1} = dh): one pass
+      for (index_t k0 = 0; k0 < G; k0 += (t == T - 1 ? G : kc)) {
+        const index_t k1 = t == T - 1 ? G : std::min(G, k0 + kc);
+        for (index_t r = b0; r < b1; r += MR) {
+          const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
+          bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H, k0, k1,
+                              part_buf.data() + (r - b0) * NU);
+        }
       }
     }
 }
@@ -594,7 +634,9 @@ ND_AI void colsum_impl(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, in
 // ------------------------------------------------------------------------- ISA instances
 // Register tiles: forward MR rows x 4 gate vectors; backward MRB rows x NVB vectors of units.
 constexpr int kMR = 3;
-constexpr int kMRB = 4;
+constexpr int kMRB = 4;   // backward rows per tile for small batch chunks (8 accumulators, no padding rows)
+constexpr int kMRB6 = 6;  // ... and for chunks of >= kRowsMR6 rows (12 accumulators hide the FMA latency)
+constexpr index_t kRowsMR6 = 24;
 constexpr int kNVB = 2;
 
 template <typename F>
@@ -613,7 +655,10 @@ void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F
 template <typename F>
 void bwd_rows_generic(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
                       const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
-  bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+  if (b1 - b0 >= kRowsMR6)
+    bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+  else
+    bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
 }
 template <typename F>
 void colsum_generic(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index_t N, index_t G, index_t I,
@@ -632,7 +677,10 @@ template <typename F>
 __attribute__((target("avx2,fma"))) void bwd_rows_avx2(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh,
                                                         const F* gates, const F* cell, const F* c0, index_t b0,
                                                         index_t b1, index_t T, index_t H) {
-  bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+  if (b1 - b0 >= kRowsMR6)
+    bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+  else
+    bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
 }
 template <typename F>
 __attribute__((target("avx2,fma"))) void colsum_avx2(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x,
