@@ -36,6 +36,10 @@
 #include <new>
 #include <type_traits>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "gemm.h"
 
 #ifdef ND_OPENMP
@@ -266,18 +270,31 @@ Isa pick_isa() {
   return Isa::Generic;
 }
 
-// One 64-byte aligned block per call (no allocation inside the step loops).
+// Workspace: one grow-only buffer per calling thread, kept between calls (as nd::gemm's packing
+// buffers). The backward's (B,T,4H) gradient buffer is the largest piece: allocating it afresh every call
+// cost 15% of the backward in page faults (first touch of new pages) at B = 256, T = 168.
 struct Workspace {
   void* p = nullptr;
-  explicit Workspace(std::size_t bytes) {
-    bytes = (bytes + 63) & ~std::size_t(63);
-    p = std::aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) throw std::bad_alloc();
-  }
+  std::size_t cap = 0;
   ~Workspace() { std::free(p); }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
+  void* reserve(std::size_t bytes) {
+    if (bytes <= cap) return p;
+    std::free(p);
+    p = nullptr;
+    cap = 0;
+    constexpr std::size_t kHuge = std::size_t(2) << 20;  // 2 MiB: transparent huge pages where allowed
+    const std::size_t align = bytes >= 2 * kHuge ? kHuge : 64;
+    bytes = (bytes + align - 1) & ~(align - 1);
+    p = std::aligned_alloc(align, bytes);
+    if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (align == kHuge) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    cap = bytes;
+    return p;
+  }
 };
+thread_local Workspace tls_ws;
 
 // Carves consecutive 64-byte aligned pieces out of a workspace.
 struct Carver {
@@ -326,9 +343,8 @@ void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const R
                   const Real* b_hh, const Real* h0, index_t B, index_t T, index_t I, index_t H) {
   using K = Api<Real>;
   const index_t W = K::W, nb = ceil_div(H, W);
-  Workspace ws(bytes_of<Real>(nb * H * 3 * W) + bytes_of<Real>(nb * I * 3 * W) + bytes_of<Real>(nb * 4 * W) +
-               bytes_of<Real>(H + W));
-  Carver c{static_cast<char*>(ws.p)};
+  Carver c{static_cast<char*>(tls_ws.reserve(bytes_of<Real>(nb * H * 3 * W) + bytes_of<Real>(nb * I * 3 * W) +
+                                               bytes_of<Real>(nb * 4 * W) + bytes_of<Real>(H + W)))};
   Real* wp = c.take<Real>(nb * H * 3 * W);   // (nb, H, 3W)
   Real* wpi = c.take<Real>(nb * I * 3 * W);  // (nb, I, 3W)
   Real* bias = c.take<Real>(nb * 4 * W);     // (nb, 4, W)
@@ -339,32 +355,11 @@ void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const R
   parallel_rows(B, [&](index_t b0, index_t b1) { K::forward_rows(a, b0, b1); });
 }
 
-// colsum[j] = sum over the N rows of m[:, j] (N, C), in double, each column in row order (deterministic
-// for any thread count); columns split across threads.
-template <typename Real>
-void column_sums(double* colsum, const Real* m, index_t N, index_t C) {
-  constexpr index_t kCols = 512;  // column block: the accumulators stay in L1
-  const index_t nblk = ceil_div(C, kCols);
-  auto block = [&](index_t cb) {
-    const index_t c0 = cb * kCols, c1 = c0 + kCols < C ? c0 + kCols : C;
-    double acc[kCols];
-    for (index_t j = c0; j < c1; ++j) acc[j - c0] = 0.0;
-    for (index_t n = 0; n < N; ++n) {
-      const Real* row = m + n * C;
-      for (index_t j = c0; j < c1; ++j) acc[j - c0] += double(row[j]);
-    }
-    for (index_t j = c0; j < c1; ++j) colsum[j] = acc[j - c0];
-  };
-#ifdef ND_OPENMP
-  int nt = num_threads();
-  if (nt > 1 && nblk > 1 && N * C >= (index_t(1) << 16) && !omp_in_parallel()) {
-    if (nt > nblk) nt = int(nblk);
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (index_t cb = 0; cb < nblk; ++cb) block(cb);
-    return;
-  }
-#endif
-  for (index_t cb = 0; cb < nblk; ++cb) block(cb);
+// Rows of the (B*T) x 4H gradient buffer are processed in fixed chunks (independent of the thread count);
+// per-chunk partial sums are combined in chunk order, in double.
+inline index_t chunk_rows(index_t N) {
+  const index_t c = ceil_div(N, 64);
+  return c < 256 ? 256 : c;
 }
 
 template <typename Real, template <typename> class Api>
@@ -373,45 +368,101 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
                    const Real* y, const Real* gates, index_t B, index_t T, index_t I, index_t H) {
   using K = Api<Real>;
   const index_t W = K::W, NR = 2 * W, G = 3 * H, nbb = ceil_div(H, NR), BT = B * T;
-  Workspace ws(bytes_of<Real>(nbb * G * NR) + bytes_of<Real>(BT * 4 * H) + bytes_of<Real>(B * H) +
-               bytes_of<Real>(H + W) + bytes_of<Real>(BT * H) + bytes_of<double>(4 * H));
-  Carver c{static_cast<char*>(ws.p)};
+  const bool small_i = I <= K::kSmallI;
+  const index_t CR = chunk_rows(BT), NC = ceil_div(BT, CR), PW = small_i ? G * I + 4 * H : 4 * H;
+  Carver c{static_cast<char*>(tls_ws.reserve(bytes_of<Real>(nbb * G * NR) + bytes_of<Real>(BT * 4 * H) +
+                                               bytes_of<Real>(B * H) + bytes_of<Real>(H + W) +
+                                               bytes_of<Real>(B * G) + bytes_of<Real>(NC * PW) +
+                                               bytes_of<Real>(I * G) + bytes_of<Real>(G * H)))};
   Real* wb = c.take<Real>(nbb * G * NR);    // (nbb, 3H, 2W)
   Real* dgates = c.take<Real>(BT * 4 * H);  // (B,T,4H): da_r, da_z, dhn, da_n
   Real* dhd = c.take<Real>(B * H);          // (B,H)
   Real* zeros = c.take<Real>(H + W);        // (H + W)
-  Real* hprev = c.take<Real>(BT * H);       // (B,T,H): h_{t-1}
-  double* colsum = c.take<double>(4 * H);   // (4H)
+  Real* d0 = c.take<Real>(B * G);           // (B,3H): [da_r, da_z, dhn] at t = 0
+  Real* part = c.take<Real>(NC * PW);       // (NC, PW): per-chunk partial sums
+  Real* wihT = c.take<Real>(I * G);         // (I, 3H): W_ih^T (small-I pass)
+  Real* dwh = c.take<Real>(G * H);          // (3H, H): this call's dW_hh, added to dw_hh once
   K::pack_backward(wb, w_hh, H);
   for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
 
   // 1. the recurrence, per batch range.
   BwdArgs<Real> a{dgates, dhd, dh0, wb, dy, dh, h0, y, gates, zeros, T, H};
-  parallel_rows(B, [&](index_t b0, index_t b1) {
-    K::backward_rows(a, b0, b1);
-    // h_{t-1} for every (b, t) of this range, for the dW_hh GEMM.
-    for (index_t b = b0; b < b1; ++b) {
-      Real* hp = hprev + b * T * H;
-      if (h0)
-        std::memcpy(hp, h0 + b * H, sizeof(Real) * H);
-      else
-        std::memset(hp, 0, sizeof(Real) * H);
-      if (T > 1) std::memcpy(hp + H, y + b * T * H, sizeof(Real) * (T - 1) * H);
-    }
-  });
+  parallel_rows(B, [&](index_t b0, index_t b1) { K::backward_rows(a, b0, b1); });
 
-  // 2. parameter gradients and dx: large GEMMs over all B*T rows.
-  gemm<Real>(true, false, G, H, BT, Real(1), dgates, 4 * H, hprev, H, Real(1), dw_hh, H);  // [r z hn] x h_prev
-  gemm<Real>(true, false, 2 * H, I, BT, Real(1), dgates, 4 * H, x, I, Real(1), dw_ih, I);  // r, z
-  gemm<Real>(true, false, H, I, BT, Real(1), dgates + 3 * H, 4 * H, x, I, Real(1), dw_ih + 2 * H * I, I);  // n
-  if (dx) {
-    gemm<Real>(false, false, BT, I, 2 * H, Real(1), dgates, 4 * H, w_ih, I, Real(0), dx, I);
-    gemm<Real>(false, false, BT, I, H, Real(1), dgates + 3 * H, 4 * H, w_ih + 2 * H * I, I, Real(1), dx, I);
+  // 2. dW_ih, dx and the bias sums over all B*T rows: with a small input size, one pass over the rows
+  //    (a GEMM with N or M = I <= 16 would run at a fraction of peak and pack the whole buffer for it);
+  //    else GEMMs. Chunk partials are combined in chunk order in double.
+  if (small_i)
+    for (index_t k = 0; k < I; ++k)
+      for (index_t j = 0; j < G; ++j) wihT[k * G + j] = w_ih[j * I + k];
+  auto chunks = [&](index_t c0, index_t c1) {
+    for (index_t ch = c0; ch < c1; ++ch) {
+      const index_t n0 = ch * CR, n1 = n0 + CR < BT ? n0 + CR : BT;
+      if (small_i)
+        K::small_input_rows(part + ch * PW, dx, dgates, x, wihT, n0, n1, I, H);
+      else
+        K::column_sum_rows(part + ch * PW, dgates, n0, n1, H);
+    }
+  };
+  {
+    int nt = 1;
+#ifdef ND_OPENMP
+    nt = num_threads();
+    if (nt > NC) nt = int(NC);
+    if (BT * H < (index_t(1) << 14) || omp_in_parallel()) nt = 1;
+#endif
+    if (nt <= 1) {
+      chunks(0, NC);
+    } else {
+#ifdef ND_OPENMP
+#pragma omp parallel num_threads(nt)
+      {
+        index_t c0, c1;
+        split_range(NC, omp_get_num_threads(), omp_get_thread_num(), c0, c1);
+        chunks(c0, c1);
+      }
+#endif
+    }
   }
-  column_sums(colsum, dgates, BT, 4 * H);
-  for (index_t j = 0; j < G; ++j) db_hh[j] = Real(double(db_hh[j]) + colsum[j]);
-  for (index_t j = 0; j < 2 * H; ++j) db_ih[j] = Real(double(db_ih[j]) + colsum[j]);
-  for (index_t j = 0; j < H; ++j) db_ih[2 * H + j] = Real(double(db_ih[2 * H + j]) + colsum[3 * H + j]);
+  // Combine: part[ch] = [colsum (4H) | dW_ih^T (I, 3H) when small_i].
+  auto combine = [&](index_t off, Real* dst, index_t n, index_t dst_stride, index_t dst_off) {
+    for (index_t j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (index_t ch = 0; ch < NC; ++ch) s += double(part[ch * PW + off + j]);
+      Real& d = dst[j * dst_stride + dst_off];
+      d = Real(double(d) + s);
+    }
+  };
+  combine(0, db_hh, G, 1, 0);             // [da_r, da_z, dhn]
+  combine(0, db_ih, 2 * H, 1, 0);         // [da_r, da_z]
+  combine(3 * H, db_ih + 2 * H, H, 1, 0);  // da_n
+  if (small_i) {
+    for (index_t k = 0; k < I; ++k) combine(4 * H + k * G, dw_ih, G, I, k);
+  } else {
+    gemm<Real>(true, false, 2 * H, I, BT, Real(1), dgates, 4 * H, x, I, Real(1), dw_ih, I);  // r, z
+    gemm<Real>(true, false, H, I, BT, Real(1), dgates + 3 * H, 4 * H, x, I, Real(1), dw_ih + 2 * H * I, I);  // n
+    if (dx) {
+      gemm<Real>(false, false, BT, I, 2 * H, Real(1), dgates, 4 * H, w_ih, I, Real(0), dx, I);
+      gemm<Real>(false, false, BT, I, H, Real(1), dgates + 3 * H, 4 * H, w_ih + 2 * H * I, I, Real(1), dx, I);
+    }
+  }
+
+  // 3. dW_hh += sum_{b,t} [da_r, da_z, dhn](b,t)^T h_{t-1}(b). Row n = b*T + t of the buffer pairs with row
+  //    n - 1 of y (= h_{t-1} for t >= 1): one GEMM over rows 1 .. BT-1 once the t = 0 rows (paired with
+  //    h0, not with the previous sequence's last state) are set aside and zeroed.
+  for (index_t b = 0; b < B; ++b) {
+    Real* row = dgates + b * T * 4 * H;
+    std::memcpy(d0 + b * G, row, sizeof(Real) * G);
+    std::memset(row, 0, sizeof(Real) * G);
+  }
+  //    Both products go to dwh first, so that dw_hh receives one addition per element (backward twice
+  //    then gives exactly twice the gradient).
+  if (T > 1)
+    gemm<Real>(true, false, G, H, BT - 1, Real(1), dgates + 4 * H, 4 * H, y, H, Real(0), dwh, H);
+  else
+    std::memset(dwh, 0, sizeof(Real) * G * H);
+  if (h0) gemm<Real>(true, false, G, H, B, Real(1), d0, G, h0, H, Real(1), dwh, H);
+  for (index_t i = 0; i < G * H; ++i) dw_hh[i] += dwh[i];
 }
 
 // ------------------------------------------------------------------------------ naive versions
@@ -667,6 +718,7 @@ struct Api {
   static constexpr int W = VT::W;
   static constexpr int FMR = 4;  // forward tile: 4 rows x (r, z, n) x W units = 12 accumulators
   static constexpr int BMR = 6;  // backward tile: 6 rows x 2W units = 12 accumulators
+  static constexpr int kSmallI = 16;  // input sizes up to this: dW_ih, dx, biases in one pass (no GEMM)
   static_assert(FMR == 4 && BMR == 6, "the tile switches below list the row counts");
 
   // ---------------------------------------------------------------- packing (once per call)
@@ -715,6 +767,68 @@ struct Api {
           const index_t j = ub * NR + u;
           dst[k * NR + u] = j < H ? w_hh[k * H + j] : Real(0);
         }
+    }
+  }
+
+  // ---------------------------------------------------------------- after the recurrence
+  // Over rows [n0, n1) of the gradient buffer D (BT, 4H) = [da_r, da_z, dhn, da_n] (D_x = the columns
+  // da_r, da_z, da_n: the gradient of x W_ih^T):
+  //   part[0 : 4H]                  = sum_n D[n, :]                       (bias sums)
+  //   part[4H + k*3H : 4H + (k+1)*3H] = sum_n x[n, k] D_x[n, :]          (dW_ih^T, k < I)
+  //   dx[n, k] = D_x[n, :] . W_ih[:, k] for every row (when dx != nullptr); wT = W_ih^T (I, 3H).
+  static void small_input_rows(Real* part, Real* dx, const Real* D, const Real* x, const Real* wT, index_t n0,
+                               index_t n1, index_t I, index_t H) {
+    const index_t G = 3 * H, C = 4 * H;
+    Real* cs = part;       // (4H)
+    Real* pw = part + C;   // (I, 3H)
+    for (index_t j = 0; j < C + I * G; ++j) part[j] = Real(0);
+    alignas(64) Real dot[kSmallI][W];
+    for (index_t n = n0; n < n1; ++n) {
+      const Real* d = D + n * C;
+      const Real* xn = x + n * I;
+      index_t j = 0;
+      for (; j + W <= C; j += W) VT::store(cs + j, VT::add(VT::load(cs + j), VT::load(d + j)));
+      for (; j < C; ++j) cs[j] += d[j];
+      for (index_t k = 0; k < I; ++k) VT::store(dot[k], VT::zero());
+      Real dxs[kSmallI] = {};
+      // D_x = D[0, 2H) ++ D[3H, 4H) -> columns [0, 2H) ++ [2H, 3H) of W_ih^T
+      for (int seg = 0; seg < 2; ++seg) {
+        const index_t src = seg == 0 ? 0 : 3 * H, dst = seg == 0 ? 0 : 2 * H, len = seg == 0 ? 2 * H : H;
+        index_t q = 0;
+        for (; q + W <= len; q += W) {
+          const V dv = VT::load(d + src + q);
+          for (index_t k = 0; k < I; ++k) {
+            Real* p = pw + k * G + dst + q;
+            VT::store(p, VT::fma(VT::set1(xn[k]), dv, VT::load(p)));
+            if (dx) VT::store(dot[k], VT::fma(dv, VT::load(wT + k * G + dst + q), VT::load(dot[k])));
+          }
+        }
+        for (; q < len; ++q) {
+          const Real dv = d[src + q];
+          for (index_t k = 0; k < I; ++k) {
+            pw[k * G + dst + q] += xn[k] * dv;
+            dxs[k] += dv * wT[k * G + dst + q];
+          }
+        }
+      }
+      if (dx)
+        for (index_t k = 0; k < I; ++k) {
+          Real s = dxs[k];
+          for (int l = 0; l < W; ++l) s += dot[k][l];
+          dx[n * I + k] = s;
+        }
+    }
+  }
+
+  // part[0 : 4H] = sum over rows [n0, n1) of D (BT, 4H).
+  static void column_sum_rows(Real* part, const Real* D, index_t n0, index_t n1, index_t H) {
+    const index_t C = 4 * H;
+    for (index_t j = 0; j < C; ++j) part[j] = Real(0);
+    for (index_t n = n0; n < n1; ++n) {
+      const Real* d = D + n * C;
+      index_t j = 0;
+      for (; j + W <= C; j += W) VT::store(part + j, VT::add(VT::load(part + j), VT::load(d + j)));
+      for (; j < C; ++j) part[j] += d[j];
     }
   }
 
