@@ -850,6 +850,19 @@ struct Api {
   }
 
   // ---------------------------------------------------------------- forward
+  // Prefetch n consecutive values at p (n * sizeof(Real) <= 64): both lines when they straddle a line
+  // boundary, as user arrays do (numpy's large arrays start 16 bytes into a page).
+  static inline __attribute__((always_inline)) void prefetch_span(const Real* p, int n, int rw) {
+    const char* c = reinterpret_cast<const char*>(p);
+    if (rw) {
+      __builtin_prefetch(c, 1, 3);
+      __builtin_prefetch(c + n * sizeof(Real) - 1, 1, 3);
+    } else {
+      __builtin_prefetch(c, 0, 3);
+      __builtin_prefetch(c + n * sizeof(Real) - 1, 0, 3);
+    }
+  }
+
   // Software prefetch of the cache lines the epilogue of a tile (rows b .. b+m, step t, units u0 ..)
   // touches: the r, z, n, hn segments of the cache row and the y row. Issued one tile
   // ahead: those rows are T*4H apart, a pattern no hardware prefetcher follows.
@@ -860,7 +873,7 @@ struct Api {
       const index_t row = (b + i) * T + t;
       const Real* g = a.gates + row * CW + cache_at(u0, 0);
       for (int q = 0; q < 4; ++q) __builtin_prefetch(g + q * kCacheBlock, 1, 3);
-      __builtin_prefetch(a.y + row * H + u0, 1, 3);
+      prefetch_span(a.y + row * H + u0, W, 1);
     }
   }
 
@@ -902,6 +915,33 @@ struct Api {
     }
   }
 
+  // sums[i] = [x W_ir + h W_hr, x W_iz + h W_hz, x W_in, h W_hn] for MR rows (h: rows of hp, ldh apart,
+  // K = H or 0; x: rows of xp, ldx apart). Not inlined: the product loops get all 16 vector registers
+  // (12 accumulators, 3 weight vectors, 1 broadcast) instead of sharing them with the epilogue's
+  // constants, which had pushed two weight vectors to memory operands (13 loads per 12 FMAs).
+  template <int MR>
+  static __attribute__((noinline)) void fwd_products(Real (&sums)[MR][4][W], const Real* hp, index_t ldh,
+                                                     index_t K, const Real* wblk, const Real* xp, index_t ldx,
+                                                     index_t I, const Real* wiblk) {
+    V acc[MR][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = VT::zero();
+    fwd_product<MR>(acc, hp, ldh, K, wblk);  // h_{t-1} W_hh^T
+    // The n gate keeps its two halves apart (r multiplies only W_hn h + b_hn): set W_hn h aside.
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      VT::store(sums[i][3], acc[i][2]);
+      acc[i][2] = VT::zero();
+    }
+    fwd_product<MR>(acc, xp, ldx, I, wiblk);  // x_t W_ih^T
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      VT::store(sums[i][0], acc[i][0]);
+      VT::store(sums[i][1], acc[i][1]);
+      VT::store(sums[i][2], acc[i][2]);
+    }
+  }
+
   // Rows b0 .. b0+MR of step t, units u0 .. u0+nu. hp: h_{t-1} of row b0, rows ldh apart (ldh = 0: one
   // zero row for all). K = H, or 0 when h_{t-1} is zero. wblk / wiblk: this unit block of wp / wpi.
   // The input projection x_t W_ih^T is computed here too (K = I more steps of the same product): for the
@@ -913,25 +953,9 @@ struct Api {
                                                              const Real* __restrict wblk,
                                                              const Real* __restrict wiblk, index_t u0, int nu,
                                                              V br, V bz, V bn, V bhn) {
-    V acc[MR][3];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = VT::zero();
-    fwd_product<MR>(acc, hp, ldh, K, wblk);  // h_{t-1} W_hh^T
-    // The n gate keeps its two halves apart (r multiplies only W_hn h + b_hn): set W_hn h aside.
     alignas(64) Real sums[MR][4][W];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      VT::store(sums[i][3], acc[i][2]);
-      acc[i][2] = VT::zero();
-    }
-    fwd_product<MR>(acc, a.x + (b0 * a.T + t) * a.I, a.T * a.I, a.I, wiblk);  // x_t W_ih^T
-    // The epilogue runs as a loop over rows (not unrolled: code size) from a copy of the accumulators.
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      VT::store(sums[i][0], acc[i][0]);
-      VT::store(sums[i][1], acc[i][1]);
-      VT::store(sums[i][2], acc[i][2]);
-    }
+    fwd_products<MR>(sums, hp, ldh, K, wblk, a.x + (b0 * a.T + t) * a.I, a.T * a.I, a.I, wiblk);
+    // The epilogue runs as a loop over rows (not unrolled: code size).
 #pragma GCC unroll 1
     for (int i = 0; i < MR; ++i)
       fwd_epilogue(a, b0 + i, t, hp + i * ldh, u0, nu, VT::load(sums[i][0]), VT::load(sums[i][1]),
@@ -1025,22 +1049,18 @@ struct Api {
       const Real* d = a.dgates + row * 4 * H + u;
       for (int q = 0; q < 8 * W; q += kStep) __builtin_prefetch(g + q, 0, 3);  // 2W units: 8W values
       for (int q = 0; q < 4; ++q) __builtin_prefetch(d + q * H, 1, 3);
-      if (s > 0) __builtin_prefetch(a.y + (row - 1) * H + u, 0, 3);
-      if (a.dy) __builtin_prefetch(a.dy + row * H + u, 0, 3);
+      if (s > 0) prefetch_span(a.y + (row - 1) * H + u, 2 * W, 0);
+      if (a.dy) prefetch_span(a.dy + row * H + u, 2 * W, 0);
     }
   }
 
-  // Rows b0 .. b0+MR, units ub*2W .. +2W: acc = dgates(b, t)[0:3H] @ W_hh; then dh_{t-1} = acc + dhd (+ dy)
-  // feeds the elementwise part of step t-1, or, at t = 0, is dh0.
+  // sums[i] = A[i*lda + 0 .. K) @ (K, 2W) sliver w, for MR rows. Not inlined (registers, see fwd_products).
   template <int MR>
-  static inline __attribute__((always_inline)) void bwd_tile(const BwdArgs<Real>& a, index_t b0, index_t t,
-                                                             index_t ub, const Real* __restrict wblk) {
-    const index_t H = a.H, T = a.T, K = 3 * H, lda = T * 4 * H;
-    const Real* A = a.dgates + (b0 * T + t) * 4 * H;
+  static __attribute__((noinline)) void bwd_product(Real (&sums)[MR][2][W], const Real* A, index_t lda, index_t K,
+                                                    const Real* __restrict w) {
     V acc[MR][2];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
-    const Real* w = wblk;
     for (index_t k = 0; k < K; ++k) {
       const V w0 = VT::load(w), w1 = VT::load(w + W);
 #pragma GCC unroll 8
@@ -1051,13 +1071,22 @@ struct Api {
       }
       w += 2 * W;
     }
-    // Epilogue as a loop (not unrolled: code size) over a copy of the accumulators.
-    alignas(64) Real sums[MR][2][W];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       VT::store(sums[i][0], acc[i][0]);
       VT::store(sums[i][1], acc[i][1]);
     }
+  }
+
+  // Rows b0 .. b0+MR, units ub*2W .. +2W: acc = dgates(b, t)[0:3H] @ W_hh; then dh_{t-1} = acc + dhd (+ dy)
+  // feeds the elementwise part of step t-1, or, at t = 0, is dh0.
+  template <int MR>
+  static inline __attribute__((always_inline)) void bwd_tile(const BwdArgs<Real>& a, index_t b0, index_t t,
+                                                             index_t ub, const Real* __restrict wblk) {
+    const index_t H = a.H, T = a.T;
+    alignas(64) Real sums[MR][2][W];
+    bwd_product<MR>(sums, a.dgates + (b0 * T + t) * 4 * H, T * 4 * H, 3 * H, wblk);
+    // Epilogue as a loop (not unrolled: code size).
 #pragma GCC unroll 1
     for (int i = 0; i < MR; ++i) {
       const index_t b = b0 + i;
