@@ -51,6 +51,7 @@ _LAZY = {
     "CallbackResult": ("training.callbacks", "CallbackResult"),
     "ReduceLROnPlateau": ("training.callbacks", "ReduceLROnPlateau"),
     "TrainingMonitor": ("training.monitor", "TrainingMonitor"),
+    "TrainingVisualizer": ("training.visualizer", "TrainingVisualizer"),
     # metrics
     "metrics": ("validation.metrics", None),
 }

@@ -13,6 +13,7 @@ from .training.config import EarlyStopping, Metric, Mode, TrainingConfig
 from .training.logs import TrainingLogs
 from .training.losses import HuberConfig, LossFunction, QuantileConfig, WeightedConfig
 from .training.monitor import TrainingMonitor
+from .training.visualizer import TrainingVisualizer
 from .training.optimizers import AdamConfig, AdamWConfig, Optimizer, RMSpropConfig, SGDConfig
 from .training.regularization import GradientClipping
 from .training.schedulers import LearningRateScheduler
@@ -23,6 +24,6 @@ __all__ = [
     "TrainingConfig", "EarlyStopping", "TrainingLogs", "Metric", "Mode", "DataAugmentation",
     "Optimizer", "AdamConfig", "AdamWConfig", "SGDConfig", "RMSpropConfig", "LearningRateScheduler",
     "LossFunction", "HuberConfig", "QuantileConfig", "WeightedConfig", "GradientClipping",
-    "Callback", "CallbackResult", "ReduceLROnPlateau", "TrainingMonitor",
+    "Callback", "CallbackResult", "ReduceLROnPlateau", "TrainingMonitor", "TrainingVisualizer",
     "set_num_threads", "get_num_threads",
 ]

@@ -22,7 +22,7 @@ _NAMES = {
     "GradientClipping": "regularization",
     # callbacks and monitoring
     "Callback": "callbacks", "CallbackResult": "callbacks", "ReduceLROnPlateau": "callbacks",
-    "LambdaCallback": "callbacks", "TrainingMonitor": "monitor", "TrainingLogs": "logs",
+    "LambdaCallback": "callbacks", "TrainingMonitor": "monitor", "TrainingVisualizer": "visualizer", "TrainingLogs": "logs",
     "TrainingDivergedError": "trainer",
 }
 

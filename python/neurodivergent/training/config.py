@@ -328,6 +328,7 @@ class TrainingConfig:
     warmup_steps: int = cfg_field(0, nonneg_int, "Linear learning-rate warmup over the first N steps.")
     attention_dropout: float = cfg_field(0.0, fraction, "Dropout on attention weights (attention models).")
     data_augmentation: Any = cfg_field(None, _augmentation, "True / a DataAugmentation: jitter and scaling.")
+    visualizer: Any = cfg_field(None, lambda n, v: _visualizer_check(n, v), "A TrainingVisualizer (PNG plots), or None.")
     batch_norm: bool = cfg_field(False, boolean, "Batch normalisation after hidden layers (models that support it).")
 
     # ----------------------------------------------------------------- builders with extra semantics
@@ -426,7 +427,7 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown TrainingConfig fields: {', '.join(unknown)}")
         # the component classes register for nested decoding when their modules are imported
-        from . import callbacks, losses, monitor, optimizers, regularization, schedulers  # noqa: F401
+        from . import callbacks, losses, monitor, optimizers, regularization, schedulers, visualizer  # noqa: F401
 
         kw: Dict[str, Any] = {}
         for k, v in d.items():
@@ -442,6 +443,12 @@ class TrainingConfig:
             else:
                 kw[k] = _decode(k, v)
         return cls(**kw)
+
+
+def _visualizer_check(name, v):
+    from .visualizer import _visualizer
+
+    return _visualizer(name, v)
 
 
 # config_class installs its own to_dict / from_dict; TrainingConfig needs the component-aware versions

@@ -242,6 +242,8 @@ def train(model: "BaseModel", values: np.ndarray, offsets: np.ndarray, config: T
     if config.checkpoint_every:
         callbacks.append(CheckpointCallback(config.checkpoint_every,
                                             lambda ep: _save_checkpoint(model, config, logs, ep)))
+    if config.visualizer is not None:
+        callbacks.append(config.visualizer.callback())
     for cb in callbacks:
         cb.model = model
     # only callbacks that override on_batch_end are called per step (keeps the step loop lean)
