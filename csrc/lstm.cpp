@@ -711,11 +711,21 @@ StepKernels<F> step_kernels() {
 }
 
 // f(b0, b1) over contiguous batch chunks, one per thread (deterministic split).
-template <class Fn>
-void for_batch_chunks(index_t B, Fn&& f) {
-#ifdef ND_OPENMP
+// Below this many FLOPs per thread a parallel region costs more than it saves (and on a shared machine a
+// descheduled worker stalls the join for a whole time slice): run on the calling thread.
+constexpr double kMinWorkPerThread = 2e6;
+
+inline int threads_for(double work, index_t units) {
   int nt = num_threads();
-  if (nt > B) nt = static_cast<int>(B);
+  if (nt > units) nt = static_cast<int>(units);
+  while (nt > 1 && work / nt < kMinWorkPerThread) --nt;
+  return nt;
+}
+
+template <class Fn>
+void for_batch_chunks(index_t B, double work, Fn&& f) {
+#ifdef ND_OPENMP
+  int nt = threads_for(work, B);
   if (nt > 1 && !omp_in_parallel()) {
 #pragma omp parallel num_threads(nt)
     {
@@ -730,10 +740,9 @@ void for_batch_chunks(index_t B, Fn&& f) {
 }
 
 template <class Fn>
-void for_blocks(index_t nblocks, Fn&& f) {
+void for_blocks(index_t nblocks, double work, Fn&& f) {
 #ifdef ND_OPENMP
-  int nt = num_threads();
-  if (nt > nblocks) nt = static_cast<int>(nblocks);
+  int nt = threads_for(work, nblocks);
   if (nt > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (index_t i = 0; i < nblocks; ++i) f(i);
@@ -792,7 +801,8 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   const StepKernels<F> ks = step_kernels<F>();
   const FwdArgs<F> a{T, H, Hp, I, KX, x};
   const F *wf = Wf.data(), *bsp = bs.data();
-  for_batch_chunks(B, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
+  const double work = 2.0 * double(B) * double(T) * double(KX + H) * double(4 * H);
+  for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
 }
 
 template <typename F>
@@ -812,7 +822,7 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   // 2. the reverse recurrence; dc0 carries dL/dc across steps
   const StepKernels<F> ks = step_kernels<F>();
   const F* wb = Wb.data();
-  for_batch_chunks(B, [&](index_t b0, index_t b1) {
+  for_batch_chunks(B, 2.0 * double(N) * double(G) * double(H), [&](index_t b0, index_t b1) {
     for (index_t b = b0; b < b1; ++b)
       for (index_t j = 0; j < H; ++j) dc0[b * H + j] = dc ? dc[b * H + j] : F(0);
     ks.bwd(dGp, dc0, wb, dy, dh, gates, cell, c0, b0, b1, T, H);
@@ -827,7 +837,7 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
     constexpr index_t kCols = 8 * W;
     const index_t ncb = (G + kCols - 1) / kCols;
     F* dwi = small_i ? dw_ih : nullptr;
-    for_blocks(ncb, [&](index_t cb) {
+    for_blocks(ncb, 2.0 * double(N) * double(G) * double(I + 1), [&](index_t cb) {
       ks.colsum(db_ih, db_hh, dwi, dGp, x, N, G, I, cb * kCols, std::min(G, (cb + 1) * kCols));
     });
   }
