@@ -313,13 +313,17 @@ std::size_t bytes_of(index_t n) {
 }
 
 // Batch rows [0, B) in one contiguous range per thread, in units of 4 rows (the forward tile).
+// `work` (FLOPs of the whole call) keeps small problems on the calling thread: below ~2 MFLOP per
+// thread a parallel region costs more than it saves, and on a shared machine a descheduled worker
+// stalls the join for a scheduler slice. Results do not depend on the thread count.
 template <class F>
-void parallel_rows(index_t B, F&& f) {
+void parallel_rows(index_t B, double work, F&& f) {
   const index_t units = ceil_div(B, 4);
   int nt = 1;
 #ifdef ND_OPENMP
   nt = num_threads();
   if (nt > units) nt = int(units);
+  while (nt > 1 && work / nt < 2e6) --nt;
   if (omp_in_parallel()) nt = 1;
 #endif
   if (nt <= 1) {
@@ -352,7 +356,8 @@ void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const R
   K::pack_forward(wp, wpi, bias, w_hh, w_ih, b_ih, b_hh, H, I);
   for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
   FwdArgs<Real> a{y, gates, x, wp, wpi, bias, h0, zeros, T, I, H};
-  parallel_rows(B, [&](index_t b0, index_t b1) { K::forward_rows(a, b0, b1); });
+  parallel_rows(B, 2.0 * double(B) * double(T) * double(I + H) * double(3 * H),
+                [&](index_t b0, index_t b1) { K::forward_rows(a, b0, b1); });
 }
 
 // Rows of the (B*T) x 4H gradient buffer are processed in fixed chunks (independent of the thread count);
@@ -387,7 +392,8 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
 
   // 1. the recurrence, per batch range.
   BwdArgs<Real> a{dgates, dhd, dh0, wb, dy, dh, h0, y, gates, zeros, T, H};
-  parallel_rows(B, [&](index_t b0, index_t b1) { K::backward_rows(a, b0, b1); });
+  parallel_rows(B, 2.0 * double(B) * double(T) * double(H) * double(3 * H),
+                [&](index_t b0, index_t b1) { K::backward_rows(a, b0, b1); });
 
   // 2. dW_ih, dx and the bias sums over all B*T rows: with a small input size, one pass over the rows
   //    (a GEMM with N or M = I <= 16 would run at a fraction of peak and pack the whole buffer for it);
