@@ -1,22 +1,10 @@
 """LSTM forecaster (see models/recurrent.py for the architecture and options)."""
 from __future__ import annotations
 
-from typing import Optional
-
-from .._config import config_class
 from .base import register
-from .recurrent import RecurrentModel, recurrent_fields
+from .recurrent import RecurrentModel, make_config
 
-
-def _make_config():
-    ns = {"__annotations__": {k: Optional[int] for k in recurrent_fields()}}
-    ns.update(recurrent_fields())
-    ns["__doc__"] = "Configuration of the LSTM forecaster: window length, horizon, layers, decoder, mode."
-    ns["__module__"] = __name__
-    return config_class(type("LSTMConfig", (), ns))
-
-
-LSTMConfig = _make_config()
+LSTMConfig = make_config("LSTMConfig", __name__)
 
 
 @register

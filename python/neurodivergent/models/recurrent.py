@@ -55,6 +55,17 @@ def recurrent_fields():
     )
 
 
+def make_config(name: str, module: str):
+    """A config class for one recurrent cell, with the fields above (LSTMConfig, GRUConfig)."""
+    from .._config import config_class
+
+    fields = recurrent_fields()
+    ns = {"__annotations__": {k: object for k in fields}, "__module__": module,
+          "__doc__": f"Configuration of the {name[:-6]} forecaster: window length, horizon, layers, decoder, mode."}
+    ns.update(fields)
+    return config_class(type(name, (), ns))
+
+
 class RecurrentModel(BaseModel):
     cell: str = ""  # "lstm" or "gru"
     gates: int = 4
