@@ -68,7 +68,8 @@ def build(args):
         raise SystemExit(f"unknown model {args.model}; choose one of {', '.join(classes)}")
     cls, cfg_cls = classes[args.model]
     cfg = cfg_cls().with_input_size(args.input_size).with_horizon(H)
-    for opt in ("hidden_size", "num_layers", "scaler", "dropout", "decoder_hidden_size", "decoder_layers", "mode"):
+    for opt in ("hidden_size", "num_layers", "scaler", "dropout", "decoder_hidden_size", "decoder_layers", "mode",
+                "decoder_input"):
         v = getattr(args, opt, None)
         if v is not None and v != 0.0:
             cfg = getattr(cfg, f"with_{opt}")(v)
@@ -98,12 +99,15 @@ def torch_fit_predict(data, args, seed):
             if i < len(dims) - 2:
                 mods.append(torch.nn.ReLU())
         net = torch.nn.Sequential(*mods)
-    else:  # the same direct recurrent forecaster: cell over the window, final h -> MLP decoder
+    else:  # the same direct recurrent forecaster: cell over the window, then the decoder
         hidden, layers_ = args.hidden_size or 128, args.num_layers or 1
         dec_h, dec_l = args.decoder_hidden_size or 128, 1 if args.decoder_layers is None else args.decoder_layers
         rnn = (torch.nn.LSTM if args.model == "lstm" else torch.nn.GRU)(1, hidden, layers_, batch_first=True,
                                                                           dropout=args.dropout or 0.0)
-        dims = [hidden] + [dec_h] * dec_l + [H]
+        seq_dec = (args.decoder_input or "sequence") == "sequence"
+        # 'sequence': every state -> context adapter over time (T -> H steps) -> per-step MLP -> 1 value;
+        # 'last': the final state -> MLP -> H values
+        dims = [hidden] + [dec_h] * dec_l + [1 if seq_dec else H]
         mods = []
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
             mods.append(torch.nn.Linear(a, b))
@@ -115,9 +119,13 @@ def torch_fit_predict(data, args, seed):
             def __init__(self):
                 super().__init__()
                 self.rnn, self.head = rnn, head
+                self.context = torch.nn.Linear(args.input_size, H) if seq_dec else None
 
             def forward(self, x):
-                _, st = self.rnn(x[:, :, None])
+                ys, st = self.rnn(x[:, :, None])
+                if self.context is not None:  # (B, T, hidden) -> (B, hidden, H) -> (B, H, hidden)
+                    ctx = self.context(ys.transpose(1, 2)).transpose(1, 2)
+                    return self.head(ctx)[:, :, 0]
                 h = st[0] if isinstance(st, tuple) else st
                 return self.head(h[-1])
 
@@ -164,6 +172,7 @@ def main(argv=None):
     p.add_argument("--decoder-hidden-size", type=int)
     p.add_argument("--decoder-layers", type=int)
     p.add_argument("--mode")
+    p.add_argument("--decoder-input", help="recurrent models: sequence (default) or last")
     p.add_argument("--loss")
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=256)

@@ -24,15 +24,17 @@ def _loss_and_grad(model, x, y, target):
 
 
 @pytest.mark.parametrize("cls, cfg", CELLS)
-@pytest.mark.parametrize("mode", ["direct", "seq2seq"])
+@pytest.mark.parametrize("mode, decoder_input, seq_len", [("direct", "sequence", 5), ("direct", "sequence", None),
+                                                         ("direct", "last", 5), ("seq2seq", "sequence", 5)])
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_model_gradient_matches_finite_differences(cls, cfg, mode, num_layers):
+def test_model_gradient_matches_finite_differences(cls, cfg, mode, decoder_input, seq_len, num_layers):
     """float64 parameters through the real kernels: the gradient of the whole model (encoder stack,
-    decoder, seq2seq decoder fed with teacher-forced inputs) equals central finite differences."""
+    context adapter over the whole window or its tail, decoder, seq2seq decoder fed with teacher-forced
+    inputs) equals central finite differences."""
     c = (cfg().with_input_size(7).with_horizon(3).with_hidden_size(4).with_num_layers(num_layers)
-         .with_decoder_hidden_size(5).with_mode(mode))
+         .with_decoder_hidden_size(5).with_mode(mode).with_decoder_input(decoder_input))
     model = cls(c)
-    model._test_config = SimpleNamespace(teacher_forcing_ratio=1.0, sequence_length=5)
+    model._test_config = SimpleNamespace(teacher_forcing_ratio=1.0, sequence_length=seq_len)
     model.params = ParameterBuffer(model._parameter_specs(), dtype=np.float64)
     rng = np.random.default_rng(0)
     model._init_parameters(rng)
@@ -52,6 +54,37 @@ def test_model_gradient_matches_finite_differences(cls, cfg, mode, num_layers):
         model.params.data[i] = old
         fd[k] = (lp - lm) / (2 * eps)
     np.testing.assert_allclose(g[idx], fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("cls, cfg", CELLS)
+@pytest.mark.parametrize("seq_len", [None, 4])
+def test_sequence_decoder_maps_every_state_across_time(cls, cfg, seq_len):
+    """The default direct decoder: context_k = sum_t W[k, t] y_t + b_k over the encoder states y_t
+    (the last T adapter columns when sequence_length cuts the window), then the same MLP on every
+    horizon step — checked against numpy written from that definition."""
+    from neurodivergent.nn import functional as F
+
+    c = cfg().with_input_size(6).with_horizon(3).with_hidden_size(5).with_decoder_hidden_size(4)
+    model = cls(c)
+    model._test_config = SimpleNamespace(teacher_forcing_ratio=0.0, sequence_length=seq_len)
+    model.params = ParameterBuffer(model._parameter_specs(), dtype=np.float64)
+    rng = np.random.default_rng(1)
+    model._init_parameters(rng)
+    p = model.params
+    x = rng.normal(size=(2, 6))
+    T = seq_len or 6
+    w = [p[f"encoder.{n}_l0"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    fwd = F.lstm_forward if cls is LSTM else F.gru_forward
+    ys = fwd(np.ascontiguousarray(x[:, -T:, None]), *w).y  # (B, T, H)
+    ctx = np.einsum("kt,bth->bkh", p["context.weight"][:, -T:], ys) + p["context.bias"][None, :, None]
+    hid = np.maximum(ctx @ p["decoder.0.weight"].T + p["decoder.0.bias"], 0.0)
+    expected = (hid @ p["decoder.1.weight"].T + p["decoder.1.bias"])[:, :, 0]
+    np.testing.assert_allclose(model._forward(x, None, None).data, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_decoder_input_is_validated():
+    with pytest.raises(ValueError, match="decoder_input"):
+        LSTMConfig().with_decoder_input("first")
 
 
 def _small(cls, cfg, **kw):

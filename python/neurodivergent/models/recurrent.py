@@ -2,8 +2,13 @@
 
 Direct multi-horizon (default, like NeuralForecast's recurrent models): the scaled input window is
 read one value per step by a stack of ``num_layers`` recurrent layers (dropout between layers in
-training); the last layer's final hidden state goes through an MLP decoder
-(``decoder_layers`` hidden layers of ``decoder_hidden_size``, ReLU) to ``horizon`` outputs.
+training). With ``decoder_input="sequence"`` (default) every hidden state of the last layer is used: a
+context adapter (a linear map across time, window length -> horizon, shared by all hidden units) turns
+the (T, H) states into one context vector per horizon step, and an MLP decoder (``decoder_layers``
+hidden layers of ``decoder_hidden_size``, ReLU) shared by all steps maps each context to that step's
+output(s). With ``decoder_input="last"`` only the final hidden state goes through the MLP decoder, to
+``horizon`` outputs at once. The sequence decoder gives every horizon step a direct path to every
+encoder state; on M4 Hourly it is what lets the default LSTM beat seasonal naive (bench/RESULTS.md).
 
 Sequence-to-sequence (``mode="seq2seq"``): the encoder's final states start a recurrent decoder of
 the same cell that unrolls ``horizon`` steps; its input at each step is the previous value — the true
@@ -31,6 +36,7 @@ from ..nn.tape import Tape, Var
 from .base import BaseModel
 
 MODES = ("direct", "seq2seq")
+DECODER_INPUTS = ("sequence", "last")
 
 
 def _alias(name, v):
@@ -50,6 +56,9 @@ def recurrent_fields():
         decoder_hidden_size=cfg_field(128, positive_int, "Units per hidden layer of the MLP decoder."),
         decoder_layers=cfg_field(1, nonneg_int, "Hidden layers of the MLP decoder (0: one linear layer)."),
         mode=cfg_field("direct", one_of(*MODES), "'direct' (MLP decoder) or 'seq2seq' (recurrent decoder)."),
+        decoder_input=cfg_field("sequence", one_of(*DECODER_INPUTS),
+                                "Direct mode: 'sequence' maps every encoder state to the horizon (context "
+                                "adapter + per-step MLP) or 'last' feeds only the final state to the MLP."),
         scaler=cfg_field("standard", one_of(*SCALERS), "Per-window scaler (see data.scalers)."),
         alias=cfg_field(None, _alias, "Column name of the forecast (default: the class name)."),
     )
@@ -97,11 +106,15 @@ class RecurrentModel(BaseModel):
         return float(self._training_option("teacher_forcing_ratio") or 0.0)
 
     # ---------------------------------------------------------------- parameters
+    def _uses_context(self) -> bool:
+        return self.config.mode == "direct" and self.config.decoder_input == "sequence"
+
     def _decoder_dims(self) -> List[Tuple[int, int]]:
         c = self.config
         if c.mode == "seq2seq":
             return [(c.hidden_size, self.n_outputs)]
-        dims = [c.hidden_size] + [c.decoder_hidden_size] * c.decoder_layers + [self.output_size]
+        out = self.n_outputs if self._uses_context() else self.output_size
+        dims = [c.hidden_size] + [c.decoder_hidden_size] * c.decoder_layers + [out]
         return list(zip(dims[:-1], dims[1:]))
 
     def _rnn_specs(self, prefix: str, n_layers: int) -> List[Tuple[str, Tuple[int, ...]]]:
@@ -119,6 +132,9 @@ class RecurrentModel(BaseModel):
         specs = self._rnn_specs("encoder", c.num_layers)
         if c.mode == "seq2seq":
             specs += self._rnn_specs("decoder_rnn", c.num_layers)
+        if self._uses_context():
+            input_size, horizon = self._require_sizes()
+            specs += [("context.weight", (horizon, input_size)), ("context.bias", (horizon,))]
         for i, (a, b) in enumerate(self._decoder_dims()):
             specs += [(f"decoder.{i}.weight", (b, a)), (f"decoder.{i}.bias", (b,))]
         return specs
@@ -128,6 +144,8 @@ class RecurrentModel(BaseModel):
         for name in self.params.names:
             if name.startswith(("encoder.", "decoder_rnn.")):
                 uniform(rng, self.params[name], bound)
+        if self._uses_context():
+            linear_init(rng, self.params["context.weight"], self.params["context.bias"])
         for i in range(len(self._decoder_dims())):
             linear_init(rng, self.params[f"decoder.{i}.weight"], self.params[f"decoder.{i}.bias"])
 
@@ -188,14 +206,59 @@ class RecurrentModel(BaseModel):
                  y: Optional[np.ndarray] = None) -> Var:
         if self.config.mode == "seq2seq":
             return self._forward_seq2seq(x, tape, rng, y)
-        _, finals = self._stack(tape, self._sequence(x, tape), "encoder", rng)
-        h = finals[-1][0]
+        ys, finals = self._stack(tape, self._sequence(x, tape), "encoder", rng)
+        h = self._context(tape, ys) if self._uses_context() else finals[-1][0]
         n = len(self._decoder_dims())
         for i in range(n):
             h = layers.linear(tape, self.params, h, f"decoder.{i}.weight", f"decoder.{i}.bias")
             if i < n - 1:
                 h = layers.activation(tape, "relu", h)
+        if self._uses_context():  # (B * horizon, n_outputs) -> (B, horizon * n_outputs)
+            h = self._reshape(tape, h, (x.shape[0], self._require_sizes()[1] * self.n_outputs))
         return h
+
+    def _context(self, tape, ys: Var) -> Var:
+        """Context adapter (as in NeuralForecast's recurrent models): the encoder states (B, T, H) are
+        mapped across time by a linear layer (T -> horizon, shared by all hidden units) to one context
+        vector per horizon step, returned as (B * horizon, H) rows for the per-step MLP decoder. With a
+        sequence_length shorter than the window, the adapter's weights for the last T positions are used."""
+        B, T, H = ys.data.shape
+        horizon = self._require_sizes()[1]
+        yt = self._transpose12(tape, ys)  # (B, H, T)
+        flat = self._reshape(tape, yt, (B * H, T))
+        W, b = self.params["context.weight"], self.params["context.bias"]
+        if T == W.shape[1]:
+            ctx = layers.linear(tape, self.params, flat, "context.weight", "context.bias")
+        else:
+            ctx = self._linear_tail(tape, flat, T)
+        ctx = self._transpose12(tape, self._reshape(tape, ctx, (B, H, horizon)))  # (B, horizon, H)
+        return self._reshape(tape, ctx, (B * horizon, H))
+
+    def _linear_tail(self, tape, x: Var, T: int) -> Var:
+        """x (N, T) @ W[:, -T:].T + b: the context adapter over a window cut by sequence_length."""
+        W = np.ascontiguousarray(self.params["context.weight"][:, -T:])
+        y = np.ascontiguousarray(F.linear_forward(x.data, W, self.params["context.bias"]))
+        out = tape.var(y) if tape is not None else Var(y, -1)
+        if tape is not None:
+            dW_full, db = self.params.grad_of("context.weight"), self.params.grad_of("context.bias")
+            xd = x.data
+
+            def backward(dy):
+                g = F.linear_backward(dy, xd, W, need_dx=True, db=db)
+                dW_full[:, -T:] += g.dw
+                return (g.dx,)
+
+            tape.record(out, (x,), backward)
+        return out
+
+    @staticmethod
+    def _transpose12(tape, v: Var) -> Var:
+        """(A, B, C) -> (A, C, B), contiguous."""
+        out_data = np.ascontiguousarray(v.data.transpose(0, 2, 1))
+        out = tape.var(out_data) if tape is not None else Var(out_data, -1)
+        if tape is not None:
+            tape.record(out, (v,), lambda g: (np.ascontiguousarray(g.transpose(0, 2, 1)),))
+        return out
 
     def _decoder_inputs(self, x: np.ndarray, finals, y: Optional[np.ndarray], ratio: float,
                         rng) -> np.ndarray:
