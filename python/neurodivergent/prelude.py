@@ -17,6 +17,9 @@ from .training.visualizer import TrainingVisualizer
 from .training.optimizers import AdamConfig, AdamWConfig, Optimizer, RMSpropConfig, SGDConfig
 from .training.regularization import GradientClipping
 from .training.schedulers import LearningRateScheduler
+from .validation.cross_validation import (BlockedTimeSeriesCrossValidator, CrossValidationSplitter,
+                                          CustomCrossValidator, CVResults, TimeSeriesCrossValidator,
+                                          cross_validation)
 
 __all__ = [
     "TimeSeriesDataFrame", "ForecastFrame", "load_dataset", "list_datasets",
@@ -26,4 +29,6 @@ __all__ = [
     "LossFunction", "HuberConfig", "QuantileConfig", "WeightedConfig", "GradientClipping",
     "Callback", "CallbackResult", "ReduceLROnPlateau", "TrainingMonitor", "TrainingVisualizer",
     "set_num_threads", "get_num_threads",
+    "TimeSeriesCrossValidator", "BlockedTimeSeriesCrossValidator", "CustomCrossValidator",
+    "CrossValidationSplitter", "CVResults", "cross_validation",
 ]

@@ -1,5 +1,16 @@
 """Forecast evaluation: M4 metrics and the M4 statistical benchmarks (numpy only)."""
 from .baselines import naive, naive2, seasonal_indices, seasonal_naive, seasonality_test
+from .cross_validation import (
+    BlockedTimeSeriesCrossValidator,
+    CrossValidationSplitter,
+    CustomCrossValidator,
+    CVFrame,
+    CVResults,
+    TestIndex,
+    TimeSeriesCrossValidator,
+    TrainIndex,
+    cross_validation,
+)
 from .metrics import (
     METRICS,
     evaluate,
@@ -31,4 +42,13 @@ __all__ = [
     "naive2",
     "seasonality_test",
     "seasonal_indices",
+    "TimeSeriesCrossValidator",
+    "BlockedTimeSeriesCrossValidator",
+    "CustomCrossValidator",
+    "CrossValidationSplitter",
+    "CVResults",
+    "CVFrame",
+    "TrainIndex",
+    "TestIndex",
+    "cross_validation",
 ]
