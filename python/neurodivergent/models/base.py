@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 import numpy as np
 
 from .._version import __version__
-from ..checkpointing.safetensors import load_file, save_file
+from ..checkpointing.files import (CHECKPOINT_FORMAT, FORMAT_VERSION, MODEL_FORMAT, CheckpointError, check_format,
+                                   read_file, write_file)
 from ..data.scalers import scale, unscale, window_stats
 from ..nn.params import ParameterBuffer
 from ..nn.tape import Tape, Var
@@ -32,8 +33,7 @@ from ..training.config import TrainingConfig
 from ..training.logs import TrainingLogs
 from ..training.trainer import TrainingDivergedError, train, validation_steps
 
-MODEL_FORMAT = "neurodivergent.model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = FORMAT_VERSION
 BUFFER_PREFIX = "buffers/"  # tensor names of non-trained state (batch-norm running statistics)
 
 _MODELS: Dict[str, Type["BaseModel"]] = {}
@@ -74,6 +74,11 @@ class BaseModel:
         self.params: Optional[ParameterBuffer] = None
         self.training_logs: Optional[TrainingLogs] = None
         self.training_config: Optional[TrainingConfig] = None
+        # (tensors, JSON state) of the end of the last training run or of a loaded checkpoint: what
+        # save_checkpoint writes and resume_training continues from
+        self._train_state: Optional[Tuple[Dict[str, np.ndarray], Dict[str, Any]]] = None
+        self._saved_training_config: Optional[Dict[str, Any]] = None  # lossy dict of a loaded checkpoint
+        self._active_run: Any = None  # the training run in progress (trainer._Run)
 
     @classmethod
     def new(cls, config: Any = None) -> "BaseModel":
@@ -188,21 +193,143 @@ class BaseModel:
             raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
         self._check_training_data(data, config)
         loss = config.resolved_loss()
-        previous = (self.params, self.training_logs, self.training_config, self._structure(), self.buffers)
+        return self._train(data, config, loss, None)
+
+    def _train(self, data, config: TrainingConfig, loss, resume) -> TrainingLogs:
+        previous = (self.params, self.training_logs, self.training_config, self._structure(), self.buffers,
+                    self._train_state, self._saved_training_config)
         try:
-            self._set_structure({"n_outputs": int(loss.n_outputs),
-                                 "quantiles": getattr(loss, "quantiles", None) if loss.n_outputs > 1 else None,
-                                 "batch_norm": config.batch_norm})
+            if resume is None:
+                self._set_structure({"n_outputs": int(loss.n_outputs),
+                                     "quantiles": getattr(loss, "quantiles", None) if loss.n_outputs > 1 else None,
+                                     "batch_norm": config.batch_norm})
             self.params = ParameterBuffer(self._parameter_specs())
-            logs = train(self, data.y, data.offsets, config, ds=data.ds, loss=loss)
+            logs = train(self, data.y, data.offsets, config, ds=data.ds, loss=loss, resume=resume)
         except BaseException:
             # nothing half-trained survives a failure: the model is as it was before fit
-            self.params, self.training_logs, self.training_config, structure, self.buffers = previous
+            (self.params, self.training_logs, self.training_config, structure, self.buffers,
+             self._train_state, self._saved_training_config) = previous
             self._set_structure(structure)
             raise
         self.training_logs = logs
         self.training_config = config
+        self._saved_training_config = None
         return logs
+
+    # ---------------------------------------------------------------- checkpoints and resume
+    # fields that may differ between the interrupted run's config and the resuming one: limits, output,
+    # checkpointing and fault tolerance; every other field changes the steps and must be equal
+    RESUME_MAY_CHANGE = ("max_epochs", "max_steps", "verbose", "checkpointing", "checkpoint_every", "checkpoint_dir",
+                         "fault_tolerance", "monitor", "visualizer")
+
+    def save_checkpoint(self, path: str, compression: Optional[str] = None) -> None:
+        """Write a checkpoint: the model plus the complete training state, from which
+        :meth:`resume_training` continues bitwise identically (also in a new process).
+
+        After ``fit`` (or ``load_checkpoint``) it holds the state at the end of that run. Called from a
+        callback during training, it holds the state after the current step (``on_batch_end``,
+        ``on_epoch_begin``, ``on_train_begin``); from ``on_epoch_end`` it is written once the epoch is
+        complete (after every callback, the monitor and early stopping), so that it holds a clean epoch
+        boundary. ``compression``: None, ``"gzip"`` or ``"lzma"`` (default: from the suffix, ``.gz`` /
+        ``.xz``); see :mod:`neurodivergent.checkpointing`."""
+        path = str(path)
+        if compression is None:
+            compression = "gzip" if path.endswith(".gz") else "lzma" if path.endswith(".xz") else None
+        run = self._active_run
+        if run is not None:
+            run.request_save(path, compression)
+            return
+        if self._train_state is None:
+            raise NotFittedError(f"{type(self).__name__} has no training state to checkpoint: call fit(data) or "
+                                 "load a checkpoint (a model loaded with load_model has none)")
+        tensors, state = self._train_state
+        config = self.training_config
+        self._write_checkpoint(path, tensors, state, config, compression=compression, training_metadata=None,
+                               config_dict=self._saved_training_config)
+
+    def _checkpoint_tensors(self) -> Dict[str, np.ndarray]:
+        """Copies of the parameters (by name) and buffers (``buffers/<name>``)."""
+        tensors = self.params.state_dict()
+        for k, v in self.buffers.items():
+            tensors[BUFFER_PREFIX + k] = np.ascontiguousarray(v).copy()
+        return tensors
+
+    def _load_checkpoint_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
+        params = {k: v for k, v in tensors.items() if "/" not in k}
+        self.params.load_state_dict(params)
+        for k in self.buffers:
+            v = tensors.get(BUFFER_PREFIX + k)
+            if v is None or tuple(v.shape) != self.buffers[k].shape:
+                raise CheckpointError(f"buffer {k!r} is missing from the checkpoint or has the wrong shape")
+            self.buffers[k][...] = v
+
+    def _model_metadata(self, fmt: str, config: Optional[TrainingConfig],
+                        config_dict: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+        if config_dict is None and config is not None:
+            config_dict = config.to_dict(lossy=True)
+        return {
+            "format": fmt,
+            "format_version": str(FORMAT_VERSION),
+            "library_version": __version__,
+            "model_class": type(self).__name__,
+            "model_config": json.dumps(self.config.to_dict(), sort_keys=True),
+            "training_config": json.dumps(config_dict, allow_nan=False),
+            "structure": json.dumps(self._structure()),
+        }
+
+    def _write_checkpoint(self, path: str, tensors: Dict[str, np.ndarray], state: Dict[str, Any],
+                          config: Optional[TrainingConfig], *, compression: Optional[str],
+                          training_metadata: Optional[Dict[str, Any]], config_dict=None) -> None:
+        meta = self._model_metadata(CHECKPOINT_FORMAT, config, config_dict)
+        meta["training_state"] = json.dumps(state, allow_nan=False)
+        if training_metadata is not None:
+            meta["training_metadata"] = json.dumps(training_metadata, allow_nan=False)
+        try:
+            write_file(path, tensors, meta, compression=compression, create=True)
+        except FileExistsError:
+            write_file(path, tensors, meta, compression=compression)
+
+    @classmethod
+    def load_checkpoint(cls, path: str) -> "BaseModel":
+        """Load a checkpoint written by :meth:`save_checkpoint` or automatic checkpointing; the model
+        predicts at once and :meth:`resume_training` continues the run."""
+        model = load_checkpoint(path)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__} checkpoint, not a {cls.__name__}: use "
+                            f"{type(model).__name__}.load_checkpoint or neurodivergent.load_checkpoint")
+        return model
+
+    def resume_training(self, data, config: Optional[TrainingConfig] = None) -> TrainingLogs:
+        """Continue the run of a checkpoint (or of the last ``fit``) on the same ``data``; the steps
+        taken are bitwise those the uninterrupted run takes. ``config`` defaults to the run's own; a
+        different one may change only :attr:`RESUME_MAY_CHANGE` (e.g. a larger ``max_epochs`` trains
+        further). Returns the logs of the whole run (the resumed part appended)."""
+        if self._train_state is None:
+            raise NotFittedError(f"{type(self).__name__} has no training state to resume: load a checkpoint with "
+                                 f"{type(self).__name__}.load_checkpoint(path) (or fit first)")
+        saved = self._saved_training_config
+        if saved is None and self.training_config is not None:
+            saved = self.training_config.to_dict(lossy=True)
+        if config is None:
+            if self.training_config is None:
+                raise ValueError("the checkpoint's training config cannot be rebuilt (it holds components that "
+                                 "could not be saved): pass the config to resume_training(data, config)")
+            config = self.training_config
+        if not isinstance(config, TrainingConfig):
+            raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
+        if saved is not None:
+            new = config.to_dict(lossy=True)
+            differ = sorted(k for k in set(saved) | set(new)
+                            if k not in self.RESUME_MAY_CHANGE and saved.get(k) != new.get(k))
+            if differ:
+                raise ValueError(f"the config differs from the checkpoint's in {', '.join(differ)}: a resumed run must "
+                                 f"train the same way (only {', '.join(self.RESUME_MAY_CHANGE)} may change)")
+        self._check_training_data(data, config)
+        return self._train(data, config, config.resolved_loss(), self._train_state)
+
+    async def resume_training_async(self, data, config: Optional[TrainingConfig] = None) -> TrainingLogs:
+        """Awaitable twin of :meth:`resume_training` (runs in a worker thread)."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.resume_training, data, config)
 
     async def fit_async(self, data, config: Optional[TrainingConfig] = None) -> TrainingLogs:
         """Awaitable twin of :meth:`fit`; trains in a worker thread (kernels release the GIL)."""
@@ -274,26 +401,20 @@ class BaseModel:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str) -> None:
-        """Write a safetensors-compatible file: the parameters as tensors, the config and training
-        history as JSON strings in the header's metadata. Written atomically."""
+        """Write a safetensors-compatible model file for inference: the parameters (and buffers) as
+        tensors; the config, structure and training history as JSON strings in the header's metadata,
+        with the format version, the library version and a SHA-256 (see
+        :mod:`neurodivergent.checkpointing.files`). Written atomically. It holds no training state:
+        :meth:`save_checkpoint` writes one that training can resume from."""
         self._require_fitted()
-        meta = {
-            "format": MODEL_FORMAT,
-            "format_version": str(MODEL_FORMAT_VERSION),
-            "library_version": __version__,
-            "model_class": type(self).__name__,
-            "model_config": json.dumps(self.config.to_dict(), sort_keys=True),
-            "training_logs": json.dumps(self.training_logs.to_dict() if self.training_logs else {}),
-            "training_config": json.dumps(self.training_config.to_dict(lossy=True) if self.training_config else None),
-            "structure": json.dumps(self._structure()),
-        }
-        tensors = self.params.state_dict()
-        for k, v in self.buffers.items():
-            tensors[BUFFER_PREFIX + k] = np.ascontiguousarray(v).copy()
-        save_file(tensors, path, metadata=meta)
+        meta = self._model_metadata(MODEL_FORMAT, self.training_config, self._saved_training_config
+                                    if self.training_config is None else None)
+        meta["training_logs"] = json.dumps(self.training_logs.to_dict() if self.training_logs else {})
+        write_file(path, self._checkpoint_tensors(), meta)
 
     @classmethod
     def load(cls, path: str) -> "BaseModel":
+        """Load a model file (``save``) or the model of a checkpoint file, checking its class."""
         model = load_model(path)
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
@@ -304,62 +425,106 @@ class BaseModel:
         return f"{type(self).__name__}({self.config!r}, {state})"
 
 
-def load_model(path: str) -> BaseModel:
-    """Load any saved model; the class comes from a closed registry, never from code in the file."""
-    tensors, meta = load_file(path)
-    if meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a neurodivergent model file (format={meta.get('format')!r})")
-    try:
-        version = int(meta.get("format_version", ""))
-    except ValueError:
-        raise ValueError(f"{path} has an unreadable format_version {meta.get('format_version')!r}") from None
-    if version > MODEL_FORMAT_VERSION:
-        raise ValueError(f"{path} was written by neurodivergent {meta.get('library_version')} in model format "
-                         f"{version}; this version ({__version__}) reads format <= {MODEL_FORMAT_VERSION}: upgrade")
+def _rebuild(path: str, tensors: Dict[str, np.ndarray], meta: Dict[str, str]) -> BaseModel:
+    """The model of a model or checkpoint file; the class comes from the closed registry ``_MODELS``."""
     name = meta.get("model_class")
     if name not in _MODELS:
-        raise ValueError(f"{path} holds an unknown model class {name!r}; known: {', '.join(sorted(_MODELS))}")
+        raise CheckpointError(f"{path} holds an unknown model class {name!r}; known: {', '.join(sorted(_MODELS))}")
     cls = _MODELS[name]
     try:
         config = cls.config_class.from_dict(json.loads(meta["model_config"]))
-        logs = TrainingLogs.from_dict(json.loads(meta.get("training_logs", "{}")) or {})
         tc = json.loads(meta.get("training_config", "null"))
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} has a damaged model header: {exc}") from None
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} has a damaged model header: {exc!r}") from None
     model = cls(config)
     tconf = None
     if tc:
         try:
             tconf = TrainingConfig.from_dict(tc, drop_unserialisable=True)
-        except (TypeError, ValueError, ImportError) as exc:
+        except (TypeError, ValueError, ImportError, KeyError) as exc:
             import logging
 
             logging.getLogger("neurodivergent").warning("%s: the training config cannot be rebuilt (%s); "
                                                         "training_config is None", path, exc)
-    if "structure" in meta:
-        try:
+    try:
+        if "structure" in meta:
             model._set_structure(json.loads(meta["structure"]))
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path} has a damaged model header: {exc}") from None
-    elif tconf is not None:  # files written before the structure field: the loss decides the head
-        loss = tconf.resolved_loss()
-        model._set_structure({"n_outputs": loss.n_outputs,
-                              "quantiles": getattr(loss, "quantiles", None) if loss.n_outputs > 1 else None})
+        elif tconf is not None:  # files written before the structure field: the loss decides the head
+            loss = tconf.resolved_loss()
+            model._set_structure({"n_outputs": loss.n_outputs,
+                                  "quantiles": getattr(loss, "quantiles", None) if loss.n_outputs > 1 else None})
+        model.params = ParameterBuffer(model._parameter_specs())
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path} has a damaged model header: {exc!r}") from None
     buffers = {k[len(BUFFER_PREFIX):]: v for k, v in tensors.items() if k.startswith(BUFFER_PREFIX)}
-    params = {k: v for k, v in tensors.items() if not k.startswith(BUFFER_PREFIX)}
-    model.params = ParameterBuffer(model._parameter_specs())
-    model.params.load_state_dict(params)
+    params = {k: v for k, v in tensors.items() if "/" not in k}
+    try:
+        model.params.load_state_dict(params)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if not all(np.all(np.isfinite(v)) for v in params.values()):
+        raise CheckpointError(f"{path}: parameters hold NaN or inf")
     model._init_buffers()
     if set(buffers) != set(model.buffers):
-        raise ValueError(f"{path}: buffers differ from what {name} expects: got {sorted(buffers)[:5]}, "
-                         f"expected {sorted(model.buffers)[:5]}")
+        raise CheckpointError(f"{path}: buffers differ from what {name} expects: got {sorted(buffers)[:5]}, "
+                              f"expected {sorted(model.buffers)[:5]}")
     for k, v in buffers.items():
         if tuple(v.shape) != model.buffers[k].shape or not np.all(np.isfinite(v)):
-            raise ValueError(f"{path}: buffer {k!r} has shape {tuple(v.shape)} or non-finite values")
+            raise CheckpointError(f"{path}: buffer {k!r} has shape {tuple(v.shape)} or non-finite values")
         model.buffers[k][...] = v
-    model.training_logs = logs
     model.training_config = tconf
+    if tconf is None and tc:
+        model._saved_training_config = tc
     return model
 
 
-__all__ = ["BaseModel", "NotFittedError", "TrainingDivergedError", "load_model", "register"]
+def load_model(path: str) -> BaseModel:
+    """Load any saved model (``model.save``) or the model of a checkpoint, ready to predict; the class
+    comes from a closed registry, never from code in the file. Damaged files, files of an unknown format
+    or of a newer format version raise a :class:`~neurodivergent.checkpointing.CheckpointError` (a
+    ValueError) saying so."""
+    tensors, meta = read_file(path)
+    check_format(path, meta)
+    model = _rebuild(path, tensors, meta)
+    if meta["format"] == CHECKPOINT_FORMAT:
+        from ..training.trainer import logs_from_state, validate_state
+
+        state = _state_of(path, meta)
+        validate_state(path, tensors, state)
+        model.training_logs = logs_from_state(tensors, state)
+    else:
+        try:
+            model.training_logs = TrainingLogs.from_dict(json.loads(meta.get("training_logs", "{}")) or {})
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{path} has a damaged model header: {exc!r}") from None
+    return model
+
+
+def _state_of(path: str, meta: Dict[str, str]) -> Dict[str, Any]:
+    try:
+        state = json.loads(meta["training_state"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: the checkpoint's training state is missing or damaged: {exc!r}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: the checkpoint's training state is not a JSON object")
+    return state
+
+
+def load_checkpoint(path: str) -> BaseModel:
+    """Load a checkpoint of any model (the class from the closed registry of model classes): the
+    model predicts at once and ``model.resume_training(data, config)`` continues its run."""
+    tensors, meta = read_file(path)
+    check_format(path, meta, accepted=(CHECKPOINT_FORMAT,))
+    model = _rebuild(path, tensors, meta)
+    from ..training.trainer import logs_from_state, validate_state
+
+    state = _state_of(path, meta)
+    validate_state(path, tensors, state)
+    model.training_logs = logs_from_state(tensors, state)
+    model._train_state = (tensors, state)
+    if model._saved_training_config is None:
+        model._saved_training_config = json.loads(meta.get("training_config", "null"))
+    return model
+
+
+__all__ = ["BaseModel", "NotFittedError", "TrainingDivergedError", "load_model", "load_checkpoint", "register"]

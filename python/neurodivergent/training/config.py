@@ -295,9 +295,10 @@ class TrainingConfig:
     ``attention_dropout`` by attention models; ``batch_norm`` by models that support it (the MLP): a model
     that cannot honour one of them raises a ValueError when ``fit`` starts instead of ignoring it.
     ``label_smoothing > 0`` likewise raises at ``fit`` with a loss that does not define label smoothing
-    (no regression loss does). ``callbacks`` run in list order, before the built-in early stopping and
-    checkpointing; the monitor logs and plots after all of them.
-    """
+    (no regression loss does). ``callbacks`` run in list order, before the built-in early stopping; the
+    monitor logs and plots after all of them, and checkpoints are written last, once the epoch is complete
+    (``checkpointing``; ``checkpoint_every`` / ``checkpoint_dir`` are a shorthand for it, see
+    :meth:`resolved_checkpointing`)."""
 
     max_epochs: int = cfg_field(100, positive_int, "Upper bound on epochs.")
     max_steps: Optional[int] = cfg_field(None, optional(positive_int), "Upper bound on optimizer steps.")
@@ -306,8 +307,13 @@ class TrainingConfig:
     batch_size: int = cfg_field(32, positive_int, "Windows per step.")
     validation_split: float = cfg_field(0.0, fraction, "Fraction of each series' end held out for validation.")
     early_stopping: Optional[EarlyStopping] = cfg_field(None, _early, "Early stopping, or None.")
-    checkpoint_every: Optional[int] = cfg_field(None, optional(positive_int), "Save the model every N epochs.")
+    checkpoint_every: Optional[int] = cfg_field(
+        None, optional(positive_int), "Shorthand: a checkpoint every N epochs into checkpoint_dir (see checkpointing).")
     checkpoint_dir: str = cfg_field("checkpoints", _str, "Where checkpoint_every saves.")
+    checkpointing: Any = cfg_field(None, lambda n, v: _checkpointing(n, v),
+                                   "A CheckpointConfig (automatic checkpoints), or None.")
+    fault_tolerance: Any = cfg_field(None, lambda n, v: _fault_tolerance(n, v),
+                                     "A FaultTolerantTraining (retries, watchdog, graceful shutdown), or None.")
     loss_function: Any = cfg_field("mae", _loss, "A LossFunction or 'mae' / 'mse' / 'huber' / 'quantile'.")
     huber_delta: float = cfg_field(1.0, positive_float, "Delta of the Huber loss when loss_function is 'huber'.")
     verbose: bool = cfg_field(True, boolean, "Progress bar on a terminal and epoch logs (silent when not a TTY).")
@@ -372,6 +378,29 @@ class TrainingConfig:
         """Set the list of callbacks (replacing any already set)."""
         return dataclasses.replace(self, callbacks=callbacks)
 
+    def _validate(self) -> None:
+        if self.checkpoint_every is not None and self.checkpointing is not None:
+            raise ValueError("checkpoint_every and checkpointing are both set: checkpoint_every(n) is a shorthand for "
+                             "with_checkpointing(CheckpointConfig().with_save_frequency(SaveFrequency.EveryNEpochs(n))"
+                             ".with_save_directory(checkpoint_dir)); set one of them")
+
+    def resolved_checkpointing(self):
+        """The CheckpointConfig in effect: ``checkpointing``, else the ``checkpoint_every`` shorthand
+        (every n epochs into ``checkpoint_dir``, all files kept), else FaultTolerantTraining's
+        ``auto_checkpoint`` (``CheckpointStrategy.Latest`` every epoch into its ``checkpoint_directory``),
+        else None."""
+        from ..checkpointing.config import CheckpointConfig, CheckpointStrategy, SaveFrequency
+
+        if self.checkpointing is not None:
+            return self.checkpointing
+        if self.checkpoint_every is not None:
+            return CheckpointConfig(save_directory=self.checkpoint_dir,
+                                    save_frequency=SaveFrequency.EveryNEpochs(self.checkpoint_every))
+        ft = self.fault_tolerance
+        if ft is not None and ft.auto_checkpoint:
+            return CheckpointConfig(save_directory=ft.checkpoint_directory, strategy=CheckpointStrategy.Latest)
+        return None
+
     # ----------------------------------------------------------------- resolution helpers used by fit
     def resolved_loss(self):
         """The LossFunction object for ``loss_function`` (strings resolved; 'huber' uses ``huber_delta``)."""
@@ -427,7 +456,8 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown TrainingConfig fields: {', '.join(unknown)}")
         # the component classes register for nested decoding when their modules are imported
-        from . import callbacks, losses, monitor, optimizers, regularization, schedulers, visualizer  # noqa: F401
+        from . import callbacks, fault_tolerance, losses, monitor, optimizers, regularization, schedulers, visualizer  # noqa: F401
+        from ..checkpointing import config as _ckpt_config  # noqa: F401
 
         kw: Dict[str, Any] = {}
         for k, v in d.items():
@@ -443,6 +473,27 @@ class TrainingConfig:
             else:
                 kw[k] = _decode(k, v)
         return cls(**kw)
+
+
+def _checkpointing(name, v):
+    if v is None:
+        return None
+    from ..checkpointing.config import CheckpointConfig
+
+    if not isinstance(v, CheckpointConfig):
+        raise TypeError(f"{name} must be a CheckpointConfig (neurodivergent.checkpointing.CheckpointConfig) or None, "
+                        f"got {type(v).__name__}")
+    return v
+
+
+def _fault_tolerance(name, v):
+    if v is None:
+        return None
+    from .fault_tolerance import FaultTolerantTraining
+
+    if not isinstance(v, FaultTolerantTraining):
+        raise TypeError(f"{name} must be a FaultTolerantTraining or None, got {type(v).__name__}")
+    return v
 
 
 def _visualizer_check(name, v):
