@@ -3,6 +3,7 @@
     neurodivergent train                      # bundled dataset, hold out the last horizon, print metrics
     neurodivergent train --data my.csv --horizon 24 --input-size 96 --model mlp --max-epochs 50 --output forecast.csv
     neurodivergent predict --model-file model.safetensors --data my.csv --output forecast.csv
+    neurodivergent cv --dataset us_employment --horizon 12 --n-splits 3 --test-size 12 --max-epochs 5
     neurodivergent datasets
 """
 from __future__ import annotations
@@ -75,7 +76,75 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", default="forecast.csv")
 
     sub.add_parser("datasets", help="list the bundled datasets")
+    _add_cv_parser(sub)
     return p
+
+
+def _test_size(s: str):
+    try:
+        v = int(s)
+    except ValueError:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int (steps per fold) or a fraction in (0, 1), got {s!r}") from None
+        if not 0.0 < v < 1.0:
+            raise argparse.ArgumentTypeError(f"a fractional test size must be in (0, 1), got {s}")
+        return v
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {s}")
+    return v
+
+
+def _nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
+def _add_cv_parser(sub) -> None:
+    c = sub.add_parser("cv", help="time-series cross-validation: refit the model per fold, print per-fold scores "
+                                  "and their mean +- std")
+    c.add_argument("--data", help=f"CSV in long format (unique_id, ds, y); default: the bundled '{DEFAULT_DATASET}'")
+    c.add_argument("--dataset", help="name of a bundled dataset (see `neurodivergent datasets`)")
+    c.add_argument("--model", default="mlp", choices=MODELS, help="model (default: mlp)")
+    c.add_argument("--horizon", type=_positive(int), help="steps to forecast (default: the season length)")
+    c.add_argument("--input-size", type=_positive(int), help="input window (default: 2 x horizon)")
+    c.add_argument("--season", type=_positive(int), help="seasonal period of MASE (default: from the frequency)")
+    c.add_argument("--hidden-size", type=_positive(int), default=None)
+    c.add_argument("--num-layers", type=_positive(int), default=None)
+    c.add_argument("--max-epochs", type=_positive(int), default=None)
+    c.add_argument("--max-steps", type=_positive(int), default=None)
+    c.add_argument("--batch-size", type=_positive(int), default=None)
+    c.add_argument("--learning-rate", type=_positive(float), default=None)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--threads", type=_positive(int), help="kernel threads (default: all cores)")
+    c.add_argument("--id-col", default="unique_id")
+    c.add_argument("--time-col", default="ds")
+    c.add_argument("--target-col", default="y")
+    c.add_argument("--freq", help="frequency of ds (default: inferred)")
+    c.add_argument("--n-splits", type=_positive(int), default=3, help="folds (default: 3)")
+    c.add_argument("--test-size", type=_test_size, help="test steps per fold (int) or the share of the time axis "
+                   "tested over all folds (fraction); default: the horizon")
+    c.add_argument("--gap-size", type=_nonneg_int, default=0, help="steps between training and test (default: 0)")
+    c.add_argument("--purge-size", type=_nonneg_int, default=0,
+                   help="further observations dropped from the end of each training part (default: 0)")
+    c.add_argument("--sliding", action="store_true", help="sliding training window of fixed length "
+                   "(default: expanding)")
+    c.add_argument("--max-train-size", type=_positive(int), help="cap on the training length")
+    c.add_argument("--alignment", choices=("ds", "end"), default="ds",
+                   help="ds: common calendar cutoffs (default); end: series aligned on their last value")
+    c.add_argument("--exclude-short", action="store_true",
+                   help="leave series that cannot take part in a fold out of it (listed) instead of failing")
+    c.add_argument("--metrics", default="mae,mape,rmse,smape,mase",
+                   help="comma-separated metrics (mae, mse, rmse, mape, smape, mase)")
+    c.add_argument("--output", help="write the per-fold scores to this CSV")
+    c.add_argument("--predictions", help="write every test forecast (fold, unique_id, ds, cutoff, y, model) to this CSV")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _load_data(args):
@@ -205,6 +274,55 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_cv(args) -> int:
+    from .data.csvio import format_floats, write_csv
+    from .validation.cross_validation import TimeSeriesCrossValidator
+
+    if args.threads:
+        from . import set_num_threads
+
+        set_num_threads(args.threads)
+    data, source = _load_data(args)
+    m = _season(data, args)
+    horizon = args.horizon or max(m, 1)
+    input_size = args.input_size or 2 * horizon
+    model = _build_model(args, horizon, input_size)
+    tc = _training_config(args).with_verbose(False)
+    cv = TimeSeriesCrossValidator(
+        n_splits=args.n_splits, test_size=args.test_size or horizon, gap_size=args.gap_size,
+        purge_size=args.purge_size, expanding_window=not args.sliding, max_train_size=args.max_train_size,
+        alignment=args.alignment, short_series="exclude" if args.exclude_short else "raise",
+        season_length=m, scoring_metrics=[x.strip() for x in args.metrics.split(",") if x.strip()],
+        verbose=not args.quiet)
+    print(f"data: {source}: {data.n_series} series, {len(data)} rows, frequency {data.freq}")
+    print(f"model: {type(model).__name__} input_size={input_size} horizon={horizon}; {cv.n_splits} folds, "
+          f"test_size={cv.test_size}, gap_size={cv.gap_size}, purge_size={cv.purge_size}, "
+          f"{'sliding' if args.sliding else 'expanding'} window")
+    t0 = time.perf_counter()
+    res = cv.cross_validate(model, data, tc)
+    print(f"cross-validated in {time.perf_counter() - t0:.1f}s")
+    table = res.to_dict("fold")
+    rows = [["fold", "train rows", "test rows", *res.metrics]]
+    for i in range(res.n_folds):
+        rows.append([str(i), str(table["train_rows"][i]), str(table["test_rows"][i]),
+                     *(f"{table[k][i]:.4f}" for k in res.metrics)])
+    rows.append(["mean +- std", "", "", *(f"{res.mean(k):.4f} +- {res.std(k):.4f}" for k in res.metrics)])
+    print(_table(rows))
+    for i, exc in enumerate(res.excluded):
+        if exc:
+            print(f"fold {i}: left out {len(exc)} series: {', '.join(sorted(exc)[:5])}"
+                  + (f" and {len(exc) - 5} more" if len(exc) > 5 else ""))
+    if args.output:
+        header = list(table)
+        cols = [format_floats(v) if v.dtype.kind == "f" else [str(x) for x in v.tolist()] for v in table.values()]
+        write_csv(args.output, header, cols)
+        print(f"per-fold scores written to {args.output}")
+    if args.predictions:
+        res.predictions.to_csv(args.predictions)
+        print(f"forecasts ({len(res.predictions)} rows) written to {args.predictions}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -213,7 +331,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"train": cmd_train, "predict": cmd_predict, "datasets": cmd_datasets}[args.command](args)
+        return {"train": cmd_train, "predict": cmd_predict, "datasets": cmd_datasets,
+                "cv": cmd_cv}[args.command](args)
     except (ValueError, TypeError, OSError) as exc:
         print(f"neurodivergent: error: {exc}", file=sys.stderr)
         return 2
