@@ -29,6 +29,7 @@ _LAZY = {
     "GRU": ("models.gru", "GRU"),
     "GRUConfig": ("models.gru", "GRUConfig"),
     "load_model": ("models.base", "load_model"),
+    "load_checkpoint": ("models.base", "load_checkpoint"),
     # training
     "TrainingConfig": ("training.config", "TrainingConfig"),
     "EarlyStopping": ("training.config", "EarlyStopping"),
@@ -52,6 +53,12 @@ _LAZY = {
     "ReduceLROnPlateau": ("training.callbacks", "ReduceLROnPlateau"),
     "TrainingMonitor": ("training.monitor", "TrainingMonitor"),
     "TrainingVisualizer": ("training.visualizer", "TrainingVisualizer"),
+    "FaultTolerantTraining": ("training.fault_tolerance", "FaultTolerantTraining"),
+    "TrainingFailedError": ("training.fault_tolerance", "TrainingFailedError"),
+    # checkpointing
+    "CheckpointConfig": ("checkpointing.config", "CheckpointConfig"),
+    "CheckpointStrategy": ("checkpointing.config", "CheckpointStrategy"),
+    "SaveFrequency": ("checkpointing.config", "SaveFrequency"),
     # metrics
     "metrics": ("validation.metrics", None),
 }

@@ -3,7 +3,8 @@ from . import get_num_threads, set_num_threads
 from .data.datasets import list_datasets, load_dataset
 from .data.forecast import ForecastFrame
 from .data.frame import TimeSeriesDataFrame
-from .models.base import load_model
+from .checkpointing.config import CheckpointConfig, CheckpointStrategy, SaveFrequency
+from .models.base import load_checkpoint, load_model
 from .models.gru import GRU, GRUConfig
 from .models.lstm import LSTM, LSTMConfig
 from .models.mlp import MLP, MLPConfig
@@ -14,6 +15,7 @@ from .training.logs import TrainingLogs
 from .training.losses import HuberConfig, LossFunction, QuantileConfig, WeightedConfig
 from .training.monitor import TrainingMonitor
 from .training.visualizer import TrainingVisualizer
+from .training.fault_tolerance import FaultTolerantTraining
 from .training.optimizers import AdamConfig, AdamWConfig, Optimizer, RMSpropConfig, SGDConfig
 from .training.regularization import GradientClipping
 from .training.schedulers import LearningRateScheduler
@@ -31,4 +33,5 @@ __all__ = [
     "set_num_threads", "get_num_threads",
     "TimeSeriesCrossValidator", "BlockedTimeSeriesCrossValidator", "CustomCrossValidator",
     "CrossValidationSplitter", "CVResults", "cross_validation",
+    "CheckpointConfig", "CheckpointStrategy", "SaveFrequency", "load_checkpoint", "FaultTolerantTraining",
 ]

@@ -24,6 +24,8 @@ _NAMES = {
     "Callback": "callbacks", "CallbackResult": "callbacks", "ReduceLROnPlateau": "callbacks",
     "LambdaCallback": "callbacks", "TrainingMonitor": "monitor", "TrainingVisualizer": "visualizer", "TrainingLogs": "logs",
     "TrainingDivergedError": "trainer",
+    # fault tolerance
+    "FaultTolerantTraining": "fault_tolerance", "TrainingFailedError": "fault_tolerance",
 }
 
 __all__ = sorted(_NAMES)
