@@ -535,3 +535,60 @@ def test_cross_validation_on_a_panel_with_an_mlp(tmp_path):
     pd = pytest.importorskip("pandas")
     df = out.to_pandas()
     assert list(df.columns) == out.columns and df["ds"].dtype.kind == "M"
+
+
+# ==================================================================================== more properties
+@settings(max_examples=100, deadline=None)
+@given(T=st.integers(4, 200), n_splits=st.integers(1, 5), block=st.one_of(st.none(), st.integers(2, 60)),
+       ratio=st.floats(0.05, 0.95), gap=st.integers(0, 4))
+def test_blocked_fold_properties(T, n_splits, block, ratio, gap):
+    try:
+        folds = blocked_folds(T, n_splits, block, ratio, gap)
+    except ValueError:
+        B = T // n_splits if block is None else block
+        assert B * n_splits > T or B < 1 or B - max(1, math.floor(ratio * B)) - gap < 1
+        return
+    used = set()
+    for tr, te in folds:
+        assert len(tr) >= 1 and len(te) >= 1
+        assert max(tr) < min(te) and min(te) - max(tr) - 1 == gap
+        assert not used & set(tr) and not used & set(te)          # blocks never share a step
+        used |= set(range(tr.start, te.stop))
+    assert folds[-1][1].stop == T
+
+
+def test_validators_and_results_pickle_and_async_matches_sync():
+    import asyncio
+    import pickle
+
+    cv = TimeSeriesCrossValidator(n_splits=2, test_size=0.3, gap_size=1, verbose=False)
+    assert pickle.loads(pickle.dumps(cv)) == cv
+    data = _one_series(40)
+    res = cv.cross_validate(LastValue(_Cfg(3, 4)), data)
+    back = pickle.loads(pickle.dumps(res))
+    assert back.fold_scores == res.fold_scores and back.series_scores == res.series_scores
+    res2 = asyncio.run(cv.cross_validate_async(LastValue(_Cfg(3, 4)), data))
+    assert res2.fold_scores == res.fold_scores
+
+
+def test_quantile_models_keep_every_output_column_and_score_the_median():
+    from neurodivergent.training.losses import LossFunction, QuantileConfig
+
+    data = load_dataset("us_macro_quarterly")
+    cfg = FAST.with_loss_function(LossFunction.Quantile(QuantileConfig([0.1, 0.5, 0.9])))
+    res = TimeSeriesCrossValidator(n_splits=2, test_size=4, verbose=False).cross_validate(_tiny_mlp(8, 4), data, cfg)
+    p = res.predictions
+    assert p.model_columns == ["MLP", "MLP-q-0.1", "MLP-q-0.5", "MLP-q-0.9"]
+    np.testing.assert_array_equal(p["MLP"], p["MLP-q-0.5"])
+    assert np.all(p["MLP-q-0.1"] <= p["MLP-q-0.9"])
+    sel = p["fold"] == 1
+    assert res.fold_scores[1]["mae"] == pytest.approx(M.mae(p["y"][sel], p["MLP-q-0.5"][sel]))
+
+
+def test_validation_split_counts_towards_the_training_rows_a_series_needs():
+    data = _one_series(40)
+    cv = TimeSeriesCrossValidator(n_splits=1, test_size=10, verbose=False)
+    # 30 training rows; input 6 + horizon 4 = 10 fit, but a 0.7 validation part leaves 9
+    cv.cross_validate(_tiny_mlp(6, 4), data, config=FAST.with_validation_split(0.2))
+    with pytest.raises(ValueError, match="plus the validation part"):
+        cv.cross_validate(_tiny_mlp(6, 4), data, config=FAST.with_validation_split(0.7))

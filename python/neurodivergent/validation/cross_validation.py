@@ -790,7 +790,7 @@ def _time_plan(data, alignment: str, short_series: str, fold_ranges, series_grou
     pos, T = time_positions(data, alignment)
     series_of = np.repeat(np.arange(data.n_series), data.lengths)
     grid_ds = None
-    if alignment == "ds" and data.freq is not None:
+    if alignment == "ds" and data.freq is not None and data.is_datetime:
         grid_ds = data.freq.add(data.ds.min(), np.arange(T, dtype=np.int64))
     folds, infos, excl = [], [], []
     for f, (trr, ter) in enumerate(fold_ranges):
