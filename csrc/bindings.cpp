@@ -73,6 +73,8 @@ PYBIND11_MODULE(_core, m) {
   nd::register_gru(m);
   nd::register_optim(m);
   nd::register_train(m);
+  nd::register_likelihood(m);
+  nd::register_attention(m);
 }
 
 // Bindings of csrc/kernels.h. Each validates every argument (ValueError / TypeError naming it), then

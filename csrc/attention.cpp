@@ -1,0 +1,416 @@
+// Scaled dot-product attention kernels (see attention.h for the definitions and the cache).
+// Dimension letters: B batch, H heads, T query steps, S key steps, D head width; BQ query rows per block.
+//
+// Fast path, per (b, h) pair and block of BQ query rows [i0, i1):
+//   forward   P = scale * Q_blk K^T              (m, nc) one GEMM; nc = S, or min(S, i1) when causal
+//             row softmax in place (masked keys -> exactly 0), lse_i, dropout applied to P
+//             Y_blk = P V                         one GEMM
+//   backward  P = exp(scale * Q_blk K^T - lse)    recomputed (no stored scores)
+//             Pd = P * keep / (1 - p)             (Pd = P without dropout)
+//             dV += Pd^T dY_blk;  dPd = dY_blk V^T
+//             dS = Pd * dPd - P * Dl_i            Dl_i = dY_i . Y_i  (= sum_j P_ij dP_ij)
+//             dQ_blk = scale * dS K;  dK += scale * dS^T Q_blk
+// The score block lives in a per-thread, grow-only workspace of BQ * S values (three of them in the
+// backward). The softmax's exp is a vectorisable polynomial for float (relative error ~1e-7) and
+// std::exp for double (the float64 path is what tests compare with finite differences).
+// The naive path keeps plain loops over (b, h, i, j) beside it (tests compare the two).
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gemm.h"
+
+#ifdef ND_OPENMP
+#include <omp.h>
+#endif
+
+namespace nd {
+namespace {
+
+constexpr index_t kBlockQ = 64;  // query rows per score block
+constexpr double kMinWorkPerThread = 2e6;  // FLOPs; under this a parallel region costs more than it saves
+
+// ------------------------------------------------------------------------------------------ dropout hash
+inline std::uint64_t mix64(std::uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+inline std::uint32_t drop_threshold(double p) {
+  double t = std::floor(p * 4294967296.0);
+  if (t < 0) t = 0;
+  if (t > 4294967295.0) t = 4294967295.0;
+  return static_cast<std::uint32_t>(t);
+}
+
+inline bool keep_at(std::uint64_t base, std::uint64_t n, std::uint32_t thr) {
+  return static_cast<std::uint32_t>(mix64(base + n) >> 32) >= thr;
+}
+
+// ------------------------------------------------------------------------------------------ exp
+// exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * poly(r), n = round(x / ln 2) by the
+// 1.5 * 2^23 trick, r = x - n ln 2 in two parts, Cephes' degree-6 polynomial; x < -87 gives exactly 0.
+inline float exp_neg(float x) {
+  float t = x * 1.44269504088896341f;
+  t = t < -126.0f ? -126.0f : t;
+  const float n = (t + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const std::int32_t e = static_cast<std::int32_t>(n) + 127;
+  const std::uint32_t bits = static_cast<std::uint32_t>(e) << 23;
+  float s;
+  std::memcpy(&s, &bits, sizeof s);
+  return x < -87.0f ? 0.0f : p * s;
+}
+inline double exp_neg(double x) { return std::exp(x); }
+
+// out[j] = exp(s[j] - c) for j < n.
+template <typename F>
+inline void exp_shift(F* out, const F* s, index_t n, F c) {
+  for (index_t j = 0; j < n; ++j) out[j] = exp_neg(F(s[j] - c));
+}
+
+// max and sum with 8 independent lanes (vectorisable without reassociation flags).
+template <typename F>
+inline F row_max(const F* s, index_t n) {
+  constexpr int L = 8;
+  const F ninf = -std::numeric_limits<F>::infinity();
+  F acc[L];
+  for (int l = 0; l < L; ++l) acc[l] = ninf;
+  index_t j = 0;
+  for (; j + L <= n; j += L)
+    for (int l = 0; l < L; ++l) acc[l] = s[j + l] > acc[l] ? s[j + l] : acc[l];
+  F m = ninf;
+  for (int l = 0; l < L; ++l) m = acc[l] > m ? acc[l] : m;
+  for (; j < n; ++j) m = s[j] > m ? s[j] : m;
+  return m;
+}
+
+template <typename F>
+inline F row_sum(const F* s, index_t n) {
+  constexpr int L = 8;
+  F acc[L] = {};
+  index_t j = 0;
+  for (; j + L <= n; j += L)
+    for (int l = 0; l < L; ++l) acc[l] += s[j + l];
+  F t = 0;
+  for (int l = 0; l < L; ++l) t += acc[l];
+  for (; j < n; ++j) t += s[j];
+  return t;
+}
+
+template <typename F>
+inline F row_dot(const F* a, const F* b, index_t n) {
+  constexpr int L = 8;
+  F acc[L] = {};
+  index_t j = 0;
+  for (; j + L <= n; j += L)
+    for (int l = 0; l < L; ++l) acc[l] += a[j + l] * b[j + l];
+  F t = 0;
+  for (int l = 0; l < L; ++l) t += acc[l];
+  for (; j < n; ++j) t += a[j] * b[j];
+  return t;
+}
+
+// Key-padding mask applied to a score row: s[j] = -inf where kpm[j] != 0 (j < n).
+template <typename F>
+inline void mask_row(F* s, const std::uint8_t* kpm, index_t n) {
+  const F ninf = -std::numeric_limits<F>::infinity();
+  for (index_t j = 0; j < n; ++j) s[j] = kpm[j] ? ninf : s[j];
+}
+
+// ------------------------------------------------------------------------------------------ workspace
+template <typename F>
+F* workspace(std::size_t n, int which) {
+  thread_local std::vector<F> buf[3];
+  if (buf[which].size() < n) buf[which].resize(n);
+  return buf[which].data();
+}
+
+// ------------------------------------------------------------------------------------------ threading
+template <class Fn>
+void for_pairs(index_t pairs, double work_per_pair, Fn&& f) {
+#ifdef ND_OPENMP
+  int nt = num_threads();
+  if (nt > pairs) nt = static_cast<int>(pairs);
+  const double work = work_per_pair * double(pairs);
+  while (nt > 1 && work / nt < kMinWorkPerThread) --nt;
+  if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(nt)
+    {
+      index_t p0, p1;
+      split_range(pairs, omp_get_num_threads(), omp_get_thread_num(), p0, p1);
+      for (index_t p = p0; p < p1; ++p) f(p);
+    }
+    return;
+  }
+#endif
+  for (index_t p = 0; p < pairs; ++p) f(p);
+}
+
+struct Shape {
+  index_t B, H, T, S, D;
+  bool causal;
+  double scale, dropout;
+  std::uint64_t seed;
+};
+
+// ------------------------------------------------------------------------------------------ fast path
+template <typename F>
+void forward_pair(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const F* k, const F* v,
+                  const std::uint8_t* kpm) {
+  const index_t T = sh.T, S = sh.S, D = sh.D;
+  const index_t b = pair / sh.H;
+  const F* qp = q + pair * T * D;
+  const F* kp = k + pair * S * D;
+  const F* vp = v + pair * S * D;
+  F* yp = y + pair * T * D;
+  F* lp = lse + pair * T;
+  const std::uint8_t* mrow = kpm ? kpm + b * S : nullptr;
+  const bool drop = sh.dropout > 0;
+  const std::uint32_t thr = drop_threshold(sh.dropout);
+  const std::uint64_t base = mix64(sh.seed);
+  const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
+  const F ninf = -std::numeric_limits<F>::infinity();
+  F* P = workspace<F>(std::size_t(std::min(kBlockQ, T)) * S, 0);
+  for (index_t i0 = 0; i0 < T; i0 += kBlockQ) {
+    const index_t i1 = std::min(T, i0 + kBlockQ), m = i1 - i0;
+    const index_t nc = sh.causal ? std::min(S, i1) : S;
+    gemm<F>(false, true, m, nc, D, F(sh.scale), qp + i0 * D, D, kp, D, F(0), P, nc);
+    for (index_t r = 0; r < m; ++r) {
+      const index_t i = i0 + r;
+      F* row = P + r * nc;
+      const index_t nv = sh.causal ? std::min(nc, i + 1) : nc;  // keys j < nv are not causally masked
+      if (mrow) mask_row(row, mrow, nv);
+      const F mx = row_max(row, nv);
+      if (mx == ninf) {  // every key masked: zero weights, no softmax
+        std::fill(row, row + nc, F(0));
+        lp[i] = ninf;
+        continue;
+      }
+      exp_shift(row, row, nv, mx);
+      const F sum = row_sum(row, nv);
+      lp[i] = mx + std::log(sum);
+      const F inv = F(1) / sum;
+      if (drop) {
+        const std::uint64_t n0 = std::uint64_t((pair * T + i) * S);
+        for (index_t j = 0; j < nv; ++j) row[j] = keep_at(base, n0 + j, thr) ? row[j] * (inv * inv_keep) : F(0);
+      } else {
+        for (index_t j = 0; j < nv; ++j) row[j] *= inv;
+      }
+      for (index_t j = nv; j < nc; ++j) row[j] = F(0);
+    }
+    gemm<F>(false, false, m, D, nc, F(1), P, nc, vp, D, F(0), yp + i0 * D, D);
+  }
+}
+
+template <typename F>
+void backward_pair(const Shape& sh, index_t pair, F* dq, F* dk, F* dv, const F* dy, const F* q, const F* k,
+                   const F* v, const F* y, const F* lse, const std::uint8_t* kpm) {
+  const index_t T = sh.T, S = sh.S, D = sh.D;
+  const index_t b = pair / sh.H;
+  const F* qp = q + pair * T * D;
+  const F* kp = k + pair * S * D;
+  const F* vp = v + pair * S * D;
+  const F* yp = y + pair * T * D;
+  const F* dyp = dy + pair * T * D;
+  const F* lp = lse + pair * T;
+  F* dqp = dq + pair * T * D;
+  F* dkp = dk + pair * S * D;
+  F* dvp = dv + pair * S * D;
+  const std::uint8_t* mrow = kpm ? kpm + b * S : nullptr;
+  const bool drop = sh.dropout > 0;
+  const std::uint32_t thr = drop_threshold(sh.dropout);
+  const std::uint64_t base = mix64(sh.seed);
+  const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
+  const F ninf = -std::numeric_limits<F>::infinity();
+  const std::size_t blk = std::size_t(std::min(kBlockQ, T)) * S;
+  F* P = workspace<F>(blk, 0);
+  F* Pd = drop ? workspace<F>(blk, 1) : P;
+  F* dP = workspace<F>(blk, 2);
+  std::fill(dkp, dkp + S * D, F(0));
+  std::fill(dvp, dvp + S * D, F(0));
+  for (index_t i0 = 0; i0 < T; i0 += kBlockQ) {
+    const index_t i1 = std::min(T, i0 + kBlockQ), m = i1 - i0;
+    const index_t nc = sh.causal ? std::min(S, i1) : S;
+    gemm<F>(false, true, m, nc, D, F(sh.scale), qp + i0 * D, D, kp, D, F(0), P, nc);
+    for (index_t r = 0; r < m; ++r) {
+      const index_t i = i0 + r;
+      F* row = P + r * nc;
+      const index_t nv = sh.causal ? std::min(nc, i + 1) : nc;
+      if (lp[i] == ninf) {
+        std::fill(row, row + nc, F(0));
+        if (drop) std::fill(Pd + r * nc, Pd + (r + 1) * nc, F(0));
+        continue;
+      }
+      if (mrow) mask_row(row, mrow, nv);
+      exp_shift(row, row, nv, lp[i]);
+      for (index_t j = nv; j < nc; ++j) row[j] = F(0);
+      if (drop) {
+        F* prow = Pd + r * nc;
+        const std::uint64_t n0 = std::uint64_t((pair * T + i) * S);
+        for (index_t j = 0; j < nv; ++j) prow[j] = keep_at(base, n0 + j, thr) ? row[j] * inv_keep : F(0);
+        for (index_t j = nv; j < nc; ++j) prow[j] = F(0);
+      }
+    }
+    gemm<F>(true, false, nc, D, m, F(1), Pd, nc, dyp + i0 * D, D, F(1), dvp, D);
+    gemm<F>(false, true, m, nc, D, F(1), dyp + i0 * D, D, vp, D, F(0), dP, nc);
+    for (index_t r = 0; r < m; ++r) {
+      const index_t i = i0 + r;
+      const F dl = row_dot(dyp + i * D, yp + i * D, D);
+      const F* prow = P + r * nc;
+      const F* pdrow = Pd + r * nc;
+      F* drow = dP + r * nc;
+      for (index_t j = 0; j < nc; ++j) drow[j] = pdrow[j] * drow[j] - prow[j] * dl;
+    }
+    gemm<F>(false, false, m, D, nc, F(sh.scale), dP, nc, kp, D, F(0), dqp + i0 * D, D);
+    gemm<F>(true, false, nc, D, m, F(sh.scale), dP, nc, qp + i0 * D, D, F(1), dkp, D);
+  }
+}
+
+// ------------------------------------------------------------------------------------------ naive path
+template <typename F>
+bool masked(const Shape& sh, const std::uint8_t* kpm, index_t b, index_t i, index_t j) {
+  return (sh.causal && j > i) || (kpm && kpm[b * sh.S + j]);
+}
+
+template <typename F>
+void forward_naive(const Shape& sh, F* y, F* lse, const F* q, const F* k, const F* v, const std::uint8_t* kpm) {
+  const index_t T = sh.T, S = sh.S, D = sh.D;
+  const std::uint32_t thr = drop_threshold(sh.dropout);
+  const std::uint64_t base = mix64(sh.seed);
+  std::vector<F> p(S);
+  for (index_t pair = 0; pair < sh.B * sh.H; ++pair) {
+    const index_t b = pair / sh.H;
+    for (index_t i = 0; i < T; ++i) {
+      F mx = -std::numeric_limits<F>::infinity();
+      for (index_t j = 0; j < S; ++j) {
+        F s = 0;
+        for (index_t d = 0; d < D; ++d) s += q[(pair * T + i) * D + d] * k[(pair * S + j) * D + d];
+        p[j] = F(sh.scale) * s;
+        if (!masked<F>(sh, kpm, b, i, j) && p[j] > mx) mx = p[j];
+      }
+      F* yi = y + (pair * T + i) * D;
+      for (index_t d = 0; d < D; ++d) yi[d] = 0;
+      if (mx == -std::numeric_limits<F>::infinity()) {
+        lse[pair * T + i] = mx;
+        continue;
+      }
+      F sum = 0;
+      for (index_t j = 0; j < S; ++j) {
+        p[j] = masked<F>(sh, kpm, b, i, j) ? F(0) : std::exp(p[j] - mx);
+        sum += p[j];
+      }
+      lse[pair * T + i] = mx + std::log(sum);
+      for (index_t j = 0; j < S; ++j) {
+        F w = p[j] / sum;
+        if (sh.dropout > 0)
+          w = keep_at(base, std::uint64_t((pair * T + i) * S + j), thr) ? w / F(1.0 - sh.dropout) : F(0);
+        for (index_t d = 0; d < D; ++d) yi[d] += w * v[(pair * S + j) * D + d];
+      }
+    }
+  }
+}
+
+template <typename F>
+void backward_naive(const Shape& sh, F* dq, F* dk, F* dv, const F* dy, const F* q, const F* k, const F* v,
+                    const F* y, const F* lse, const std::uint8_t* kpm) {
+  const index_t T = sh.T, S = sh.S, D = sh.D;
+  const std::uint32_t thr = drop_threshold(sh.dropout);
+  const std::uint64_t base = mix64(sh.seed);
+  std::fill(dq, dq + sh.B * sh.H * T * D, F(0));
+  std::fill(dk, dk + sh.B * sh.H * S * D, F(0));
+  std::fill(dv, dv + sh.B * sh.H * S * D, F(0));
+  for (index_t pair = 0; pair < sh.B * sh.H; ++pair) {
+    const index_t b = pair / sh.H;
+    for (index_t i = 0; i < T; ++i) {
+      const F l = lse[pair * T + i];
+      if (l == -std::numeric_limits<F>::infinity()) continue;
+      const F* dyi = dy + (pair * T + i) * D;
+      F dl = 0;
+      for (index_t d = 0; d < D; ++d) dl += dyi[d] * y[(pair * T + i) * D + d];
+      for (index_t j = 0; j < S; ++j) {
+        if (masked<F>(sh, kpm, b, i, j)) continue;
+        F s = 0;
+        for (index_t d = 0; d < D; ++d) s += q[(pair * T + i) * D + d] * k[(pair * S + j) * D + d];
+        const F p = std::exp(F(sh.scale) * s - l);
+        F keep = F(1);
+        if (sh.dropout > 0)
+          keep = keep_at(base, std::uint64_t((pair * T + i) * S + j), thr) ? F(1) / F(1.0 - sh.dropout) : F(0);
+        F dp = 0;  // dL/dp_ij = keep * dy_i . v_j
+        for (index_t d = 0; d < D; ++d) {
+          dv[(pair * S + j) * D + d] += p * keep * dyi[d];
+          dp += dyi[d] * v[(pair * S + j) * D + d];
+        }
+        const F ds = p * (keep * dp - dl) * F(sh.scale);
+        for (index_t d = 0; d < D; ++d) {
+          dq[(pair * T + i) * D + d] += ds * k[(pair * S + j) * D + d];
+          dk[(pair * S + j) * D + d] += ds * q[(pair * T + i) * D + d];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename F>
+void attention_forward(F* y, F* lse, const F* q, const F* k, const F* v, const std::uint8_t* kpm, index_t B,
+                       index_t H, index_t T, index_t S, index_t D, bool causal, double scale, double dropout,
+                       std::uint64_t seed, bool naive) {
+  const Shape sh{B, H, T, S, D, causal, scale, dropout, seed};
+  if (B * H * T == 0) return;
+  if (naive) {
+    forward_naive(sh, y, lse, q, k, v, kpm);
+    return;
+  }
+  const double work = 4.0 * double(T) * double(S) * double(D) * (causal ? 0.5 : 1.0);
+  for_pairs(B * H, work, [&](index_t p) { forward_pair(sh, p, y, lse, q, k, v, kpm); });
+}
+
+template <typename F>
+void attention_backward(F* dq, F* dk, F* dv, const F* dy, const F* q, const F* k, const F* v, const F* y,
+                        const F* lse, const std::uint8_t* kpm, index_t B, index_t H, index_t T, index_t S,
+                        index_t D, bool causal, double scale, double dropout, std::uint64_t seed, bool naive) {
+  const Shape sh{B, H, T, S, D, causal, scale, dropout, seed};
+  if (B * H == 0) return;
+  if (naive) {
+    backward_naive(sh, dq, dk, dv, dy, q, k, v, y, lse, kpm);
+    return;
+  }
+  const double work = 10.0 * double(T) * double(S) * double(D) * (causal ? 0.5 : 1.0);
+  for_pairs(B * H, work, [&](index_t p) { backward_pair(sh, p, dq, dk, dv, dy, q, k, v, y, lse, kpm); });
+}
+
+void attention_dropout_mask(std::uint8_t* keep, index_t B, index_t H, index_t T, index_t S, double dropout,
+                            std::uint64_t seed) {
+  const std::uint32_t thr = drop_threshold(dropout);
+  const std::uint64_t base = mix64(seed);
+  const index_t n = B * H * T * S;
+  for (index_t i = 0; i < n; ++i) keep[i] = dropout > 0 ? (keep_at(base, std::uint64_t(i), thr) ? 1 : 0) : 1;
+}
+
+#define ND_ATTENTION_INSTANTIATE(F)                                                                          \
+  template void attention_forward<F>(F*, F*, const F*, const F*, const F*, const std::uint8_t*, index_t,     \
+                                     index_t, index_t, index_t, index_t, bool, double, double, std::uint64_t, \
+                                     bool);                                                                  \
+  template void attention_backward<F>(F*, F*, F*, const F*, const F*, const F*, const F*, const F*, const F*, \
+                                      const std::uint8_t*, index_t, index_t, index_t, index_t, index_t, bool, \
+                                      double, double, std::uint64_t, bool);
+ND_ATTENTION_INSTANTIATE(float)
+ND_ATTENTION_INSTANTIATE(double)
+
+}  // namespace nd

@@ -1,0 +1,283 @@
+// Bindings of the attention and layer-norm kernels (csrc/attention.h, csrc/norm.h):
+// _core.attention_forward / attention_backward / attention_dropout_mask / layer_norm_forward /
+// layer_norm_backward. Every argument is validated (TypeError / ValueError naming it) before a kernel
+// runs with the GIL released: ndarray, float32/float64, one dtype for all, C-contiguous, aligned, exact
+// shapes, outputs writable and not overlapping any input or other output.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "attention.h"
+#include "bindings_register.h"
+#include "bindings_util.h"
+#include "norm.h"
+
+namespace nd {
+namespace {
+
+namespace py = pybind11;
+
+using Named = std::pair<py::array, const char*>;
+
+bool opt_array(const py::handle& h, const char* name, py::array& out) {
+  if (h.is_none()) return false;
+  out = kernel_array(h, name);
+  return true;
+}
+
+void check_outputs(const std::vector<Named>& outs, const std::vector<Named>& ins) {
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    need_writable(outs[i].first, outs[i].second);
+    for (const auto& in : ins) no_overlap(outs[i].first, outs[i].second, in.first, in.second);
+    for (std::size_t j = i + 1; j < outs.size(); ++j)
+      no_overlap(outs[j].first, outs[j].second, outs[i].first, outs[i].second);
+  }
+}
+
+template <typename T>
+T* mp(py::array& a, bool has) {
+  return has ? static_cast<T*>(a.mutable_data()) : nullptr;
+}
+template <typename T>
+const T* cp(const py::array& a, bool has) {
+  return has ? static_cast<const T*>(a.data()) : nullptr;
+}
+
+struct AttnDims {
+  index_t B, H, T, S, D;
+};
+
+AttnDims attn_dims(const py::array& q, const py::array& k, const py::array& v) {
+  need_ndim(q, "q", 4);
+  need_ndim(k, "k", 4);
+  AttnDims d{q.shape(0), q.shape(1), q.shape(2), k.shape(2), q.shape(3)};
+  if (d.B < 1 || d.H < 1 || d.T < 1 || d.D < 1)
+    throw py::value_error("q must have shape (B, heads, T, d) with every size >= 1, got " + shape_str(q));
+  if (k.shape(0) != d.B || k.shape(1) != d.H || k.shape(3) != d.D || d.S < 1)
+    throw py::value_error("k must have shape (B, heads, S, d) = (" + std::to_string(d.B) + ", " +
+                          std::to_string(d.H) + ", S, " + std::to_string(d.D) + ") with S >= 1 and B, heads, d from q " +
+                          shape_str(q) + ", got " + shape_str(k));
+  need_shape(v, "v", {d.B, d.H, d.S, d.D});
+  return d;
+}
+
+// key_padding_mask: None or a C-contiguous (B, S) bool / uint8 array (nonzero = masked key).
+bool mask_arg(const py::handle& h, const AttnDims& d, py::array& out) {
+  if (h.is_none()) return false;
+  if (!py::isinstance<py::array>(h))
+    throw py::type_error("key_padding_mask must be a numpy.ndarray or None, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  py::array a = py::reinterpret_borrow<py::array>(h);
+  const char kind = a.dtype().kind();
+  if (!((kind == 'b' || kind == 'u') && a.dtype().itemsize() == 1))
+    throw py::type_error("key_padding_mask must have dtype bool or uint8, got " + std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error("key_padding_mask must be C-contiguous (use numpy.ascontiguousarray)");
+  need_shape(a, "key_padding_mask", {d.B, d.S});
+  out = a;
+  return true;
+}
+
+double scale_arg(const py::handle& h, index_t D) {
+  if (h.is_none()) return 1.0 / std::sqrt(double(D));
+  const double s = float_arg(h, "scale");
+  if (!std::isfinite(s)) throw py::value_error("scale must be finite, got " + std::to_string(s));
+  return s;
+}
+
+double dropout_arg(const py::handle& h) {
+  const double p = float_arg(h, "dropout");
+  if (!(p >= 0.0 && p < 1.0)) throw py::value_error("dropout must be in [0, 1), got " + std::to_string(p));
+  return p;
+}
+
+std::uint64_t seed_arg(const py::handle& h) {
+  const long long s = int_arg(h, "seed");
+  if (s < 0) throw py::value_error("seed must be >= 0, got " + std::to_string(s));
+  return static_cast<std::uint64_t>(s);
+}
+
+void py_attention_forward(py::handle y_, py::handle lse_, py::handle q_, py::handle k_, py::handle v_,
+                          py::handle kpm_, bool causal, py::handle scale_, py::handle dropout_, py::handle seed_,
+                          bool naive) {
+  py::array q = kernel_array(q_, "q"), k = kernel_array(k_, "k"), v = kernel_array(v_, "v");
+  py::array y = kernel_array(y_, "y"), lse = kernel_array(lse_, "lse");
+  std::vector<Named> ins = {{q, "q"}, {k, "k"}, {v, "v"}};
+  std::vector<Named> outs = {{y, "y"}, {lse, "lse"}};
+  for (const auto& a : ins) same_dtype(q, "q", a.first, a.second);
+  for (const auto& a : outs) same_dtype(q, "q", a.first, a.second);
+  const AttnDims d = attn_dims(q, k, v);
+  py::array kpm;
+  const bool has_kpm = mask_arg(kpm_, d, kpm);
+  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  need_shape(y, "y", {d.B, d.H, d.T, d.D});
+  need_shape(lse, "lse", {d.B, d.H, d.T});
+  check_outputs(outs, ins);
+  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
+  const std::uint64_t seed = seed_arg(seed_);
+  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *yp = mp<T>(y, true), *lp = mp<T>(lse, true);
+    const T *qp = cp<T>(q, true), *kp = cp<T>(k, true), *vp = cp<T>(v, true);
+    py::gil_scoped_release nogil;
+    attention_forward<T>(yp, lp, qp, kp, vp, mk, d.B, d.H, d.T, d.S, d.D, causal, scale, p, seed, naive);
+  };
+  if (dtype_of(q) == DType::F32) run(float{}); else run(double{});
+}
+
+void py_attention_backward(py::handle dq_, py::handle dk_, py::handle dv_, py::handle dy_, py::handle q_,
+                           py::handle k_, py::handle v_, py::handle y_, py::handle lse_, py::handle kpm_,
+                           bool causal, py::handle scale_, py::handle dropout_, py::handle seed_, bool naive) {
+  py::array q = kernel_array(q_, "q"), k = kernel_array(k_, "k"), v = kernel_array(v_, "v");
+  py::array y = kernel_array(y_, "y"), lse = kernel_array(lse_, "lse"), dy = kernel_array(dy_, "dy");
+  py::array dq = kernel_array(dq_, "dq"), dk = kernel_array(dk_, "dk"), dv = kernel_array(dv_, "dv");
+  std::vector<Named> ins = {{q, "q"}, {k, "k"}, {v, "v"}, {y, "y"}, {lse, "lse"}, {dy, "dy"}};
+  std::vector<Named> outs = {{dq, "dq"}, {dk, "dk"}, {dv, "dv"}};
+  for (const auto& a : ins) same_dtype(q, "q", a.first, a.second);
+  for (const auto& a : outs) same_dtype(q, "q", a.first, a.second);
+  const AttnDims d = attn_dims(q, k, v);
+  py::array kpm;
+  const bool has_kpm = mask_arg(kpm_, d, kpm);
+  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  need_shape(y, "y", {d.B, d.H, d.T, d.D});
+  need_shape(dy, "dy", {d.B, d.H, d.T, d.D});
+  need_shape(lse, "lse", {d.B, d.H, d.T});
+  need_shape(dq, "dq", {d.B, d.H, d.T, d.D});
+  need_shape(dk, "dk", {d.B, d.H, d.S, d.D});
+  need_shape(dv, "dv", {d.B, d.H, d.S, d.D});
+  check_outputs(outs, ins);
+  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
+  const std::uint64_t seed = seed_arg(seed_);
+  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *dqp = mp<T>(dq, true), *dkp = mp<T>(dk, true), *dvp = mp<T>(dv, true);
+    const T *dyp = cp<T>(dy, true), *qp = cp<T>(q, true), *kp = cp<T>(k, true), *vp = cp<T>(v, true),
+            *yp = cp<T>(y, true), *lp = cp<T>(lse, true);
+    py::gil_scoped_release nogil;
+    attention_backward<T>(dqp, dkp, dvp, dyp, qp, kp, vp, yp, lp, mk, d.B, d.H, d.T, d.S, d.D, causal, scale, p,
+                          seed, naive);
+  };
+  if (dtype_of(q) == DType::F32) run(float{}); else run(double{});
+}
+
+py::array py_attention_dropout_mask(py::handle B_, py::handle H_, py::handle T_, py::handle S_, py::handle dropout_,
+                                    py::handle seed_) {
+  const long long B = int_arg(B_, "B"), H = int_arg(H_, "H"), T = int_arg(T_, "T"), S = int_arg(S_, "S");
+  if (B < 0 || H < 0 || T < 0 || S < 0) throw py::value_error("B, H, T, S must be >= 0");
+  const double p = dropout_arg(dropout_);
+  const std::uint64_t seed = seed_arg(seed_);
+  py::array_t<std::uint8_t> keep({B, H, T, S});
+  std::uint8_t* kp = keep.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    attention_dropout_mask(kp, B, H, T, S, p, seed);
+  }
+  return keep;
+}
+
+// ---------------------------------------------------------------------------------------- layer norm
+void py_layer_norm_forward(py::handle y_, py::handle mean_, py::handle rstd_, py::handle x_, py::handle w_,
+                           py::handle b_, py::handle eps_, bool naive) {
+  py::array x = kernel_array(x_, "x"), y = kernel_array(y_, "y");
+  py::array mean = kernel_array(mean_, "mean"), rstd = kernel_array(rstd_, "rstd");
+  py::array w, b;
+  const bool has_w = opt_array(w_, "weight", w), has_b = opt_array(b_, "bias", b);
+  std::vector<Named> ins = {{x, "x"}};
+  if (has_w) ins.push_back({w, "weight"});
+  if (has_b) ins.push_back({b, "bias"});
+  std::vector<Named> outs = {{y, "y"}, {mean, "mean"}, {rstd, "rstd"}};
+  for (const auto& a : ins) same_dtype(x, "x", a.first, a.second);
+  for (const auto& a : outs) same_dtype(x, "x", a.first, a.second);
+  need_ndim(x, "x", 2);
+  const index_t N = x.shape(0), C = x.shape(1);
+  if (C < 1) throw py::value_error("x must have shape (N, C) with C >= 1, got " + shape_str(x));
+  if (has_w) need_shape(w, "weight", {C});
+  if (has_b) need_shape(b, "bias", {C});
+  need_shape(y, "y", {N, C});
+  need_shape(mean, "mean", {N});
+  need_shape(rstd, "rstd", {N});
+  check_outputs(outs, ins);
+  const double eps = float_arg(eps_, "eps");
+  if (!(eps > 0.0) || !std::isfinite(eps)) throw py::value_error("eps must be a finite number > 0, got " + std::to_string(eps));
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *yp = mp<T>(y, true), *mp_ = mp<T>(mean, true), *rp = mp<T>(rstd, true);
+    const T *xp = cp<T>(x, true), *wp = cp<T>(w, has_w), *bp = cp<T>(b, has_b);
+    py::gil_scoped_release nogil;
+    layer_norm_forward<T>(yp, mp_, rp, xp, wp, bp, N, C, eps, naive);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+
+void py_layer_norm_backward(py::handle dx_, py::handle dw_, py::handle db_, py::handle dy_, py::handle x_,
+                            py::handle w_, py::handle mean_, py::handle rstd_, bool naive) {
+  py::array x = kernel_array(x_, "x"), dy = kernel_array(dy_, "dy");
+  py::array mean = kernel_array(mean_, "mean"), rstd = kernel_array(rstd_, "rstd");
+  py::array dx, dw, db, w;
+  const bool has_dx = opt_array(dx_, "dx", dx), has_dw = opt_array(dw_, "dweight", dw),
+             has_db = opt_array(db_, "dbias", db), has_w = opt_array(w_, "weight", w);
+  std::vector<Named> ins = {{x, "x"}, {dy, "dy"}, {mean, "mean"}, {rstd, "rstd"}};
+  if (has_w) ins.push_back({w, "weight"});
+  std::vector<Named> outs;
+  if (has_dx) outs.push_back({dx, "dx"});
+  if (has_dw) outs.push_back({dw, "dweight"});
+  if (has_db) outs.push_back({db, "dbias"});
+  for (const auto& a : ins) same_dtype(x, "x", a.first, a.second);
+  for (const auto& a : outs) same_dtype(x, "x", a.first, a.second);
+  need_ndim(x, "x", 2);
+  const index_t N = x.shape(0), C = x.shape(1);
+  if (C < 1) throw py::value_error("x must have shape (N, C) with C >= 1, got " + shape_str(x));
+  need_shape(dy, "dy", {N, C});
+  need_shape(mean, "mean", {N});
+  need_shape(rstd, "rstd", {N});
+  if (has_w) need_shape(w, "weight", {C});
+  if (has_dx) need_shape(dx, "dx", {N, C});
+  if (has_dw) need_shape(dw, "dweight", {C});
+  if (has_db) need_shape(db, "dbias", {C});
+  check_outputs(outs, ins);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *dxp = mp<T>(dx, has_dx), *dwp = mp<T>(dw, has_dw), *dbp = mp<T>(db, has_db);
+    const T *dyp = cp<T>(dy, true), *xp = cp<T>(x, true), *wp = cp<T>(w, has_w), *mp_ = cp<T>(mean, true),
+            *rp = cp<T>(rstd, true);
+    py::gil_scoped_release nogil;
+    layer_norm_backward<T>(dxp, dwp, dbp, dyp, xp, wp, mp_, rp, N, C, naive);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+
+}  // namespace
+
+void register_attention(pybind11::module_& m) {
+  namespace py = pybind11;
+  m.def("attention_forward", &py_attention_forward, py::arg("y"), py::arg("lse"), py::arg("q"), py::arg("k"),
+        py::arg("v"), py::arg("key_padding_mask").none(true), py::arg("causal") = false,
+        py::arg("scale").none(true) = py::none(), py::arg("dropout") = 0.0, py::arg("seed") = 0,
+        py::arg("naive") = false,
+        "Scaled dot-product attention over q (B,H,T,d), k, v (B,H,S,d): writes y (B,H,T,d) and lse (B,H,T); "
+        "key_padding_mask (B,S) bool/uint8 (True = masked key) or None; scale None = 1/sqrt(d)");
+  m.def("attention_backward", &py_attention_backward, py::arg("dq"), py::arg("dk"), py::arg("dv"), py::arg("dy"),
+        py::arg("q"), py::arg("k"), py::arg("v"), py::arg("y"), py::arg("lse"),
+        py::arg("key_padding_mask").none(true), py::arg("causal") = false, py::arg("scale").none(true) = py::none(),
+        py::arg("dropout") = 0.0, py::arg("seed") = 0, py::arg("naive") = false,
+        "Backward of attention_forward (same masks, scale, dropout and seed): dq, dk, dv overwritten");
+  m.def("attention_dropout_mask", &py_attention_dropout_mask, py::arg("B"), py::arg("H"), py::arg("T"),
+        py::arg("S"), py::arg("dropout"), py::arg("seed"),
+        "The attention dropout keep mask (B,H,T,S) uint8 of a call with this dropout and seed");
+  m.def("layer_norm_forward", &py_layer_norm_forward, py::arg("y"), py::arg("mean"), py::arg("rstd"), py::arg("x"),
+        py::arg("weight").none(true), py::arg("bias").none(true), py::arg("eps") = 1e-5, py::arg("naive") = false,
+        "Layer norm over the last dim of x (N,C): writes y (N,C), mean and rstd (N)");
+  m.def("layer_norm_backward", &py_layer_norm_backward, py::arg("dx").none(true), py::arg("dweight").none(true),
+        py::arg("dbias").none(true), py::arg("dy"), py::arg("x"), py::arg("weight").none(true), py::arg("mean"),
+        py::arg("rstd"), py::arg("naive") = false,
+        "Layer norm backward: dx (N,C) overwritten; dweight, dbias (C) accumulated (+=); None skips one");
+}
+
+}  // namespace nd
