@@ -425,9 +425,28 @@ class BaseModel:
         return f"{type(self).__name__}({self.config!r}, {state})"
 
 
+# modules of the library's own models, imported (when present) before a file's class name is looked up:
+# a fixed list in code, never a name taken from a file
+_BUILTIN_MODEL_MODULES = ("mlp", "lstm", "gru", "transformer", "deepar")
+
+
+def _import_builtin_models() -> None:
+    import importlib
+
+    for mod in _BUILTIN_MODEL_MODULES:
+        full = f"{__package__}.{mod}"
+        try:
+            importlib.import_module(full)
+        except ModuleNotFoundError as exc:
+            if exc.name != full:
+                raise
+
+
 def _rebuild(path: str, tensors: Dict[str, np.ndarray], meta: Dict[str, str]) -> BaseModel:
     """The model of a model or checkpoint file; the class comes from the closed registry ``_MODELS``."""
     name = meta.get("model_class")
+    if name not in _MODELS:
+        _import_builtin_models()
     if name not in _MODELS:
         raise CheckpointError(f"{path} holds an unknown model class {name!r}; known: {', '.join(sorted(_MODELS))}")
     cls = _MODELS[name]

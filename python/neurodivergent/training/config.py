@@ -456,7 +456,8 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown TrainingConfig fields: {', '.join(unknown)}")
         # the component classes register for nested decoding when their modules are imported
-        from . import callbacks, fault_tolerance, losses, monitor, optimizers, regularization, schedulers, visualizer  # noqa: F401
+        from . import (augmentation, callbacks, fault_tolerance, losses, monitor, optimizers, regularization,  # noqa: F401
+                       schedulers, visualizer)
         from ..checkpointing import config as _ckpt_config  # noqa: F401
 
         kw: Dict[str, Any] = {}
