@@ -303,7 +303,7 @@ class BaseModel:
         """Continue the run of a checkpoint (or of the last ``fit``) on the same ``data``; the steps
         taken are bitwise those the uninterrupted run takes. ``config`` defaults to the run's own; a
         different one may change only :attr:`RESUME_MAY_CHANGE` (e.g. a larger ``max_epochs`` trains
-        further). Returns the logs of the whole run (the resumed part appended)."""
+        further); user callbacks that could not be saved are not compared (pass the same ones). Returns the logs of the whole run (the resumed part appended)."""
         if self._train_state is None:
             raise NotFittedError(f"{type(self).__name__} has no training state to resume: load a checkpoint with "
                                  f"{type(self).__name__}.load_checkpoint(path) (or fit first)")
@@ -319,6 +319,11 @@ class BaseModel:
             raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
         if saved is not None:
             new = config.to_dict(lossy=True)
+            # user callbacks that cannot be saved are not compared (pass the same ones again)
+            saved, new = dict(saved), dict(new)
+            for d in (saved, new):
+                d["callbacks"] = [c for c in d.get("callbacks") or []
+                                  if not (isinstance(c, dict) and "__unserialisable__" in c)]
             differ = sorted(k for k in set(saved) | set(new)
                             if k not in self.RESUME_MAY_CHANGE and saved.get(k) != new.get(k))
             if differ:
