@@ -40,7 +40,8 @@ Scores per fold pool every test point of the fold (MAE, MSE, RMSE, MAPE, sMAPE a
 :mod:`~neurodivergent.validation.metrics`); MASE is the mean over series of each series' MASE, scaled by
 the seasonal differences of that series' observations before its test stretch (period
 ``season_length``, default the frequency's seasonality). A metric that is undefined on a fold (MAPE with
-a zero actual, MASE with a constant history) is NaN there, and so are its mean and std.
+a zero actual, MASE of a series whose history is constant at lag ``season_length`` or no longer than
+it) is NaN there, and so are its mean and std.
 """
 from __future__ import annotations
 
@@ -636,7 +637,7 @@ class _FoldEval:
     def forecast(self, fold: int, fitted, test: np.ndarray, excluded: Dict[str, str]):
         """Forecasts of every test row from rolling origins (see the module docstring).
 
-        Returns (test series indices, per series: test rows, forecasts {column: values}, cutoffs)."""
+        Returns (forecast rows (R,), {model column: (R,) forecasts}, (R,) cutoff of each row)."""
         data = self.data
         test = test[~np.isin(data.row_ids[test], list(excluded))] if excluded else test
         offsets = data.offsets
