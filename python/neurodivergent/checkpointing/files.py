@@ -139,7 +139,7 @@ def _read_exact(stream, n: int, what: str) -> bytes:
     while got < n:
         chunk = stream.read(min(n - got, 1 << 24))
         if not chunk:
-            raise CheckpointCorruptError(f"{what}: the compressed stream ends after {got} of {n} declared bytes")
+            raise SafetensorsError(f"{what}: the decompressed file ends after {got} of {n} declared bytes")
         parts.append(chunk)
         got += len(chunk)
     return b"".join(parts)
