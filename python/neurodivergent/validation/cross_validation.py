@@ -959,14 +959,15 @@ class CustomCrossValidator(_CrossValidate):
 # ============================================================================ NeuralForecast-style
 def cross_validation(model, data: TimeSeriesDataFrame, n_windows: int = 1, step_size: int = 1,
                      refit=False, *, config=None, alignment: str = "ds", short_series: str = "raise",
-                     verbose: bool = False) -> CVFrame:
+                     verbose: bool = True) -> CVFrame:
     """Rolling-window forecasts as NeuralForecast's ``cross_validation``: ``n_windows`` forecast windows of
     ``horizon`` steps at the end of the time axis, ``step_size`` apart (the last window ends at the
     axis' end); window ``j`` forecasts the ``horizon`` steps after its cutoff from the observations up to
     the cutoff. ``refit``: False fits once on the data before the first window's test steps; True fits a
     fresh model before every window on the data before that window; an int ``n`` refits every ``n``
     windows. Returns a :class:`CVFrame` with ``unique_id``, ``ds``, ``cutoff``, ``y`` and the model's
-    columns, sorted by window then series then ds. ``config`` goes to ``fit_with_config``."""
+    columns, sorted by window then series then ds. ``config`` goes to ``fit_with_config``; ``verbose``
+    draws a progress bar when stderr is a terminal."""
     n_windows = positive_int("n_windows", n_windows)
     step_size = positive_int("step_size", step_size)
     if isinstance(refit, bool):
