@@ -399,3 +399,10 @@ def test_list_and_latest_checkpoints(tmp_path, data):
     found = list_checkpoints(tmp_path)
     assert [s for _, s, _ in found] == list(range(10, len(logs.step_losses) + 1, 10))
     assert latest_checkpoint(tmp_path) == found[-1][0]
+
+
+def test_a_run_removes_what_a_killed_writer_left_in_its_directory(tmp_path, data):
+    (tmp_path / ".mlp_epoch_1.safetensors.k3j2h1.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / ".someone_else.txt.abc.tmp").write_bytes(b"not ours")
+    small().fit_with_config(data, cfg(1).with_checkpointing(CheckpointConfig().with_save_directory(str(tmp_path))))
+    assert sorted(os.listdir(tmp_path)) == [".someone_else.txt.abc.tmp", "mlp_epoch_1.safetensors"]

@@ -11,7 +11,9 @@ A file is a safetensors file (:mod:`.safetensors`) whose ``__metadata__`` (strin
 * whatever the writer adds (model class, configs and the training state, as JSON strings).
 
 Compressed files (``compression="gzip"`` or ``"lzma"``) are the gzip / xz stream of exactly that
-safetensors file: ``gunzip`` / ``unxz`` gives a plain safetensors file. Readers recognise them by their
+safetensors file: ``gunzip`` / ``unxz`` gives a plain safetensors file. The fastest levels are used (gzip
+level 1, xz preset 0): trained float32 parameters are close to random bits and shrink by about a quarter
+at any level, while the higher levels cost several times the time. Readers recognise them by their
 magic bytes, whatever the file is called. Nothing in a file is ever imported or executed, and there is
 no pickle anywhere: tensors are raw bytes, everything else JSON.
 
@@ -94,9 +96,9 @@ def write_file(path: PathLike, tensors: Mapping[str, np.ndarray], metadata: Mapp
     opener = atomic_create(path) if create else atomic_open(path, "wb")
     with opener as f:
         if compression == "gzip":
-            out = gzip.GzipFile(fileobj=f, mode="wb", compresslevel=6, mtime=0)
+            out = gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0)
         elif compression == "lzma":
-            out = lzma.LZMAFile(f, "wb", preset=3)
+            out = lzma.LZMAFile(f, "wb", preset=0)
         else:
             out = f
         out.write(head)
