@@ -1,0 +1,280 @@
+"""Transformer forecaster: a window cut into patches (tokens), an encoder of self-attention layers over
+the C++ attention / layer-norm kernels, and a direct multi-horizon head.
+
+Architecture (PatchTST-style for a univariate window, Nie et al. 2023):
+
+1. The scaled input window (B, input_size) is cut into ``n`` patches of ``patch_len`` values, ``stride``
+   apart (the last patch is aligned to the window's end when the stride does not divide evenly);
+   ``patch_len=1, stride=1`` gives one token per time step (no patching).
+2. Each patch is projected into ``d_model`` (a linear layer) and a positional encoding is added:
+   learned (``positional="learned"``, a (n, d_model) parameter) or fixed sinusoidal (``"sinusoidal"``).
+   Dropout follows.
+3. ``num_layers`` encoder layers, ``torch.nn.TransformerEncoderLayer`` semantics and parameter names:
+   multi-head self-attention (``num_heads`` heads of ``d_model / num_heads``; no mask: every patch sees
+   the whole window) and a feed-forward block ``linear(d_ff) -> GELU/ReLU -> dropout -> linear(d_model)``,
+   each inside a residual with dropout; layer norm before each block (``norm="pre"``, plus one final
+   layer norm) or after each residual sum (``norm="post"``).
+4. The head flattens the n tokens (n * d_model values) and maps them with one linear layer to
+   ``horizon * n_outputs`` values (PatchTST's "flatten" head: a direct multi-horizon forecast).
+
+Dropout: ``dropout`` (or ``TrainingConfig.dropout`` when set) on the embedding, the residual branches and
+inside the feed-forward block; ``attention_dropout`` on the attention weights, taken from
+``TrainingConfig.with_attention_dropout(p)`` when it is > 0, else from the model config. Both apply in
+training only. ``TrainingConfig.with_warmup_steps(n)`` ramps the learning rate linearly over the first
+n steps (the trainer does it; it is the usual companion of a Transformer).
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from .._config import cfg_field, config_class, fraction, one_of, optional, positive_int
+from ..data.scalers import SCALERS
+from ..nn import functional as F
+from ..nn import layers
+from ..nn.init import linear_init
+from ..nn.tape import Tape, Var
+from .base import BaseModel, register
+
+NORMS = ("pre", "post")
+POSITIONALS = ("learned", "sinusoidal")
+FF_ACTIVATIONS = ("gelu", "relu")
+
+
+def _alias(name, v):
+    if v is not None and (not isinstance(v, str) or not v):
+        raise TypeError(f"{name} must be a non-empty str or None, got {v!r}")
+    return v
+
+
+@config_class
+class TransformerConfig:
+    """Configuration of the Transformer forecaster. The defaults (2 pre-norm layers, d_model 64, 4 heads,
+    d_ff 128, patches of 16 values every 8) are sized for hourly data with windows of a few days."""
+
+    input_size: Optional[int] = cfg_field(None, optional(positive_int), "Length of the input window.")
+    horizon: Optional[int] = cfg_field(None, optional(positive_int), "Steps forecast at once.")
+    d_model: int = cfg_field(64, positive_int, "Width of every token (must be divisible by num_heads).")
+    num_heads: int = cfg_field(4, positive_int, "Attention heads per layer.")
+    num_layers: int = cfg_field(2, positive_int, "Encoder layers.")
+    d_ff: int = cfg_field(128, positive_int, "Hidden width of the feed-forward block.")
+    dropout: float = cfg_field(0.1, fraction, "Dropout on the embedding, residual branches and feed-forward block.")
+    attention_dropout: float = cfg_field(0.0, fraction, "Dropout on the attention weights (training only).")
+    norm: str = cfg_field("pre", one_of(*NORMS), "'pre' (layer norm before each block) or 'post' (after).")
+    patch_len: int = cfg_field(16, positive_int, "Values per patch (token); 1 with stride 1: one token per step.")
+    stride: int = cfg_field(8, positive_int, "Distance between the starts of consecutive patches.")
+    positional: str = cfg_field("learned", one_of(*POSITIONALS), "'learned' or 'sinusoidal' positional encoding.")
+    activation: str = cfg_field("gelu", one_of(*FF_ACTIVATIONS), "Activation of the feed-forward block.")
+    scaler: str = cfg_field("standard", one_of(*SCALERS), "Per-window scaler (see data.scalers).")
+    alias: Optional[str] = cfg_field(None, _alias, "Column name of the forecast (default: 'Transformer').")
+
+    def _validate(self) -> None:
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+
+
+def patch_starts(input_size: int, patch_len: int, stride: int) -> np.ndarray:
+    """First index of every patch: 0, stride, 2*stride, ... and, when the stride does not end exactly at
+    the window's end, one more patch aligned to the end (so every value is in some patch)."""
+    if patch_len > input_size:
+        raise ValueError(f"patch_len ({patch_len}) must not exceed input_size ({input_size})")
+    starts = list(range(0, input_size - patch_len + 1, stride))
+    if starts[-1] + patch_len < input_size:
+        starts.append(input_size - patch_len)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def sinusoidal_encoding(n: int, d: int) -> np.ndarray:
+    """The fixed encoding of Vaswani et al.: PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...)."""
+    pos = np.arange(n)[:, None]
+    i = np.arange(d)[None, :]
+    angle = pos / np.power(10000.0, (2 * (i // 2)) / d)
+    return np.where(i % 2 == 0, np.sin(angle), np.cos(angle))
+
+
+# ---------------------------------------------------------------------------------------------- tape ops
+def _wrap(tape: Optional[Tape], a: np.ndarray) -> Var:
+    return tape.var(a) if tape is not None else Var(a, -1)
+
+
+def _add(tape: Optional[Tape], a: Var, b: Var) -> Var:
+    out = _wrap(tape, a.data + b.data)
+    if tape is not None:
+        tape.record(out, (a, b), lambda g: (g, g))
+    return out
+
+
+def _layer_norm(tape: Optional[Tape], pb, x: Var, prefix: str) -> Var:
+    w, b = pb[f"{prefix}.weight"], pb[f"{prefix}.bias"]
+    out = F.layer_norm_forward(x.data, w, b)
+    y = _wrap(tape, out.y)
+    if tape is not None:
+        dw, db = pb.grad_of(f"{prefix}.weight"), pb.grad_of(f"{prefix}.bias")
+        tape.record(y, (x,), lambda g: (F.layer_norm_backward(out.cache, g, dweight=dw, dbias=db).dx,))
+    return y
+
+
+def _split_heads(a: np.ndarray, B: int, n: int, H: int, dh: int) -> np.ndarray:
+    """(B*n, 3*d) -> three (B, H, n, dh) arrays (q, k, v)."""
+    r = a.reshape(B, n, 3, H, dh).transpose(2, 0, 3, 1, 4)
+    return np.ascontiguousarray(r[0]), np.ascontiguousarray(r[1]), np.ascontiguousarray(r[2])
+
+
+def _self_attention(tape: Optional[Tape], pb, x: Var, prefix: str, B: int, n: int, H: int, p: float,
+                    rng: Optional[np.random.Generator]) -> Var:
+    """torch.nn.MultiheadAttention(d, H, batch_first=True) over x (B*n, d) with q = k = v = x."""
+    d = x.data.shape[1]
+    dh = d // H
+    qkv = layers.linear(tape, pb, x, f"{prefix}.in_proj_weight", f"{prefix}.in_proj_bias")
+    q, k, v = _split_heads(qkv.data, B, n, H, dh)
+    train = tape is not None and rng is not None and p > 0
+    seed = int(rng.integers(0, 2**63 - 1)) if train else 0
+    out = F.attention_forward(q, k, v, dropout=p if train else 0.0, seed=seed)
+    merged = np.ascontiguousarray(out.y.transpose(0, 2, 1, 3)).reshape(B * n, d)
+    att = _wrap(tape, merged)
+    if tape is not None:
+        def backward(g):
+            gy = np.ascontiguousarray(g.reshape(B, n, H, dh).transpose(0, 2, 1, 3))
+            gq, gk, gv = F.attention_backward(out.cache, gy)
+            dqkv = np.stack([gq, gk, gv]).transpose(1, 3, 0, 2, 4).reshape(B * n, 3 * d)
+            return (np.ascontiguousarray(dqkv),)
+
+        tape.record(att, (qkv,), backward)
+    return layers.linear(tape, pb, att, f"{prefix}.out_proj.weight", f"{prefix}.out_proj.bias")
+
+
+@register
+class Transformer(BaseModel):
+    """Transformer encoder over patches of the scaled input window with a direct multi-horizon head (see
+    the module docstring). Encoder parameters use ``torch.nn.TransformerEncoderLayer``'s names
+    (``encoder.layers.0.self_attn.in_proj_weight``, ``...linear1.weight``, ``...norm1.weight`` ...) so that
+    weights can be exchanged with PyTorch. No gradient clipping by default."""
+
+    config_class = TransformerConfig
+    default_gradient_clipping = None
+    supports_attention_dropout = True
+
+    # ---------------------------------------------------------------- sizes
+    def _patches(self) -> np.ndarray:
+        inp, _ = self._require_sizes()
+        return patch_starts(inp, self.config.patch_len, self.config.stride)
+
+    @property
+    def num_patches(self) -> int:
+        return len(self._patches())
+
+    def _attention_dropout(self) -> float:
+        fc = self._fit_config
+        if fc is not None and fc.attention_dropout > 0:
+            return fc.attention_dropout
+        return self.config.attention_dropout
+
+    # ---------------------------------------------------------------- parameters
+    def _parameter_specs(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        c = self.config
+        n = self.num_patches
+        d, f = c.d_model, c.d_ff
+        specs = [("embedding.weight", (d, c.patch_len)), ("embedding.bias", (d,))]
+        if c.positional == "learned":
+            specs.append(("positional", (n, d)))
+        for l in range(c.num_layers):
+            p = f"encoder.layers.{l}"
+            specs += [(f"{p}.self_attn.in_proj_weight", (3 * d, d)), (f"{p}.self_attn.in_proj_bias", (3 * d,)),
+                      (f"{p}.self_attn.out_proj.weight", (d, d)), (f"{p}.self_attn.out_proj.bias", (d,)),
+                      (f"{p}.linear1.weight", (f, d)), (f"{p}.linear1.bias", (f,)),
+                      (f"{p}.linear2.weight", (d, f)), (f"{p}.linear2.bias", (d,)),
+                      (f"{p}.norm1.weight", (d,)), (f"{p}.norm1.bias", (d,)),
+                      (f"{p}.norm2.weight", (d,)), (f"{p}.norm2.bias", (d,))]
+        if c.norm == "pre":
+            specs += [("encoder.norm.weight", (d,)), ("encoder.norm.bias", (d,))]
+        specs += [("head.weight", (self.output_size, n * d)), ("head.bias", (self.output_size,))]
+        return specs
+
+    def _init_parameters(self, rng: np.random.Generator) -> None:
+        pb = self.params
+        for name in pb.names:
+            if name.endswith("in_proj_weight"):  # torch.nn.MultiheadAttention: xavier uniform, zero biases
+                fan_in, fan_out = pb[name].shape[1], pb[name].shape[0] // 3
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                pb[name][...] = rng.uniform(-bound, bound, size=pb[name].shape)
+            elif name.endswith(("in_proj_bias", "out_proj.bias")):
+                pb[name][...] = 0.0
+            elif name.endswith("out_proj.weight") or name.endswith(("linear1.weight", "linear2.weight")) \
+                    or name in ("embedding.weight", "head.weight"):
+                bias = name[:-len("weight")] + "bias"
+                linear_init(rng, pb[name], pb[bias] if not name.endswith("out_proj.weight") else None)
+            elif ".norm" in name or name.startswith("encoder.norm"):
+                pb[name][...] = 1.0 if name.endswith("weight") else 0.0
+            elif name == "positional":  # PatchTST: U(-0.02, 0.02)
+                pb[name][...] = rng.uniform(-0.02, 0.02, size=pb[name].shape)
+
+    # ---------------------------------------------------------------- forward
+    def _embed(self, x: np.ndarray, tape: Optional[Tape], rng) -> Var:
+        c = self.config
+        B = x.shape[0]
+        starts = self._patches()
+        n = len(starts)
+        idx = starts[:, None] + np.arange(c.patch_len)[None, :]
+        patches = np.ascontiguousarray(x[:, idx].reshape(B * n, c.patch_len))
+        h = layers.linear(tape, self.params, _wrap(tape, patches), "embedding.weight", "embedding.bias")
+        if c.positional == "learned":
+            pos = self.params["positional"]
+            out = _wrap(tape, (h.data.reshape(B, n, -1) + pos).reshape(B * n, -1))
+            if tape is not None:
+                gpos = self.params.grad_of("positional")
+
+                def backward(g):
+                    gpos[...] += g.reshape(B, n, -1).sum(axis=0, dtype=np.float64).astype(gpos.dtype)
+                    return (g,)
+
+                tape.record(out, (h,), backward)
+        else:
+            pe = sinusoidal_encoding(n, c.d_model).astype(h.data.dtype)
+            out = _wrap(tape, (h.data.reshape(B, n, -1) + pe).reshape(B * n, -1))
+            if tape is not None:
+                tape.record(out, (h,), lambda g: (g,))
+        return layers.dropout(tape, out, self._dropout_rate(), rng)
+
+    def _encoder_layer(self, tape, h: Var, l: int, B: int, n: int, rng) -> Var:
+        c = self.config
+        pb = self.params
+        p = f"encoder.layers.{l}"
+        drop = self._dropout_rate()
+        adrop = self._attention_dropout()
+
+        def attn(v):
+            a = _self_attention(tape, pb, v, f"{p}.self_attn", B, n, c.num_heads, adrop, rng)
+            return layers.dropout(tape, a, drop, rng)
+
+        def ff(v):
+            z = layers.linear(tape, pb, v, f"{p}.linear1.weight", f"{p}.linear1.bias")
+            z = layers.activation(tape, c.activation, z)
+            z = layers.dropout(tape, z, drop, rng)
+            z = layers.linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
+            return layers.dropout(tape, z, drop, rng)
+
+        if c.norm == "pre":
+            h = _add(tape, h, attn(_layer_norm(tape, pb, h, f"{p}.norm1")))
+            return _add(tape, h, ff(_layer_norm(tape, pb, h, f"{p}.norm2")))
+        h = _layer_norm(tape, pb, _add(tape, h, attn(h)), f"{p}.norm1")
+        return _layer_norm(tape, pb, _add(tape, h, ff(h)), f"{p}.norm2")
+
+    def _forward(self, x: np.ndarray, tape: Optional[Tape], rng: Optional[np.random.Generator]) -> Var:
+        c = self.config
+        B = x.shape[0]
+        n = self.num_patches
+        h = self._embed(x, tape, rng)
+        for l in range(c.num_layers):
+            h = self._encoder_layer(tape, h, l, B, n, rng)
+        if c.norm == "pre":
+            h = _layer_norm(tape, self.params, h, "encoder.norm")
+        flat = _wrap(tape, h.data.reshape(B, n * c.d_model))
+        if tape is not None:
+            shape = h.data.shape
+            tape.record(flat, (h,), lambda g: (np.ascontiguousarray(g).reshape(shape),))
+        return layers.linear(tape, self.params, flat, "head.weight", "head.bias")
+
+
+__all__ = ["Transformer", "TransformerConfig", "patch_starts", "sinusoidal_encoding"]

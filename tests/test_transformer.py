@@ -1,0 +1,164 @@
+"""Transformer forecaster: exact gradients through the whole model (pre/post norm, patching, positional
+encodings, dropout), the generic model check, training options (attention dropout, warmup), the
+configuration, patching, and (torch installed only) weight interchange with torch.nn.TransformerEncoderLayer."""
+import numpy as np
+import pytest
+
+from neurodivergent import TrainingConfig, load_dataset
+from neurodivergent.models.base import load_model
+from neurodivergent.models.transformer import Transformer, TransformerConfig, patch_starts, sinusoidal_encoding
+from neurodivergent.nn import ParameterBuffer, Tape
+from tests.model_check import check_model
+
+
+def _loss_and_grad(model, x, target):
+    tape = Tape()
+    out = model._forward(x, tape, np.random.default_rng(5))
+    r = out.data - target
+    model.params.zero_grad()
+    tape.backward(out, r)
+    return 0.5 * float((r ** 2).sum()), model.params.grad.copy()
+
+
+def _float64_model(cfg, seed=0):
+    model = Transformer(cfg)
+    model.params = ParameterBuffer(model._parameter_specs(), dtype=np.float64)
+    model._init_parameters(np.random.default_rng(seed))
+    # non-trivial norms and biases (the defaults are ones and zeros)
+    rng = np.random.default_rng(seed + 1)
+    for name in model.params.names:
+        if "norm" in name or name.endswith("bias"):
+            model.params[name][...] += rng.normal(scale=0.3, size=model.params[name].shape)
+    return model
+
+
+@pytest.mark.parametrize("norm, patch, positional, dropout", [
+    ("pre", (4, 2), "learned", 0.0), ("post", (4, 2), "sinusoidal", 0.0), ("pre", (1, 1), "sinusoidal", 0.0),
+    ("post", (3, 3), "learned", 0.0), ("pre", (4, 3), "learned", 0.3)])
+def test_model_gradient_matches_finite_differences(norm, patch, positional, dropout):
+    """float64 parameters through the real kernels (linear, attention, layer norm, GELU): the gradient of
+    the whole model equals central finite differences (with dropout: the masks are fixed by the seed)."""
+    c = (TransformerConfig().with_input_size(10).with_horizon(3).with_d_model(8).with_num_heads(2)
+         .with_num_layers(2).with_d_ff(12).with_norm(norm).with_patch_len(patch[0]).with_stride(patch[1])
+         .with_positional(positional).with_dropout(dropout).with_attention_dropout(dropout))
+    model = _float64_model(c)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 10))
+    target = rng.normal(size=(3, model.output_size))
+    _, g = _loss_and_grad(model, x, target)
+    idx = np.concatenate([np.arange(a, b)[rng.permutation(b - a)[:3]] for a, b in model.params.offsets.values()])
+    fd = np.empty(len(idx))
+    eps = 1e-6
+    for k, i in enumerate(idx):
+        old = model.params.data[i]
+        model.params.data[i] = old + eps
+        lp, _ = _loss_and_grad(model, x, target)
+        model.params.data[i] = old - eps
+        lm, _ = _loss_and_grad(model, x, target)
+        model.params.data[i] = old
+        fd[k] = (lp - lm) / (2 * eps)
+    np.testing.assert_allclose(g[idx], fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
+    assert np.abs(g[idx]).max() > 0
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_generic_model_check(tmp_path, norm):
+    check_model(lambda: Transformer(TransformerConfig().with_input_size(8).with_horizon(4).with_d_model(16)
+                                    .with_d_ff(32).with_patch_len(4).with_stride(2).with_norm(norm)), tmp_path)
+
+
+def test_attention_dropout_and_warmup_from_training_config():
+    data = load_dataset("us_macro_quarterly")
+    train, _ = data.split_last(4)
+    cfg = TransformerConfig().with_input_size(8).with_horizon(4).with_d_model(16).with_d_ff(16).with_patch_len(2) \
+        .with_stride(2).with_dropout(0.0)
+    tc = TrainingConfig().with_max_epochs(2).with_batch_size(16).with_seed(3).with_verbose(False)
+    base = Transformer(cfg)
+    base.fit_with_config(train, tc)
+    with_drop = Transformer(cfg)
+    with_drop.fit_with_config(train, tc.with_attention_dropout(0.3))
+    assert with_drop.training_config.attention_dropout == 0.3
+    assert not np.array_equal(base.params.data, with_drop.params.data)  # the dropout was applied
+    again = Transformer(cfg)
+    again.fit_with_config(train, tc.with_attention_dropout(0.3))
+    np.testing.assert_array_equal(again.params.data, with_drop.params.data)  # seeded: repeatable
+    # the model config's own attention dropout is used when the run does not set one
+    own = Transformer(cfg.with_attention_dropout(0.3))
+    own.fit_with_config(train, tc)
+    np.testing.assert_array_equal(own.params.data, with_drop.params.data)
+    # dropout is training-only: predictions are deterministic
+    np.testing.assert_array_equal(own.predict(train).values(own.alias), own.predict(train).values(own.alias))
+    # warmup: with a ramp far longer than the run the parameters barely leave their initial values
+    init = Transformer(cfg)
+    init.fit_with_config(train, tc.with_learning_rate(1e-12))
+    warm = Transformer(cfg)
+    warm.fit_with_config(train, tc.with_warmup_steps(1_000_000))
+    moved, moved_base = np.abs(warm.params.data - init.params.data).max(), np.abs(base.params.data - init.params.data).max()
+    assert 0 < moved < 1e-3 * moved_base
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="d_model .*divisible by num_heads"):
+        TransformerConfig().with_num_heads(3)
+    with pytest.raises(ValueError, match="norm"):
+        TransformerConfig().with_norm("middle")
+    with pytest.raises(ValueError, match="attention_dropout"):
+        TransformerConfig().with_attention_dropout(1.5)
+    with pytest.raises(ValueError, match="positional"):
+        TransformerConfig().with_positional("rotary")
+    c = TransformerConfig().with_d_model(96).with_num_heads(3).with_input_size(48).with_horizon(24)
+    assert TransformerConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match=r"patch_len \(16\) must not exceed input_size \(8\)"):
+        Transformer(TransformerConfig().with_input_size(8).with_horizon(2))._parameter_specs()
+
+
+def test_patch_starts_cover_the_window():
+    np.testing.assert_array_equal(patch_starts(96, 16, 8), np.arange(0, 81, 8))
+    np.testing.assert_array_equal(patch_starts(10, 4, 3), [0, 3, 6])
+    np.testing.assert_array_equal(patch_starts(11, 4, 3), [0, 3, 6, 7])  # last patch aligned to the end
+    np.testing.assert_array_equal(patch_starts(5, 1, 1), np.arange(5))
+    for L, P, S in [(96, 16, 8), (24, 7, 5), (13, 13, 4), (30, 9, 4)]:
+        s = patch_starts(L, P, S)
+        covered = np.zeros(L, bool)
+        for a in s:
+            covered[a:a + P] = True
+        assert covered.all() and s[-1] + P == L
+    pe = sinusoidal_encoding(5, 6)
+    assert pe.shape == (5, 6) and np.allclose(pe[0], [0, 1, 0, 1, 0, 1])
+    np.testing.assert_allclose(pe[3, 2], np.sin(3 / 10000 ** (2 / 6)))
+
+
+def test_save_load_keeps_structure(tmp_path):
+    data = load_dataset("us_macro_quarterly")
+    cfg = (TransformerConfig().with_input_size(8).with_horizon(4).with_d_model(8).with_num_heads(2).with_d_ff(8)
+           .with_patch_len(3).with_stride(2).with_positional("sinusoidal").with_norm("post"))
+    model = Transformer(cfg)
+    model.fit_with_config(data, TrainingConfig().with_max_epochs(1).with_verbose(False).with_seed(1)
+                          .with_loss_function("quantile"))
+    path = tmp_path / "t.safetensors"
+    model.save(str(path))
+    again = load_model(str(path))
+    assert isinstance(again, Transformer) and again.config == cfg and again.n_outputs == model.n_outputs
+    np.testing.assert_array_equal(again.predict_outputs(np.ones((2, 8)) + np.arange(8)),
+                                  model.predict_outputs(np.ones((2, 8)) + np.arange(8)))
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_encoder_layer_matches_torch(norm):
+    torch = pytest.importorskip("torch")
+    cfg = (TransformerConfig().with_input_size(12).with_horizon(3).with_d_model(16).with_num_heads(4)
+           .with_num_layers(1).with_d_ff(24).with_patch_len(4).with_stride(2).with_norm(norm).with_dropout(0.0))
+    model = _float64_model(cfg)
+    n, B = model.num_patches, 3
+    rng = np.random.default_rng(2)
+    h = rng.normal(size=(B * n, 16))
+    ours = model._encoder_layer(None, __import__("neurodivergent").nn.tape.Var(h, -1), 0, B, n, None).data
+    layer = torch.nn.TransformerEncoderLayer(16, 4, 24, dropout=0.0, activation="gelu", batch_first=True,
+                                             norm_first=norm == "pre").double()
+    sd = {k[len("encoder.layers.0."):]: torch.tensor(np.array(model.params[k]))
+          for k in model.params.names if k.startswith("encoder.layers.0.")}
+    layer.load_state_dict(sd)
+    layer.eval()
+    with torch.no_grad():
+        ref = layer(torch.tensor(h.reshape(B, n, 16))).numpy().reshape(B * n, 16)
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
