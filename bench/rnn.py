@@ -258,6 +258,21 @@ def measure_mem(cells, cfgs):
 
 
 # ------------------------------------------------------------------------------------------ report
+def print_mem(mem, markdown):
+    """The peak-memory pass alone: one line per cell and configuration."""
+    keys = sorted({(k[0], k[1]) for k in mem})
+    print("| cell | B | T | I | H | L | peak MiB ours | peak MiB torch | +run MiB ours | +run MiB torch |"
+          if markdown else "cell B T I H L peak_ours peak_torch run_ours run_torch")
+    if markdown:
+        print("|---|---|---|---|---|---|---|---|---|---|")
+    for cell, c in keys:
+        o, t = mem.get((cell, c, "ours")), mem.get((cell, c, "torch"))
+        vals = [f"{o['peak']:.0f}" if o else "-", f"{t['peak']:.0f}" if t else "-",
+                f"{o['run']:.0f}" if o else "-", f"{t['run']:.0f}" if t else "-"]
+        cells = [cell, *map(str, c), *vals]
+        print("| " + " | ".join(cells) + " |" if markdown else " ".join(cells), flush=True)
+
+
 def fmt_table(rows, mem, markdown):
     hdr = ["cell", "thr", "B", "T", "I", "H", "L", "fwd ours ms", "fwd torch ms", "fwd x", "train ours ms",
            "train torch ms", "train x", "train GF/s ours", "train GF/s torch", "fwd GF/s ours", "peak MiB ours/torch",
@@ -320,6 +335,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-mem", action="store_true")
+    p.add_argument("--mem-only", action="store_true", help="only the peak-memory pass (no timings)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--filter", default="", help="e.g. B=32,H=64 (restrict the grid)")
     p.add_argument("--budget", type=float, default=1.0, help="seconds per library per mode and config (approx.)")
@@ -344,7 +360,7 @@ def main(argv=None):
         print(f"# {c}: max |ours - torch| forward on a 2-layer check = {check_same(c):.2e}", flush=True)
     rows = []
     t_start = time.time()
-    for n in args.threads:
+    for n in ([] if args.mem_only else args.threads):
         cmd = [sys.executable, __file__, "--worker", "--threads", str(n), "--cells", *cells,
                "--budget", str(args.budget), "--min-reps", str(args.min_reps), "--max-reps", str(args.max_reps),
                "--filter", ",".join(f"{k}={v}" for k, v in args.filter.items())]
@@ -362,6 +378,10 @@ def main(argv=None):
                       f"{r['gf_train_ours']:.1f} vs {r['gf_train_torch']:.1f} GFLOP/s)", flush=True)
         proc.wait()
     mem = {} if args.no_mem else measure_mem(cells, configs(args.quick, args.filter))
+    if args.mem_only:
+        print_mem(mem, args.markdown)
+        print(summary(rows, mem))
+        return
     print()
     print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}, "
           f"isa {core.gemm_isa()}/{core.lstm_isa() if hasattr(core, 'lstm_isa') else '-'}, "

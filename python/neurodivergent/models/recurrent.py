@@ -79,11 +79,15 @@ class RecurrentModel(BaseModel):
     cell: str = ""  # "lstm" or "gru"
     gates: int = 4
 
+    _default_clipping = None  # built once (the trainer asks every step)
+
     @property
     def default_gradient_clipping(self):
-        from ..training.regularization import GradientClipping
+        if RecurrentModel._default_clipping is None:
+            from ..training.regularization import GradientClipping
 
-        return GradientClipping.ByNorm(1.0)
+            RecurrentModel._default_clipping = GradientClipping.ByNorm(1.0)
+        return RecurrentModel._default_clipping
 
     # ---------------------------------------------------------------- training options from TrainingConfig
     def _training_option(self, name: str):
