@@ -64,7 +64,8 @@ def test_model_gradient_matches_finite_differences(norm, patch, positional, drop
 @pytest.mark.parametrize("norm", ["pre", "post"])
 def test_generic_model_check(tmp_path, norm):
     check_model(lambda: Transformer(TransformerConfig().with_input_size(8).with_horizon(4).with_d_model(16)
-                                    .with_d_ff(32).with_patch_len(4).with_stride(2).with_norm(norm)), tmp_path)
+                                    .with_d_ff(32).with_patch_len(4).with_stride(2).with_norm(norm)), tmp_path,
+                batch_size=64)
 
 
 def test_attention_dropout_and_warmup_from_training_config():
@@ -72,7 +73,7 @@ def test_attention_dropout_and_warmup_from_training_config():
     train, _ = data.split_last(4)
     cfg = TransformerConfig().with_input_size(8).with_horizon(4).with_d_model(16).with_d_ff(16).with_patch_len(2) \
         .with_stride(2).with_dropout(0.0)
-    tc = TrainingConfig().with_max_epochs(2).with_batch_size(16).with_seed(3).with_verbose(False)
+    tc = TrainingConfig().with_max_epochs(2).with_batch_size(64).with_seed(3).with_verbose(False)
     base = Transformer(cfg)
     base.fit_with_config(train, tc)
     with_drop = Transformer(cfg)
