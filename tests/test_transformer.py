@@ -110,7 +110,10 @@ def test_config_validation():
     c = TransformerConfig().with_d_model(96).with_num_heads(3).with_input_size(48).with_horizon(24)
     assert TransformerConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match=r"patch_len \(16\) must not exceed input_size \(8\)"):
-        Transformer(TransformerConfig().with_input_size(8).with_horizon(2))._parameter_specs()
+        patch_starts(8, 16, 8)
+    short = Transformer(TransformerConfig().with_input_size(8).with_horizon(2))  # patch_len 16 clipped to 8
+    assert short.patch_len == 8 and short.num_patches == 1
+    assert dict(short._parameter_specs())["embedding.weight"] == (64, 8)
 
 
 def test_patch_starts_cover_the_window():
@@ -163,3 +166,24 @@ def test_encoder_layer_matches_torch(norm):
     with torch.no_grad():
         ref = layer(torch.tensor(h.reshape(B, n, 16))).numpy().reshape(B * n, 16)
     np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_cli_train_and_predict(tmp_path, capsys):
+    from neurodivergent import TimeSeriesDataFrame
+    from neurodivergent.cli import main
+
+    src = tmp_path / "macro.csv"
+    load_dataset("us_macro_quarterly").to_csv(str(src))
+    out_csv, model_file = tmp_path / "fc.csv", tmp_path / "m.safetensors"
+    assert main(["train", "--data", str(src), "--horizon", "4", "--input-size", "8", "--model", "transformer",
+                 "--max-steps", "20", "--hidden-size", "16", "--output", str(out_csv), "--save-model",
+                 str(model_file), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "model: Transformer input_size=8 horizon=4 d_model=16" in out and "SeasonalNaive" in out
+    fc = TimeSeriesDataFrame.from_csv(str(out_csv), target_col="Transformer")
+    assert fc.n_series == 10 and set(fc.lengths) == {4}
+    model = load_model(str(model_file))
+    assert isinstance(model, Transformer) and model.config.d_model == 16
+    out2 = tmp_path / "fc2.csv"
+    assert main(["predict", "--model-file", str(model_file), "--data", str(src), "--output", str(out2)]) == 0
+    assert TimeSeriesDataFrame.from_csv(str(out2), target_col="Transformer").n_series == 10

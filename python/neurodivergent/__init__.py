@@ -28,6 +28,8 @@ _LAZY = {
     "LSTMConfig": ("models.lstm", "LSTMConfig"),
     "GRU": ("models.gru", "GRU"),
     "GRUConfig": ("models.gru", "GRUConfig"),
+    "Transformer": ("models.transformer", "Transformer"),
+    "TransformerConfig": ("models.transformer", "TransformerConfig"),
     "load_model": ("models.base", "load_model"),
     "load_checkpoint": ("models.base", "load_checkpoint"),
     # training

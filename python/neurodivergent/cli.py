@@ -19,7 +19,7 @@ import numpy as np
 from ._version import __version__
 
 from .data.datasets import DEFAULT_DATASET
-MODELS = ("mlp", "lstm", "gru")
+MODELS = ("mlp", "lstm", "gru", "transformer")
 
 
 def _positive(kind):
@@ -176,9 +176,14 @@ def _build_model(args, horizon: int, input_size: int):
     from .models.lstm import LSTM, LSTMConfig
     from .models.mlp import MLP, MLPConfig
 
-    cls, cfg_cls = {"mlp": (MLP, MLPConfig), "lstm": (LSTM, LSTMConfig), "gru": (GRU, GRUConfig)}[args.model]
+    from .models.transformer import Transformer, TransformerConfig
+
+    cls, cfg_cls = {"mlp": (MLP, MLPConfig), "lstm": (LSTM, LSTMConfig), "gru": (GRU, GRUConfig),
+                    "transformer": (Transformer, TransformerConfig)}[args.model]
     cfg = cfg_cls().with_input_size(input_size).with_horizon(horizon)
-    if args.hidden_size:
+    if args.hidden_size and args.model == "transformer":  # the token width (heads: the config's, 4)
+        cfg = cfg.with_d_model(args.hidden_size)
+    elif args.hidden_size:
         cfg = cfg.with_hidden_size(args.hidden_size)
     if args.num_layers:
         cfg = cfg.with_num_layers(args.num_layers)
@@ -218,7 +223,8 @@ def cmd_train(args) -> int:
     tc = _training_config(args)
     print(f"data: {source}: {data.n_series} series, {len(data)} rows, frequency {data.freq}")
     print(f"model: {type(model).__name__} input_size={input_size} horizon={horizon} "
-          f"hidden_size={model.config.hidden_size} num_layers={model.config.num_layers}")
+          f"{'d_model' if args.model == 'transformer' else 'hidden_size'}="
+          f"{getattr(model.config, 'd_model', None) or model.config.hidden_size} num_layers={model.config.num_layers}")
 
     if args.no_holdout:
         t0 = time.perf_counter()

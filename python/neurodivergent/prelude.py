@@ -8,6 +8,7 @@ from .models.base import load_checkpoint, load_model
 from .models.gru import GRU, GRUConfig
 from .models.lstm import LSTM, LSTMConfig
 from .models.mlp import MLP, MLPConfig
+from .models.transformer import Transformer, TransformerConfig
 from .training.augmentation import DataAugmentation
 from .training.callbacks import Callback, CallbackResult, ReduceLROnPlateau
 from .training.config import EarlyStopping, Metric, Mode, TrainingConfig
@@ -25,7 +26,7 @@ from .validation.cross_validation import (BlockedTimeSeriesCrossValidator, Cross
 
 __all__ = [
     "TimeSeriesDataFrame", "ForecastFrame", "load_dataset", "list_datasets",
-    "MLP", "MLPConfig", "LSTM", "LSTMConfig", "GRU", "GRUConfig", "load_model",
+    "MLP", "MLPConfig", "LSTM", "LSTMConfig", "GRU", "GRUConfig", "Transformer", "TransformerConfig", "load_model",
     "TrainingConfig", "EarlyStopping", "TrainingLogs", "Metric", "Mode", "DataAugmentation",
     "Optimizer", "AdamConfig", "AdamWConfig", "SGDConfig", "RMSpropConfig", "LearningRateScheduler",
     "LossFunction", "HuberConfig", "QuantileConfig", "WeightedConfig", "GradientClipping",

@@ -5,7 +5,8 @@ Architecture (PatchTST-style for a univariate window, Nie et al. 2023):
 
 1. The scaled input window (B, input_size) is cut into ``n`` patches of ``patch_len`` values, ``stride``
    apart (the last patch is aligned to the window's end when the stride does not divide evenly);
-   ``patch_len=1, stride=1`` gives one token per time step (no patching).
+   ``patch_len=1, stride=1`` gives one token per time step (no patching). A ``patch_len`` longer than
+   ``input_size`` is clipped to it (one patch: the whole window), so the defaults work for short windows.
 2. Each patch is projected into ``d_model`` (a linear layer) and a positional encoding is added:
    learned (``positional="learned"``, a (n, d_model) parameter) or fixed sinusoidal (``"sinusoidal"``).
    Dropout follows.
@@ -157,9 +158,14 @@ class Transformer(BaseModel):
     supports_attention_dropout = True
 
     # ---------------------------------------------------------------- sizes
+    @property
+    def patch_len(self) -> int:
+        """The patch length in use: ``config.patch_len`` clipped to ``input_size``."""
+        return min(self.config.patch_len, self._require_sizes()[0])
+
     def _patches(self) -> np.ndarray:
         inp, _ = self._require_sizes()
-        return patch_starts(inp, self.config.patch_len, self.config.stride)
+        return patch_starts(inp, self.patch_len, self.config.stride)
 
     @property
     def num_patches(self) -> int:
@@ -176,7 +182,7 @@ class Transformer(BaseModel):
         c = self.config
         n = self.num_patches
         d, f = c.d_model, c.d_ff
-        specs = [("embedding.weight", (d, c.patch_len)), ("embedding.bias", (d,))]
+        specs = [("embedding.weight", (d, self.patch_len)), ("embedding.bias", (d,))]
         if c.positional == "learned":
             specs.append(("positional", (n, d)))
         for l in range(c.num_layers):
@@ -216,8 +222,9 @@ class Transformer(BaseModel):
         B = x.shape[0]
         starts = self._patches()
         n = len(starts)
-        idx = starts[:, None] + np.arange(c.patch_len)[None, :]
-        patches = np.ascontiguousarray(x[:, idx].reshape(B * n, c.patch_len))
+        P = self.patch_len
+        idx = starts[:, None] + np.arange(P)[None, :]
+        patches = np.ascontiguousarray(x[:, idx].reshape(B * n, P))
         h = layers.linear(tape, self.params, _wrap(tape, patches), "embedding.weight", "embedding.bias")
         if c.positional == "learned":
             pos = self.params["positional"]
