@@ -49,7 +49,7 @@ class ExpectedImprovement:
     def __call__(self, mu, sigma, best: float) -> np.ndarray:
         mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
         imp = best - mu - self.xi
-        s = np.maximum(sigma, 1e-300)
+        s = np.where(sigma > 0, sigma, 1.0)
         z = imp / s
         ei = imp * norm_cdf(z) + sigma * norm_pdf(z)
         return np.where(sigma > 0, np.maximum(ei, 0.0), np.maximum(imp, 0.0))
@@ -67,7 +67,7 @@ class ProbabilityOfImprovement:
     def __call__(self, mu, sigma, best: float) -> np.ndarray:
         mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
         imp = best - mu - self.xi
-        z = imp / np.maximum(sigma, 1e-300)
+        z = imp / np.where(sigma > 0, sigma, 1.0)
         return np.where(sigma > 0, norm_cdf(z), (imp > 0).astype(np.float64))
 
     def __repr__(self) -> str:

@@ -4,8 +4,9 @@
 2. Until ``n_calls`` (default 50) trials are done: a Gaussian process (:mod:`.gp`; Matérn 5/2 by default)
    is fitted to the completed trials — inputs encoded in [0, 1] (continuous dimensions linearly, or
    in log space with ``log_scale``; discrete values by their rank; categorical values one-hot), values
-   standardised — with its hyperparameters maximising the marginal likelihood (warm-started from the
-   previous fit; random restarts at the first fit and every tenth); the next point maximises the
+   standardised — with its hyperparameters maximising the marginal likelihood (two random restarts
+   besides the previous optimum at the first round and every tenth, a short warm-started refit every
+   third round, the previous hyperparameters in between); the next point maximises the
    acquisition function over ``n_candidates`` random points plus points near the best trials so far,
    the three best of them refined by L-BFGS over the continuous and discrete coordinates, then rounded
    to the space (a point already evaluated is never proposed again).
@@ -31,8 +32,8 @@ from .space import Categorical, Continuous, Discrete
 __all__ = ["BayesianOptimization"]
 
 
-def _key(params: Dict[str, Any]) -> str:
-    return repr(sorted(params.items()))
+def _key(params: Dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
 class BayesianOptimization(Search):
@@ -110,10 +111,12 @@ class BayesianOptimization(Search):
         if fresh:
             self.gp = GaussianProcess(kernel=self.kernel, alpha=self.alpha)
         gp = self.gp
-        if fresh or rounds % 10 == 0:  # random restarts now and then, otherwise a short warm-started refit
+        if fresh or rounds % 10 == 0:  # random restarts now and then,
             gp.fit(X, y, rng=rng, n_restarts=2, maxiter=50)
-        else:
+        elif rounds % 3 == 0:  # a short warm-started refit every third round,
             gp.fit(X, y, rng=rng, n_restarts=0, maxiter=15)
+        else:  # otherwise the same hyperparameters, conditioned on the new points
+            gp.fit(X, y, optimize=False)
         out: List[Dict[str, Any]] = []
         for j in range(q):
             p = self._maximise(gp, rng, seen, X, y)

@@ -63,9 +63,9 @@ def _shape(kernel: str, r: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def kernel_matrix(kernel: str, A: np.ndarray, B: np.ndarray, s2: float, ls: np.ndarray) -> np.ndarray:
-    d = (A[:, None, :] - B[None, :, :]) / ls
-    r = np.sqrt(np.maximum(np.einsum("abd,abd->ab", d, d), 0.0))
-    return s2 * _shape(kernel, r)[0]
+    a, b = A / ls, B / ls
+    r2 = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    return s2 * _shape(kernel, np.sqrt(np.maximum(r2, 0.0)))[0]
 
 
 # --------------------------------------------------------------------------- a small bounded L-BFGS

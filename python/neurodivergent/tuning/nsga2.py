@@ -6,15 +6,18 @@ is ``population_size`` random points; then, per generation:
 
 * parents are picked by binary tournaments on (non-domination rank, then larger crowding distance);
 * each pair is recombined by simulated binary crossover (probability ``crossover_probability``,
-  distribution index ``crossover_eta``; each gene swapped with probability 1/2) and every gene mutated
-  with probability ``mutation_probability`` (default 1 / number of genes) by bounded polynomial mutation
-  (distribution index ``mutation_eta``);
+  distribution index ``crossover_eta``, default 0.9 and 15; each gene recombined with probability 1/2)
+  and every gene mutated
+  with probability ``mutation_probability`` (default 1 / number of genes) by polynomial mutation
+  (distribution index ``mutation_eta``, default 10; clipped to the bounds);
 * the children are evaluated (one batch: in parallel with ``n_jobs > 1``), parents and children are
   sorted into non-dominated fronts and the next population is filled front by front, the last front
   cut by crowding distance.
 
-A child whose decoded parameters were already evaluated reuses that result (no second trial). The
-result is the first front of the final population: a :class:`~.results.ParetoFront`.
+A child whose decoded parameters were already evaluated reuses that result (no second trial) and does
+not take a second place in the population. The result, a :class:`~.results.ParetoFront`, holds the
+non-dominated trials among *every* completed trial of the search (not only the final population: a
+configuration that was evaluated and is not dominated is never thrown away).
 
 Objectives have a name, a direction and a weight. The weights do not steer the search (NSGA-II is
 weight-free); they choose the compromise returned by ``fit`` and ``ParetoFront.best()``: the front
@@ -32,10 +35,10 @@ import numpy as np
 from .base import METRICS, Search, Session, _int, coerce_metric
 from .results import BestConfiguration, ParetoFront, SearchResults, Trial
 
-__all__ = ["MultiObjectiveOptimization", "Direction", "Algorithm", "non_dominated_sort", "crowding_distance",
+__all__ = ["MultiObjectiveOptimization", "Direction", "Algorithm", "non_dominated_sort", "pareto_mask",
+           "crowding_distance",
            "sbx_crossover", "polynomial_mutation"]
 
-GENE_PROB = 0.5
 FORECAST_OBJECTIVES = ("accuracy", "training_time", "model_size") + METRICS
 
 
@@ -79,6 +82,22 @@ def non_dominated_sort(F: np.ndarray) -> np.ndarray:
     return rank
 
 
+def pareto_mask(F: np.ndarray) -> np.ndarray:
+    """True for the rows of F (n, m) that no other row dominates (every objective minimised); rows are
+    visited in lexicographic order, so each is compared with the current front only."""
+    F = np.asarray(F, dtype=np.float64)
+    order = np.lexsort(F.T[::-1])
+    keep = np.zeros(len(F), dtype=bool)
+    front = np.empty((0, F.shape[1]))
+    for i in order:
+        f = F[i]
+        if len(front) and np.any(np.all(front <= f, axis=1) & np.any(front < f, axis=1)):
+            continue
+        keep[i] = True
+        front = np.vstack([front, f])
+    return keep
+
+
 def crowding_distance(F: np.ndarray) -> np.ndarray:
     """Crowding distance of each row of one front F (n, m): the sum over objectives of the normalised
     gap between its two neighbours; the extremes of every objective get infinity."""
@@ -103,7 +122,7 @@ def sbx_crossover(p1: np.ndarray, p2: np.ndarray, eta: float, prob: float,
     c1, c2 = p1.copy(), p2.copy()
     n, D = p1.shape
     do_pair = rng.random(n) < prob
-    do_gene = (rng.random((n, D)) < GENE_PROB) & do_pair[:, None] & (np.abs(p1 - p2) > 1e-14)
+    do_gene = (rng.random((n, D)) < 0.5) & do_pair[:, None] & (np.abs(p1 - p2) > 1e-14)
     u = rng.random((n, D))
     swap = rng.random((n, D)) < 0.5
     y1, y2 = np.minimum(p1, p2), np.maximum(p1, p2)
@@ -125,16 +144,14 @@ def sbx_crossover(p1: np.ndarray, p2: np.ndarray, eta: float, prob: float,
 
 
 def polynomial_mutation(x: np.ndarray, eta: float, prob: float, rng: np.random.Generator) -> np.ndarray:
-    """Bounded polynomial mutation (Deb & Goyal 1996) of rows (n, D) within [0, 1]."""
-    y = x.copy()
+    """Polynomial mutation (Deb & Goyal 1996) of rows (n, D) within [0, 1]: each gene, with probability
+    ``prob``, moves by ``delta = (2u)^(1/(eta+1)) - 1`` (u < 1/2) or ``1 - (2(1-u))^(1/(eta+1))``
+    (u >= 1/2), u uniform, and is clipped to [0, 1] (so the bounds themselves can be reached)."""
     mask = rng.random(x.shape) < prob
     u = rng.random(x.shape)
     p = 1.0 / (eta + 1.0)
-    d1, d2 = y, 1.0 - y
-    lo = 2.0 * u + (1.0 - 2.0 * u) * (1.0 - d1) ** (eta + 1.0)
-    hi = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * (1.0 - d2) ** (eta + 1.0)
-    dq = np.where(u < 0.5, np.maximum(lo, 0.0) ** p - 1.0, 1.0 - np.maximum(hi, 0.0) ** p)
-    return np.where(mask, np.clip(y + dq, 0.0, 1.0), y)
+    dq = np.where(u < 0.5, (2.0 * u) ** p - 1.0, 1.0 - (2.0 * (1.0 - u)) ** p)
+    return np.where(mask, np.clip(x + dq, 0.0, 1.0), x)
 
 
 # --------------------------------------------------------------------------- the search
@@ -183,7 +200,7 @@ class MultiObjectiveOptimization(Search):
         self.generations = 100
         self.crossover_probability = 0.9
         self.crossover_eta = 15.0
-        self.mutation_eta = 20.0
+        self.mutation_eta = 10.0
         self.mutation_probability: Optional[float] = None
         self.pareto_front: Optional[ParetoFront] = None
 
@@ -288,14 +305,14 @@ class MultiObjectiveOptimization(Search):
 
         def evaluate(genes: np.ndarray) -> List[Optional[Trial]]:
             params = [space.from_unit(g) for g in genes]
-            keys = [repr(sorted(p.items())) for p in params]
+            keys = [space.key(p) for p in params]
             todo, seen = [], set()
             for k, p in zip(keys, params):
                 if k not in cache and k not in seen:
                     todo.append(p)
                     seen.add(k)
             for t in session.evaluate(todo):
-                cache[repr(sorted(t.params.items()))] = t
+                cache[space.key(t.params)] = t
             return [cache.get(k) for k in keys]
 
         def costs(trials: List[Optional[Trial]]) -> np.ndarray:
@@ -351,22 +368,15 @@ class MultiObjectiveOptimization(Search):
             rank, crowd = rank_crowd(allF)
             order = np.lexsort((-crowd, rank))[:N]
             pop, pop_trials, F = allg[order], [allt[i] for i in order], allF[order]
-        self._final_population = pop_trials
 
     def _execute(self, evaluator, n_objectives, objective_names) -> SearchResults:
-        self._final_population = []
         res = super()._execute(evaluator, n_objectives, objective_names)
-        members = [t for t in self._final_population if t is not None and t.ok]
+        members = res.completed
         front: List[Trial] = []
         if members:
             signs = np.array([1.0 if o.direction == Direction.Minimize else -1.0 for o in self.objectives])
             F = np.array([signs * np.asarray(t.value) for t in members])
-            rank = non_dominated_sort(F)
-            seen = set()
-            for i in np.flatnonzero(rank == 0):
-                if members[i].number not in seen:
-                    seen.add(members[i].number)
-                    front.append(members[i])
+            front = [members[i] for i in np.flatnonzero(pareto_mask(F))]
             front.sort(key=lambda t: (t.value[0], t.number))
         self.pareto_front = ParetoFront(front, [o.name for o in self.objectives],
                                         [o.direction.value for o in self.objectives],

@@ -243,6 +243,7 @@ class HyperparameterSpace:
                 raise ValueError(f"parameter {d.name!r} is defined twice")
             seen.add(d.name)
         self._dims = dims
+        self._names = tuple(d.name for d in dims)
 
     @classmethod
     def new(cls) -> "HyperparameterSpace":
@@ -271,7 +272,7 @@ class HyperparameterSpace:
 
     @property
     def names(self) -> List[str]:
-        return [d.name for d in self._dims]
+        return list(self._names)
 
     def __len__(self) -> int:
         return len(self._dims)
@@ -337,7 +338,18 @@ class HyperparameterSpace:
         u = np.asarray(u, dtype=np.float64)
         if u.shape != (len(self._dims),):
             raise ValueError(f"expected {len(self._dims)} unit coordinates, got shape {u.shape}")
-        return {d.name: d.from_unit(x) for d, x in zip(self._dims, u)}
+        u = np.clip(u, 0.0, 1.0)
+        out = {}
+        for d, x in zip(self._dims, u.tolist()):
+            if type(d) is Continuous and not d.log_scale:  # fast path of Continuous.from_unit
+                out[d.name] = d.high if x == 1.0 else min(d.high, d.low + x * (d.high - d.low))
+            else:
+                out[d.name] = d.from_unit(x)
+        return out
+
+    def key(self, params: Dict[str, Any]) -> tuple:
+        """A hashable identity of a point (its values in dimension order)."""
+        return tuple(params[n] for n in self._names)
 
     @property
     def n_features(self) -> int:
