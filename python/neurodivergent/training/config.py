@@ -336,6 +336,12 @@ class TrainingConfig:
     data_augmentation: Any = cfg_field(None, _augmentation, "True / a DataAugmentation: jitter and scaling.")
     visualizer: Any = cfg_field(None, lambda n, v: _visualizer_check(n, v), "A TrainingVisualizer (PNG plots), or None.")
     batch_norm: bool = cfg_field(False, boolean, "Batch normalisation after hidden layers (models that support it).")
+    # probabilistic models (DeepAR): sample paths per forecast, output distribution, forecast quantiles
+    sample_size: int = cfg_field(100, positive_int, "Sample paths drawn per series when forecasting (DeepAR).")
+    likelihood: Any = cfg_field("gaussian", lambda n, v: _likelihood_check(n, v),
+                                "Output distribution of probabilistic models: Likelihood.Gaussian / StudentT / NegativeBinomial.")
+    quantile_levels: Tuple[float, ...] = cfg_field((0.1, 0.5, 0.9), lambda n, v: _quantile_levels_check(n, v),
+                                                   "Quantile levels in (0, 1) forecast by probabilistic models (DeepAR).")
 
     # ----------------------------------------------------------------- builders with extra semantics
     def with_early_stopping(self, early_stopping: Union[EarlyStopping, int, None] = None, *, patience=None,
@@ -501,6 +507,18 @@ def _visualizer_check(name, v):
     from .visualizer import _visualizer
 
     return _visualizer(name, v)
+
+
+def _likelihood_check(name, v):
+    from .likelihood import Likelihood
+
+    return Likelihood.coerce(name, v)
+
+
+def _quantile_levels_check(name, v):
+    from .losses import _quantiles
+
+    return _quantiles(name, v)
 
 
 # config_class installs its own to_dict / from_dict; TrainingConfig needs the component-aware versions

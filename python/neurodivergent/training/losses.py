@@ -486,8 +486,11 @@ class WeightedLoss(Loss):
 class NegativeLogLikelihoodLoss(Loss):
     """Negative log-likelihood of a probabilistic model's predicted distribution (``LossFunction.NegativeLogLikelihood``).
 
-    It needs a likelihood head (DeepAR with Gaussian / StudentT / NegativeBinomial, the probabilistic
-    issue); a point forecaster cannot be trained with it."""
+    It needs a likelihood head (DeepAR with ``TrainingConfig.likelihood`` = Likelihood.Gaussian / StudentT /
+    NegativeBinomial); a point forecaster cannot be trained with it. The model calls
+    :meth:`likelihood_value_and_grad` with its raw outputs per point (N, P); the value is the weighted mean
+    NLL and the gradient is with respect to the raw outputs (C++ kernels, see
+    :mod:`neurodivergent.nn.functional_likelihood`)."""
 
     name = "negative_log_likelihood"
 
@@ -503,6 +506,21 @@ class NegativeLogLikelihoodLoss(Loss):
                        out: Optional[np.ndarray] = None) -> Tuple[float, np.ndarray]:
         self._refuse()
         raise AssertionError  # unreachable
+
+    @staticmethod
+    def likelihood_value(likelihood: Any, raw: Any, target: Any, scale: Any = None, weight: Any = None) -> float:
+        """Weighted mean NLL of ``target`` (N,) under raw outputs ``raw`` (N, P) of ``likelihood``."""
+        from ..nn.functional_likelihood import nll_forward
+
+        return nll_forward(likelihood, raw, target, scale, weight)
+
+    @staticmethod
+    def likelihood_value_and_grad(likelihood: Any, raw: Any, target: Any, scale: Any = None,
+                                  weight: Any = None) -> Tuple[float, np.ndarray]:
+        """``(mean NLL, d/d raw)``; the gradient has ``raw``'s shape and dtype."""
+        from ..nn.functional_likelihood import nll_value_and_grad
+
+        return nll_value_and_grad(likelihood, raw, target, scale, weight)
 
     def __repr__(self) -> str:
         return "LossFunction.NegativeLogLikelihood"
