@@ -58,12 +58,19 @@ def m4_scores(y_true, y_hat, train):
     return smape, mase, owa
 
 
+TRANSFORMER_OPTIONS = ("d_model", "num_heads", "d_ff", "patch_len", "stride", "norm", "positional",
+                       "attention_dropout", "activation")
+
+
 def build(args):
     from neurodivergent import MLP, MLPConfig, TrainingConfig
     from neurodivergent.models.gru import GRU, GRUConfig
     from neurodivergent.models.lstm import LSTM, LSTMConfig
 
-    classes = {"mlp": (MLP, MLPConfig), "lstm": (LSTM, LSTMConfig), "gru": (GRU, GRUConfig)}
+    from neurodivergent.models.transformer import Transformer, TransformerConfig
+
+    classes = {"mlp": (MLP, MLPConfig), "lstm": (LSTM, LSTMConfig), "gru": (GRU, GRUConfig),
+               "transformer": (Transformer, TransformerConfig)}
     if args.model not in classes:
         raise SystemExit(f"unknown model {args.model}; choose one of {', '.join(classes)}")
     cls, cfg_cls = classes[args.model]
@@ -73,8 +80,17 @@ def build(args):
         v = getattr(args, opt, None)
         if v is not None and v != 0.0:
             cfg = getattr(cfg, f"with_{opt}")(v)
+    if args.model == "transformer":  # its options, replaced together (d_model % num_heads is checked once)
+        import dataclasses
+
+        kw = {o: getattr(args, o) for o in TRANSFORMER_OPTIONS if getattr(args, o, None) is not None}
+        if args.dropout is not None:
+            kw["dropout"] = args.dropout
+        cfg = dataclasses.replace(cfg, **kw)
     tc = (TrainingConfig().with_max_steps(args.max_steps).with_max_epochs(10_000)
           .with_batch_size(args.batch_size).with_seed(args.seed).with_verbose(args.verbose))
+    if getattr(args, "warmup_steps", None):
+        tc = tc.with_warmup_steps(args.warmup_steps)
     if args.learning_rate:
         tc = tc.with_learning_rate(args.learning_rate)
     if args.loss:
@@ -174,6 +190,10 @@ def main(argv=None):
     p.add_argument("--mode")
     p.add_argument("--decoder-input", help="recurrent models: sequence (default) or last")
     p.add_argument("--loss")
+    for o in TRANSFORMER_OPTIONS:  # --model transformer
+        kind = str if o in ("norm", "positional", "activation") else float if o == "attention_dropout" else int
+        p.add_argument("--" + o.replace("_", "-"), type=kind, help="transformer: " + o)
+    p.add_argument("--warmup-steps", type=int, help="TrainingConfig.with_warmup_steps")
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--learning-rate", type=float)
