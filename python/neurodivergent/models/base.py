@@ -377,18 +377,27 @@ class BaseModel:
 
         return self.predict_outputs(windows)[:, :, point_column(self)]
 
-    def predict(self, data):
+    def predict(self, data, level=None):
         """Forecast ``horizon`` steps after the end of every series of ``data``.
 
         Returns a ForecastFrame with columns ``unique_id``, ``ds`` and one column named after the model.
         A model trained with a quantile loss adds one column per level, ``<alias>-q-<level>`` (e.g.
         ``MLP-q-0.1``, ``MLP-q-0.5``, ``MLP-q-0.9``), sorted so that they never cross; the main column is
         the median (the level nearest 0.5, the lower on a tie, when 0.5 is not among the levels).
+        ``level=[80, 90]`` (quantile models only) adds prediction intervals ``<alias>-lo-80`` /
+        ``<alias>-hi-80`` (the 0.1 and 0.9 quantiles; between trained levels they are interpolated
+        linearly, outside them a ValueError says which levels to train).
         """
         from ..data.forecast import ForecastFrame
         from ..data.frame import TimeSeriesDataFrame
+        from ..validation.probabilistic import check_levels, intervals_from_quantiles
 
         self._require_fitted()
+        levels = check_levels(level)
+        if levels and not self.quantiles:
+            raise ValueError(f"level={list(levels)} asks for prediction intervals, but {type(self).__name__} was "
+                             "trained for point forecasts: train with LossFunction.Quantile(QuantileConfig()"
+                             ".with_quantiles([...])) covering the interval bounds (e.g. 0.1 and 0.9 for 80%)")
         if not isinstance(data, TimeSeriesDataFrame):
             raise TypeError(f"data must be a TimeSeriesDataFrame, got {type(data).__name__}")
         inp, h = self._require_sizes()
@@ -402,6 +411,9 @@ class BaseModel:
         if self.quantiles:
             for i, q in enumerate(self.quantiles):
                 cols[f"{self.alias}-q-{q:g}"] = outs[:, :, i]
+            for lv, (lo, hi) in intervals_from_quantiles(outs, self.quantiles, levels).items():
+                cols[f"{self.alias}-lo-{lv:g}"] = lo
+                cols[f"{self.alias}-hi-{lv:g}"] = hi
         return ForecastFrame.from_arrays(data.ids, data.future_ds(h), cols)
 
     # ---------------------------------------------------------------- persistence

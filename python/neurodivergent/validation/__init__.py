@@ -24,6 +24,14 @@ from .metrics import (
     scaled_quantile_loss,
     smape,
 )
+from .probabilistic import (
+    coverage,
+    crps_from_quantiles,
+    crps_from_samples,
+    interval_width,
+    msis,
+    quantiles_from_samples,
+)
 
 __all__ = [
     "mae",
@@ -51,4 +59,10 @@ __all__ = [
     "TrainIndex",
     "TestIndex",
     "cross_validation",
+    "crps_from_samples",
+    "crps_from_quantiles",
+    "coverage",
+    "interval_width",
+    "msis",
+    "quantiles_from_samples",
 ]
