@@ -4,7 +4,7 @@
 2. Until ``n_calls`` (default 50) trials are done: a Gaussian process (:mod:`.gp`; Matérn 5/2 by default)
    is fitted to the completed trials — inputs encoded in [0, 1] (continuous dimensions linearly, or
    in log space with ``log_scale``; discrete values by their rank; categorical values one-hot), values
-   standardised — with its hyperparameters maximising the marginal likelihood (two random restarts
+   standardised — with its hyperparameters maximising the marginal likelihood (one random restart
    besides the previous optimum at the first round and every tenth, a short warm-started refit every
    third round, the previous hyperparameters in between); the next point maximises the
    acquisition function over ``n_candidates`` random points plus points near the best trials so far,
@@ -112,7 +112,7 @@ class BayesianOptimization(Search):
             self.gp = GaussianProcess(kernel=self.kernel, alpha=self.alpha)
         gp = self.gp
         if fresh or rounds % 10 == 0:  # random restarts now and then,
-            gp.fit(X, y, rng=rng, n_restarts=2, maxiter=50)
+            gp.fit(X, y, rng=rng, n_restarts=1, maxiter=40)
         elif rounds % 3 == 0:  # a short warm-started refit every third round,
             gp.fit(X, y, rng=rng, n_restarts=0, maxiter=15)
         else:  # otherwise the same hyperparameters, conditioned on the new points
@@ -184,7 +184,7 @@ class BayesianOptimization(Search):
                     step = np.where(z + h <= 1.0, h, -h)
                     return float(v[0]), (v[1:] - v[0]) / step
 
-                z, _ = lbfgs_minimize(fg, base[idx], bounds, maxiter=20)
+                z, _ = lbfgs_minimize(fg, base[idx], bounds, maxiter=15)
                 x = base.copy()
                 x[idx] = z
                 refined.append(x)
