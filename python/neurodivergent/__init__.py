@@ -63,6 +63,16 @@ _LAZY = {
     "SaveFrequency": ("checkpointing.config", "SaveFrequency"),
     # metrics
     "metrics": ("validation.metrics", None),
+    # hyperparameter search
+    "HyperparameterSpace": ("tuning.space", "HyperparameterSpace"),
+    "GridSearch": ("tuning.grid", "GridSearch"),
+    "RandomSearch": ("tuning.random_search", "RandomSearch"),
+    "BayesianOptimization": ("tuning.bayes", "BayesianOptimization"),
+    "MultiObjectiveOptimization": ("tuning.nsga2", "MultiObjectiveOptimization"),
+    "AcquisitionFunction": ("tuning.acquisition", "AcquisitionFunction"),
+    "Kernel": ("tuning.gp", "Kernel"),
+    "Direction": ("tuning.nsga2", "Direction"),
+    "Algorithm": ("tuning.nsga2", "Algorithm"),
 }
 
 __all__ = ["__version__", "get_num_threads", "set_num_threads", *_LAZY]

@@ -23,6 +23,8 @@ from .training.schedulers import LearningRateScheduler
 from .validation.cross_validation import (BlockedTimeSeriesCrossValidator, CrossValidationSplitter,
                                           CustomCrossValidator, CVResults, TimeSeriesCrossValidator,
                                           cross_validation)
+from .tuning import (AcquisitionFunction, Algorithm, BayesianOptimization, Direction, GridSearch,
+                     HyperparameterSpace, Kernel, MultiObjectiveOptimization, RandomSearch)
 
 __all__ = [
     "TimeSeriesDataFrame", "ForecastFrame", "load_dataset", "list_datasets",
@@ -34,5 +36,7 @@ __all__ = [
     "set_num_threads", "get_num_threads",
     "TimeSeriesCrossValidator", "BlockedTimeSeriesCrossValidator", "CustomCrossValidator",
     "CrossValidationSplitter", "CVResults", "cross_validation",
+    "HyperparameterSpace", "GridSearch", "RandomSearch", "BayesianOptimization", "MultiObjectiveOptimization",
+    "AcquisitionFunction", "Kernel", "Direction", "Algorithm",
     "CheckpointConfig", "CheckpointStrategy", "SaveFrequency", "load_checkpoint", "FaultTolerantTraining",
 ]
