@@ -29,6 +29,7 @@ import hashlib
 import json
 import lzma
 import os
+import threading
 import zlib
 from typing import Dict, Mapping, Optional, Tuple, Union
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from .._version import __version__
 from .atomic import atomic_create, atomic_open
-from .safetensors import HEADER_CAP, SafetensorsError, _header_length, _parse_header, _prepare, _raw, load_bytes, load_file
+from .safetensors import HEADER_CAP, SafetensorsError, _finish, _header_length, _parse_header, _prepare, _raw, load_bytes
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -87,25 +88,47 @@ def write_file(path: PathLike, tensors: Mapping[str, np.ndarray], metadata: Mapp
     if compression not in SUFFIXES:
         raise ValueError(f"compression must be None, 'gzip' or 'lzma', got {compression!r}")
     meta = {k: v for k, v in metadata.items() if k != "sha256"}
-    head, arrays = _prepare(tensors, meta)  # validates names, dtypes and metadata types
+    _prepare(tensors, meta)  # validates names, dtypes and metadata types before anything is opened
     h = hashlib.sha256(_canonical(meta))
+    opener = atomic_create(path) if create else atomic_open(path, "wb")
+    if compression is None:
+        # the header holds a placeholder that is overwritten once the data is written; meanwhile a thread
+        # hashes the tensors (hashlib and file writes release the GIL: hashing overlaps the I/O)
+        head, arrays = _prepare(tensors, {**meta, "sha256": "0" * 64})
+        marker = b'"sha256":"' + b"0" * 64 + b'"'
+        at = head.index(marker) + len(b'"sha256":"')
+        big = sum(a.nbytes for a in arrays) >= 1 << 20
+        hasher = threading.Thread(target=lambda: [h.update(_raw(a)) for a in arrays]) if big else None
+        with opener as f:
+            f.write(head)
+            if hasher is not None:
+                hasher.start()
+            try:
+                for a in arrays:
+                    f.write(_raw(a))
+            finally:
+                if hasher is not None:
+                    hasher.join()
+            if hasher is None:
+                for a in arrays:
+                    h.update(_raw(a))
+            f.seek(at)
+            f.write(h.hexdigest().encode("ascii"))
+        return
+    _, arrays = _prepare(tensors, None)
     for a in arrays:
         h.update(_raw(a))
     meta["sha256"] = h.hexdigest()
     head, arrays = _prepare(tensors, meta)
-    opener = atomic_create(path) if create else atomic_open(path, "wb")
     with opener as f:
         if compression == "gzip":
             out = gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0)
         elif compression == "lzma":
             out = lzma.LZMAFile(f, "wb", preset=0)
-        else:
-            out = f
         out.write(head)
         for a in arrays:
             out.write(_raw(a))
-        if out is not f:
-            out.close()  # flushes the stream's trailer into f (f itself stays open)
+        out.close()  # flushes the stream's trailer into f (f itself stays open)
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -168,15 +191,54 @@ def _load_compressed(path: str, kind: str) -> bytes:
     return prefix + raw + data
 
 
+def _load_plain(path: str, verify: bool):
+    """load_file, with the SHA-256 of the raw tensor bytes computed in a thread while the next tensor
+    is read (both release the GIL). Returns (tensors, metadata, hash or None)."""
+    with open(path, "rb") as f:
+        total = os.fstat(f.fileno()).st_size
+        n = _header_length(f.read(8), total)
+        raw = f.read(n)
+        if len(raw) != n:
+            raise SafetensorsError(f"file ended inside the header ({len(raw)} of {n} bytes)")
+        entries, metadata = _parse_header(raw, total - 8 - n)
+        h = hashlib.sha256(_canonical(metadata)) if verify and "sha256" in metadata else None
+        pending: Optional[threading.Thread] = None
+        tensors: Dict[str, np.ndarray] = {}
+        try:
+            for e in entries:  # sorted by offset and contiguous, so reads are sequential
+                count = (e.end - e.begin) // e.dtype.itemsize
+                flat = np.empty(count, dtype=e.dtype)
+                got = f.readinto(flat.view(np.uint8)) if count else 0
+                if got != e.end - e.begin:
+                    raise SafetensorsError(f"file ended inside tensor {e.name!r} (changed while reading?)")
+                if h is not None:
+                    if pending is not None:
+                        pending.join()
+                    if flat.nbytes >= 1 << 20:
+                        pending = threading.Thread(target=h.update, args=(flat.view(np.uint8),))
+                        pending.start()
+                    else:
+                        pending = None
+                        h.update(flat.view(np.uint8))
+                tensors[e.name] = flat
+        finally:
+            if pending is not None:
+                pending.join()
+        for e in entries:
+            tensors[e.name] = _finish(e, tensors[e.name])
+    return tensors, metadata, h
+
+
 def read_file(path: PathLike, *, verify: bool = True) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
     """``(tensors, metadata)`` of a plain or compressed file; with ``verify`` the ``sha256`` entry (when
     the file has one) is checked. Malformed files raise a :class:`CheckpointError` or
     :class:`~.safetensors.SafetensorsError` (both ``ValueError``), never anything else."""
     path = os.fspath(path)
     kind = compression_of(path)
+    h = None
     try:
         if kind is None:
-            tensors, meta = load_file(path)
+            tensors, meta, h = _load_plain(path, verify)
         else:
             tensors, meta = load_bytes(_load_compressed(path, kind))
     except (SafetensorsError, CheckpointError):
@@ -184,9 +246,10 @@ def read_file(path: PathLike, *, verify: bool = True) -> Tuple[Dict[str, np.ndar
     except (MemoryError, OverflowError) as exc:  # a lying header that passes the size checks
         raise CheckpointCorruptError(f"{path}: declares more data than can be read: {exc!r}") from None
     if verify and "sha256" in meta:
-        h = hashlib.sha256(_canonical(meta))
-        for a in tensors.values():  # in data order
-            h.update(_raw(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))))
+        if h is None:
+            h = hashlib.sha256(_canonical(meta))
+            for a in tensors.values():  # in data order
+                h.update(_raw(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))))
         if h.hexdigest() != meta["sha256"]:
             raise CheckpointCorruptError(f"{path}: checksum mismatch (sha256 {h.hexdigest()[:16]}... != "
                                          f"{meta['sha256'][:16]}... in the header): the file is damaged")
