@@ -444,11 +444,14 @@ class _Run:
         self.checkpointer = _Checkpointer(self, self.ckpt_cfg) if self.ckpt_cfg is not None else None
         self.tape = Tape()
         self.dpred_buf: Dict[Tuple[int, ...], np.ndarray] = {}
-        self.phase = "clean"
+        # a resumed run is not at a clean point until its state is back (saves requested by on_train_begin
+        # are then written at the first epoch's end)
+        self.phase = "clean" if resume is None else "setup"
         for cb in self.callbacks:
             cb.on_train_begin(self.logs)
         if resume is not None:
             self.apply(*resume)
+            self.phase = "clean"
 
     # ------------------------------------------------------------------ capture / apply
     def capture(self) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
@@ -744,6 +747,7 @@ class _Run:
                         if not retries:
                             raise
                         self.phase = "clean"
+                        self.pending = []
                         self.failures.append({"attempt": len(self.failures) + 1, "epoch": self.epoch + 1,
                                               "step": self.step, "error": type(exc).__name__, "message": str(exc)})
                         attempts = list(self.failures)
