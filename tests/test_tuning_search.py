@@ -286,3 +286,11 @@ def test_builders_validate_and_copy():
         s.optimize(quad)
     with pytest.raises(ValueError, match="add at least one objective"):
         MultiObjectiveOptimization().with_parameter_space(QUAD_SPACE).optimize(two_objectives)
+
+
+def test_bayesian_optimisation_stops_when_a_finite_space_is_exhausted():
+    space = HyperparameterSpace().add_discrete("k", [1, 2, 3]).add_categorical("c", ["a", "b"])
+    bo = quiet(BayesianOptimization().with_parameter_space(space).with_n_initial_points(4).with_n_calls(20))
+    res = bo.optimize(lambda p: p["k"] + (p["c"] == "b"))
+    assert len(res) == 6 and len({(t.params["k"], t.params["c"]) for t in res}) == 6
+    assert res.stopped_reason == "space_exhausted" and res.best_params == {"k": 1, "c": "a"}

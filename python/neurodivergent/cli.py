@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list the bundled datasets")
     _add_cv_parser(sub)
+    _add_search_parser(sub)
     return p
 
 
@@ -329,6 +330,117 @@ def cmd_cv(args) -> int:
     return 0
 
 
+SEARCH_METHODS = ("grid", "random", "bayes", "nsga2")
+
+
+def _add_search_parser(sub) -> None:
+    s = sub.add_parser("search", help="hyperparameter search over forecasting models (space from a JSON / TOML "
+                                      "file), each trial scored by time-series cross-validation")
+    s.add_argument("--space", required=True, help="JSON or TOML file: {\"parameters\": [{\"name\", \"type\": "
+                   "categorical | discrete | continuous, \"values\" | \"low\", \"high\", \"log_scale\"}]}")
+    s.add_argument("--method", default="random", choices=SEARCH_METHODS, help="search algorithm (default: random)")
+    s.add_argument("--data", help=f"CSV in long format (unique_id, ds, y); default: the bundled '{DEFAULT_DATASET}'")
+    s.add_argument("--dataset", help="name of a bundled dataset (see `neurodivergent datasets`)")
+    s.add_argument("--model", default="mlp", choices=MODELS, help="model when the space has no model_type (default: mlp)")
+    s.add_argument("--horizon", type=_positive(int), help="steps to forecast (default: the season length)")
+    s.add_argument("--input-size", type=_positive(int), help="input window (default: 2 x horizon)")
+    s.add_argument("--cv-folds", type=_positive(int), default=3, help="cross-validation folds per trial (default: 3)")
+    s.add_argument("--metric", default="mae", help="scoring metric: mae, mse, rmse, mape, smape, mase (default: mae)")
+    s.add_argument("--n-trials", type=_positive(int), default=20, help="random: trials (default: 20)")
+    s.add_argument("--early-stopping", type=_positive(int), help="random: stop after N trials without improvement")
+    s.add_argument("--resolution", type=_positive(int), default=5, help="grid: points per continuous dimension (default: 5)")
+    s.add_argument("--n-calls", type=_positive(int), default=30, help="bayes: trials (default: 30)")
+    s.add_argument("--n-initial-points", type=_positive(int), default=10, help="bayes: random trials first (default: 10)")
+    s.add_argument("--batch-size-bayes", type=_positive(int), default=1, dest="bayes_batch",
+                   help="bayes: points proposed per round, evaluated in parallel (default: 1)")
+    s.add_argument("--objectives", default="accuracy:max,model_size:min",
+                   help="nsga2: name:min|max[:weight],... (accuracy, training_time, model_size, a metric); "
+                        "default: accuracy:max,model_size:min")
+    s.add_argument("--population-size", type=_positive(int), default=20, help="nsga2 (default: 20)")
+    s.add_argument("--generations", type=_positive(int), default=10, help="nsga2 (default: 10)")
+    s.add_argument("--n-jobs", type=int, default=1, help="trials in parallel worker processes (-1: all cores; default 1)")
+    s.add_argument("--threads-per-trial", type=_positive(int), help="kernel threads per trial")
+    s.add_argument("--timeout", type=_positive(float), help="time limit of the whole search, in seconds")
+    s.add_argument("--seed", type=int, default=0, help="seed of the search and of every trial's training (default: 0)")
+    s.add_argument("--max-epochs", type=_positive(int), default=None)
+    s.add_argument("--max-steps", type=_positive(int), default=None)
+    s.add_argument("--batch-size", type=_positive(int), default=None)
+    s.add_argument("--learning-rate", type=_positive(float), default=None)
+    s.add_argument("--id-col", default="unique_id")
+    s.add_argument("--time-col", default="ds")
+    s.add_argument("--target-col", default="y")
+    s.add_argument("--freq", help="frequency of ds (default: inferred)")
+    s.add_argument("--output", default="search_results.csv", help="results table (default: search_results.csv)")
+    s.add_argument("--best-config", help="also write the best configuration (params, model and training configs) as JSON")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+
+
+def _search_from_args(args):
+    from .tuning import (BayesianOptimization, GridSearch, HyperparameterSpace, MultiObjectiveOptimization,
+                         RandomSearch)
+
+    space = HyperparameterSpace.from_file(args.space)
+    if args.method == "grid":
+        search = GridSearch().with_resolution(args.resolution)
+    elif args.method == "random":
+        search = RandomSearch().with_n_trials(args.n_trials).with_early_stopping(args.early_stopping)
+    elif args.method == "bayes":
+        search = (BayesianOptimization().with_n_calls(args.n_calls).with_n_initial_points(args.n_initial_points)
+                  .with_batch_size(args.bayes_batch))
+    else:
+        search = (MultiObjectiveOptimization().with_population_size(args.population_size)
+                  .with_generations(args.generations))
+        for item in [x.strip() for x in args.objectives.split(",") if x.strip()]:
+            parts = item.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError(f"--objectives: expected name:min|max[:weight], got {item!r}")
+            try:
+                weight = float(parts[2]) if len(parts) == 3 else 1.0
+            except ValueError:
+                raise ValueError(f"--objectives: the weight of {parts[0]!r} must be a number, got {parts[2]!r}") from None
+            search = search.add_objective(parts[0], weight=weight, direction=parts[1])
+    search = (search.with_parameter_space(space).with_cv_folds(args.cv_folds).with_scoring_metric(args.metric)
+              .with_n_jobs(args.n_jobs).with_seed(args.seed).with_verbose(not args.quiet).with_model_type(args.model))
+    if args.timeout:
+        search = search.with_timeout(args.timeout)
+    if args.threads_per_trial:
+        search = search.with_threads_per_trial(args.threads_per_trial)
+    return search
+
+
+def cmd_search(args) -> int:
+    import json
+
+    from .checkpointing.atomic import atomic_write_text
+
+    search = _search_from_args(args)
+    data, source = _load_data(args)
+    m = getattr(getattr(data, "freq", None), "seasonality", None)
+    horizon = args.horizon or max(int(m or 1), 1)
+    search = search.with_horizon(horizon).with_input_size(args.input_size or 2 * horizon)
+    tc = _training_config(args)
+    search = search.with_training_config(tc)
+    print(f"data: {source}: {data.n_series} series, {len(data)} rows, frequency {data.freq}")
+    print(f"search: {search.method} over {', '.join(search.parameter_space.names)}; horizon={horizon}, "
+          f"{search.cv_folds} folds, metric {search.scoring_metric}, n_jobs={search.n_jobs}")
+    t0 = time.perf_counter()
+    best = search.fit(data)
+    res = search.results
+    print(f"{len(res)} trials ({len(res.completed)} completed) in {time.perf_counter() - t0:.1f}s"
+          + (f"; stopped: {res.stopped_reason}" if res.stopped_reason else ""))
+    if args.method == "nsga2":
+        print(f"Pareto front: {len(search.pareto_front)} trials")
+        for t in search.pareto_front:
+            print(f"  trial {t.number}: {dict(zip(search.pareto_front.objectives, t.value))} {t.params}")
+    print(f"best: {search.scoring_metric} {best.score:.6g} with {best.model_type} {best.params}")
+    res.to_csv(args.output)
+    print(f"results table written to {args.output}")
+    if args.best_config:
+        atomic_write_text(args.best_config, json.dumps(best.to_dict(), indent=2, sort_keys=True, default=str))
+        print(f"best configuration written to {args.best_config}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -338,7 +450,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     try:
         return {"train": cmd_train, "predict": cmd_predict, "datasets": cmd_datasets,
-                "cv": cmd_cv}[args.command](args)
+                "cv": cmd_cv, "search": cmd_search}[args.command](args)
     except (ValueError, TypeError, OSError) as exc:
         print(f"neurodivergent: error: {exc}", file=sys.stderr)
         return 2

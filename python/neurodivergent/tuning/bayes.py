@@ -15,7 +15,9 @@
    parallel with ``n_jobs > 1``. The batch size, not ``n_jobs``, decides the proposals, so results do
    not depend on ``n_jobs``.
 
-Failed trials (the objective raised or returned NaN) are left out of the GP.
+Failed trials (the objective raised or returned NaN) are left out of the GP. The initial points are
+distinct; a space without continuous dimensions stops early, ``stopped_reason == "space_exhausted"``,
+once every point has been evaluated.
 """
 from __future__ import annotations
 
@@ -88,15 +90,27 @@ class BayesianOptimization(Search):
     def _search(self, session: Session) -> None:
         space = self.parameter_space
         rng = session.rng
-        n0 = min(self.n_initial_points, self.n_calls)
-        session.evaluate([space.sample(rng) for _ in range(n0)])
+        finite = None if any(isinstance(d, Continuous) for d in space) else space.grid_size()
+        n0 = min(self.n_initial_points, self.n_calls, finite or self.n_calls)
+        initial, seen = [], set()
+        for _ in range(n0):  # distinct random points (a few redraws, then a repeat is accepted)
+            for _attempt in range(100):
+                p = space.sample(rng)
+                if _key(p) not in seen:
+                    break
+            seen.add(_key(p))
+            initial.append(p)
+        session.evaluate(initial)
         self.gp = None
         rounds = 0
         while not session.stopped and len(session.trials) < self.n_calls:
+            if finite is not None and len({_key(t.params) for t in session.trials}) >= finite:
+                session.results.stopped_reason = "space_exhausted"  # every point has been evaluated
+                break
             q = min(self.batch_size, self.n_calls - len(session.trials))
             batch = self._propose(session, q, rounds)
             rounds += 1
-            session.evaluate(batch)
+            session.evaluate([p for p in batch if p is not None])
 
     def _propose(self, session: Session, q: int, rounds: int) -> List[Dict[str, Any]]:
         space = self.parameter_space
@@ -104,6 +118,9 @@ class BayesianOptimization(Search):
         done = [t for t in session.trials if t.ok]
         seen = {_key(t.params) for t in session.trials}
         if len(done) < 2:
+            if not any(isinstance(d, Continuous) for d in space):
+                rest = [p for p in space.grid() if _key(p) not in seen]
+                return [rest[i] for i in rng.permutation(len(rest))[:q]]
             return [space.sample(rng) for _ in range(q)]
         X = np.array([space.encode(t.params) for t in done])
         y = np.array([t.value for t in done], dtype=np.float64)
@@ -120,6 +137,8 @@ class BayesianOptimization(Search):
         out: List[Dict[str, Any]] = []
         for j in range(q):
             p = self._maximise(gp, rng, seen, X, y)
+            if p is None:  # nothing left that was not evaluated
+                break
             out.append(p)
             seen.add(_key(p))
             if j + 1 < q:  # kriging believer
@@ -200,7 +219,10 @@ class BayesianOptimization(Search):
             p = space.decode(F[i])
             if _key(p) not in seen:
                 return p
-        return space.sample(rng)
+        if any(isinstance(d, Continuous) for d in space):
+            return space.sample(rng)
+        rest = [p for p in space.grid() if _key(p) not in seen]  # a small finite space: any point left
+        return rest[0] if rest else None
 
     # ---------------------------------------------------------------- plots
     def plot_convergence(self, path: str) -> None:

@@ -48,7 +48,7 @@ class SearchResults:
         self.param_names = list(param_names)
         self.objective_names = list(objective_names)
         self.method = method
-        self.stopped_reason = ""  # "", "early_stopping", "timeout"
+        self.stopped_reason = ""  # "", "early_stopping", "timeout", "space_exhausted"
 
     def __len__(self) -> int:
         return len(self.trials)
