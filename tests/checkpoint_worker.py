@@ -18,7 +18,7 @@ from neurodivergent.checkpointing import CheckpointConfig, CheckpointStrategy, S
 from neurodivergent.data.datasets import load_dataset
 from neurodivergent.models.lstm import LSTM, LSTMConfig
 from neurodivergent.models.mlp import MLP, MLPConfig
-from neurodivergent.training import (AdamWConfig, Callback, LearningRateScheduler, Optimizer, ReduceLROnPlateau,
+from neurodivergent.training import (AdamWConfig, Callback, LearningRateScheduler, Mode, Optimizer, ReduceLROnPlateau,
                                      TrainingConfig)
 from neurodivergent.training.fault_tolerance import FaultTolerantTraining
 
@@ -36,9 +36,12 @@ def model(name):
 def config(name, **kw):
     """Every stateful feature on: validation, early stopping with best weights, ReduceLROnPlateau,
     schedule with warmup, AdamW, dropout, augmentation, clipping."""
+    # early stopping keeps the *worst* epoch (Maximize) so that the best weights to restore at the end are
+    # not the last ones; ReduceLROnPlateau never sees an improvement by 10, so it halves the rate after
+    # every epoch from the second on: both only come out right when their state is resumed
     c = (TrainingConfig().with_max_epochs(kw.get("epochs", 3)).with_batch_size(64).with_seed(5).with_verbose(False)
-         .with_validation_split(0.2).with_early_stopping(patience=5)
-         .with_callback(ReduceLROnPlateau(patience=1, factor=0.5))
+         .with_validation_split(0.2).with_early_stopping(patience=5, mode=Mode.Maximize)
+         .with_callback(ReduceLROnPlateau(patience=1, factor=0.5, min_delta=10.0))
          .with_optimizer(Optimizer.AdamW(AdamWConfig().with_weight_decay(0.01)))
          .with_learning_rate(3e-3)
          .with_learning_rate_scheduler(LearningRateScheduler.cosine_annealing().with_t_max(3))
