@@ -112,6 +112,7 @@ def stress(trials, max_delay):
     worker = os.path.join(ROOT, "tests", "checkpoint_worker.py")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.join(ROOT, "python")
+    env.update(ND_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # the zygote forks
     from neurodivergent.checkpointing.atomic import unnamed_temporaries_supported
 
     rng = random.Random(7)

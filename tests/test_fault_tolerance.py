@@ -53,7 +53,9 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint_and_no_temporaries(tm
     time the directory holds only complete, loadable checkpoints (the previous or the new one)."""
     rng = random.Random(1234)
     unnamed = unnamed_temporaries_supported(tmp_path)
-    zygote = subprocess.Popen([sys.executable, WORKER, "zygote"], env=worker_env(), stdin=subprocess.PIPE,
+    # one thread everywhere: the zygote forks, and a forked child must not depend on a parent's thread pool
+    env = {**worker_env(), "ND_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    zygote = subprocess.Popen([sys.executable, WORKER, "zygote"], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, bufsize=1)
     seen = []
     try:
