@@ -12,12 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import neurodivergent
 from neurodivergent import load_checkpoint, load_model
 from neurodivergent.checkpointing import (CheckpointConfig, CheckpointCorruptError, CheckpointError,
                                           CheckpointStrategy, CheckpointVersionError, SafetensorsError, SaveFrequency,
                                           latest_checkpoint, list_checkpoints, read_file, read_metadata, write_file)
-from neurodivergent.checkpointing.safetensors import load_bytes, save_bytes
+from neurodivergent.checkpointing.safetensors import save_bytes
 from neurodivergent.data.datasets import load_dataset
 from neurodivergent.models import base as model_base
 from neurodivergent.models.base import NotFittedError

@@ -20,7 +20,7 @@ from neurodivergent.checkpointing.atomic import remove_stale_temporaries, unname
 from neurodivergent.data.datasets import load_dataset
 from neurodivergent.models.mlp import MLP, MLPConfig
 from neurodivergent.training import Callback, TrainingConfig, TrainingDivergedError
-from neurodivergent.training.fault_tolerance import FaultTolerantTraining, GracefulShutdown, TrainingFailedError
+from neurodivergent.training.fault_tolerance import FaultTolerantTraining, TrainingFailedError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "checkpoint_worker.py")
