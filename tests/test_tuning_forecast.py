@@ -101,3 +101,15 @@ def test_multi_objective_forecasting_front(air):
     assert best.score == pytest.approx(-mo.pareto_front.best().value[0])
     with pytest.raises(ValueError, match="unknown forecasting objective"):
         small(MultiObjectiveOptimization().with_parameter_space(space).add_objective("latency")).optimize(air)
+
+
+def test_a_custom_cross_validator_scores_the_trials(air):
+    cv = TimeSeriesCrossValidator(n_splits=2, test_size=6, gap_size=2, verbose=False)
+    space = HyperparameterSpace().add_discrete("hidden_size", [4, 8])
+    s = small(GridSearch().with_parameter_space(space).with_cross_validator(cv))
+    s.fit(air)
+    model = MLP(MLP.config_class().with_input_size(24).with_horizon(12).with_hidden_size(4))
+    ref = cv.cross_validate(model, air, config=TC.with_verbose(False), metrics=["mae"])
+    assert s.results[0].value == pytest.approx(ref.mean("mae"), rel=1e-12)
+    with pytest.raises(TypeError, match="cross_validate"):
+        GridSearch().with_cross_validator(object())

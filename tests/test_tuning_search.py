@@ -107,8 +107,10 @@ def test_timeout_stops_the_search_and_keeps_the_best_so_far():
     assert 3 <= len(res) < 10_000 and res.stopped_reason == "timeout"
     assert res.best_value == 0.02
     # the Bayesian loop honours it too
-    bo = quiet(BayesianOptimization().with_parameter_space(space).with_n_calls(10_000).with_timeout(0.3))
-    assert bo.optimize(sleepy).stopped_reason == "timeout"
+    space = HyperparameterSpace().add_continuous("t", 0.02, 0.03)
+    bo = quiet(BayesianOptimization().with_parameter_space(space).with_n_calls(10_000).with_timeout(0.5))
+    res = bo.optimize(sleepy)
+    assert res.stopped_reason == "timeout" and 5 <= len(res) < 10_000
 
 
 # ------------------------------------------------------------------ parallel trials

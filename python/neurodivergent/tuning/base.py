@@ -69,6 +69,7 @@ class Search:
         self.training_config: Any = None
         self.model_type: Any = "mlp"
         self.threads_per_trial: Optional[int] = None
+        self.cross_validator: Any = None
         self.results: Optional[SearchResults] = None
 
     @classmethod
@@ -90,6 +91,17 @@ class Search:
     def with_cv_folds(self, k: int):
         """Folds of ``TimeSeriesCrossValidator(n_splits=k, test_size=horizon)`` scoring each trial of ``fit``."""
         return self._with(cv_folds=_int("cv_folds", k, 1))
+
+    def with_cross_validator(self, validator: Any):
+        """Score trials with this validator (e.g. ``TimeSeriesCrossValidator(...).with_alignment("end")`` for
+        panels whose series do not share a calendar) instead of the default of ``with_cv_folds``; None: back
+        to the default."""
+        if validator is not None and not callable(getattr(validator, "cross_validate", None)):
+            raise TypeError(f"cross_validator must have a cross_validate(model, data, config=, metrics=) method, "
+                            f"got {type(validator).__name__}")
+        if validator is not None and hasattr(validator, "with_verbose"):
+            validator = validator.with_verbose(False)
+        return self._with(cross_validator=validator)
 
     def with_scoring_metric(self, metric: Any):
         """``Metric.MAE`` (default), ``Metric.RMSE``, ``Metric.MAPE``, ``Metric.SMAPE`` or 'mse' / 'mase'; lower is better."""
@@ -177,7 +189,8 @@ class Search:
         check_space(self.parameter_space, horizon=horizon, input_size=input_size, training_config=tc,
                     default_model=self.model_type)
         return ForecastObjective(data, horizon=horizon, input_size=input_size, training_config=tc,
-                                 cv_folds=self.cv_folds, metrics=metrics, default_model=self.model_type)
+                                 cv_folds=self.cv_folds, metrics=metrics, default_model=self.model_type,
+                                 validator=self.cross_validator)
 
     def fit(self, data: Any) -> BestConfiguration:
         """Search over forecasting models on ``data`` (a TimeSeriesDataFrame): each trial builds the model

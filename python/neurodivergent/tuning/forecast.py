@@ -135,14 +135,15 @@ def parameter_count(model: Any) -> int:
 
 class ForecastObjective:
     """Cross-validated score of one point: refits a fresh model per fold with
-    ``TimeSeriesCrossValidator(n_splits=cv_folds, test_size=horizon)`` and returns the mean of the
+    ``TimeSeriesCrossValidator(n_splits=cv_folds, test_size=horizon)`` (or ``validator`` when given: any
+    object with ``cross_validate(model, data, config=, metrics=)``) and returns the mean of the
     scoring metric over the folds; ``extra`` adds its standard deviation, the other requested metrics,
     ``training_time`` (seconds for the whole cross-validation) and ``model_size`` (parameters)."""
 
     returns_extra = True
 
     def __init__(self, data: Any, *, horizon: int, input_size: int, training_config: Any, cv_folds: int,
-                 metrics: Sequence[str], default_model: Any = "mlp"):
+                 metrics: Sequence[str], default_model: Any = "mlp", validator: Any = None):
         self.data = data
         self.horizon = horizon
         self.input_size = input_size
@@ -150,6 +151,13 @@ class ForecastObjective:
         self.cv_folds = cv_folds
         self.metrics = list(metrics)
         self.default_model = default_model
+        self.validator = validator
+
+    def warm_up(self) -> None:
+        """Import what a trial needs (called once in each worker process)."""
+        from ..validation import cross_validation  # noqa: F401
+
+        model_classes()
 
     def build(self, params: Dict[str, Any]):
         return build_configs(params, horizon=self.horizon, input_size=self.input_size,
@@ -161,7 +169,9 @@ class ForecastObjective:
         cls, mcfg, tcfg = self.build(params)
         model = cls(mcfg)
         size = parameter_count(model)
-        cv = TimeSeriesCrossValidator(n_splits=self.cv_folds, test_size=self.horizon, verbose=False)
+        cv = self.validator
+        if cv is None:
+            cv = TimeSeriesCrossValidator(n_splits=self.cv_folds, test_size=self.horizon, verbose=False)
         t0 = time.perf_counter()
         res = cv.cross_validate(model, self.data, config=tcfg, metrics=self.metrics)
         elapsed = time.perf_counter() - t0

@@ -47,7 +47,11 @@ def _worker_init(threads: int, evaluator_bytes: bytes) -> None:
     from .. import set_num_threads
 
     set_num_threads(threads)
-    _WORKER["evaluator"] = pickle.loads(evaluator_bytes)
+    evaluator = pickle.loads(evaluator_bytes)
+    warm_up = getattr(evaluator, "warm_up", None)
+    if callable(warm_up):  # imports done once per worker, not inside the first trial's duration
+        warm_up()
+    _WORKER["evaluator"] = evaluator
 
 
 def _worker_run(params: Dict[str, Any]):
