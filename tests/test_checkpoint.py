@@ -158,6 +158,11 @@ def test_manual_api_errors(data, fitted, tmp_path):
         r.resume_training(data, r.training_config.with_batch_size(16))
     with pytest.raises(ValueError, match="different data"):
         r.resume_training(data.subset(list(data.ids[:9])))
+    freed = load_checkpoint(str(d / "m.ckpt"))
+    freed.discard_training_state()
+    with pytest.raises(NotFittedError, match="no training state"):
+        freed.save_checkpoint(str(tmp_path / "y.ckpt"))
+    np.testing.assert_array_equal(freed.predict(data).values("MLP"), m.predict(data).values("MLP"))
     # limits may change; the same config resumes
     r.resume_training(data, r.training_config.with_max_epochs(3).with_verbose(False))
     assert len(r.training_logs) == 3

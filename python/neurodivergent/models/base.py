@@ -247,6 +247,12 @@ class BaseModel:
         self._write_checkpoint(path, tensors, state, config, compression=compression, training_metadata=None,
                                config_dict=self._saved_training_config)
 
+    def discard_training_state(self) -> None:
+        """Free the training state kept after ``fit`` / ``load_checkpoint`` (optimizer moments, best
+        weights, per-step logs: about three times the parameters' memory with Adam). Prediction and
+        ``save`` still work; ``save_checkpoint`` and ``resume_training`` no longer do."""
+        self._train_state = None
+
     def _checkpoint_tensors(self) -> Dict[str, np.ndarray]:
         """Copies of the parameters (by name) and buffers (``buffers/<name>``)."""
         tensors = self.params.state_dict()
