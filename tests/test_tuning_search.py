@@ -296,3 +296,19 @@ def test_bayesian_optimisation_stops_when_a_finite_space_is_exhausted():
     res = bo.optimize(lambda p: p["k"] + (p["c"] == "b"))
     assert len(res) == 6 and len({(t.params["k"], t.params["c"]) for t in res}) == 6
     assert res.stopped_reason == "space_exhausted" and res.best_params == {"k": 1, "c": "a"}
+
+
+def test_an_objective_the_workers_cannot_import_fails_its_trials_instead_of_hanging():
+    import sys
+    import types
+
+    ghost = types.ModuleType("ghost_objective_module")  # exists in this process only
+    exec("def g(p):\n    return p['x']\n", ghost.__dict__)
+    sys.modules["ghost_objective_module"] = ghost
+    try:
+        s = quiet(RandomSearch().with_parameter_space(QUAD_SPACE).with_n_trials(3).with_n_jobs(2).with_timeout(60))
+        res = s.optimize(ghost.g)
+    finally:
+        del sys.modules["ghost_objective_module"]
+    assert [t.status for t in res] == ["failed"] * 3
+    assert "could not load the objective" in res[0].error and "ghost_objective_module" in res[0].error

@@ -44,17 +44,24 @@ def _call(evaluator: Callable, params: Dict[str, Any]) -> Tuple[str, Any, str, f
 
 
 def _worker_init(threads: int, evaluator_bytes: bytes) -> None:
-    from .. import set_num_threads
+    # never raise here: a failing initializer makes the pool restart its workers forever
+    try:
+        from .. import set_num_threads
 
-    set_num_threads(threads)
-    evaluator = pickle.loads(evaluator_bytes)
-    warm_up = getattr(evaluator, "warm_up", None)
-    if callable(warm_up):  # imports done once per worker, not inside the first trial's duration
-        warm_up()
-    _WORKER["evaluator"] = evaluator
+        set_num_threads(threads)
+        evaluator = pickle.loads(evaluator_bytes)
+        warm_up = getattr(evaluator, "warm_up", None)
+        if callable(warm_up):  # imports done once per worker, not inside the first trial's duration
+            warm_up()
+        _WORKER["evaluator"] = evaluator
+    except Exception as exc:
+        _WORKER["error"] = (f"the worker process could not load the objective ({type(exc).__name__}: {exc}); "
+                            f"with n_jobs > 1 it must be importable, e.g. a function defined in a module")
 
 
 def _worker_run(params: Dict[str, Any]):
+    if "evaluator" not in _WORKER:
+        return FAILED, None, _WORKER.get("error", "the worker has no objective"), 0.0, {}
     return _call(_WORKER["evaluator"], params)
 
 
@@ -111,8 +118,20 @@ class Runner:
 
             cores = os.cpu_count() or 1
             threads = self.threads or max(1, cores // self.n_workers)
-            self.pool = mp.get_context("spawn").Pool(self.n_workers, initializer=_worker_init,
-                                                     initargs=(threads, payload))
+            # the workers inherit the environment at start: cap numpy's BLAS (and OpenMP) threads there
+            # too, so that n workers do not each start one thread per core
+            names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ND_NUM_THREADS")
+            saved = {k: os.environ.get(k) for k in names}
+            os.environ.update({k: str(threads) for k in names})
+            try:
+                self.pool = mp.get_context("spawn").Pool(self.n_workers, initializer=_worker_init,
+                                                         initargs=(threads, payload))
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
         return self
 
     def __exit__(self, *exc) -> None:
