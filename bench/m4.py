@@ -177,6 +177,56 @@ def torch_fit_predict(data, args, seed):
     return unscale(z, loc, sc), t_fit
 
 
+def run_deepar(args, ids, train, test, snaive_scores):
+    """DeepAR on M4 Hourly: only input_size, horizon and the step budget are set (everything else default).
+    The frame gets hourly timestamps (M4 gives none; series start at an arbitrary hour 0) so that the
+    default lags (1-7, 24/48/72 +- 1, 168 +- 1) and calendar features follow the hourly frequency."""
+    from neurodivergent import TimeSeriesDataFrame, TrainingConfig
+    from neurodivergent.models.deepar import DeepAR, DeepARConfig
+    from neurodivergent.validation import probabilistic as P
+
+    uid = np.concatenate([[i] * len(y) for i, y in zip(ids, train)])
+    start = np.datetime64("2000-01-01T00:00")
+    ds = np.concatenate([start + np.arange(len(y)).astype("timedelta64[h]") for y in train])
+    data = TimeSeriesDataFrame.from_arrays(uid, ds, np.concatenate(train), freq="H")
+    for seed in args.seeds:
+        cfg = DeepARConfig().with_input_size(args.input_size).with_horizon(H)
+        for opt in ("hidden_size", "num_layers", "dropout"):
+            v = getattr(args, opt, None)
+            if v is not None:
+                cfg = getattr(cfg, f"with_{opt}")(v)
+        tc = (TrainingConfig().with_max_steps(args.max_steps).with_max_epochs(10_000)
+              .with_batch_size(args.batch_size).with_seed(seed).with_verbose(args.verbose))
+        if args.learning_rate:
+            tc = tc.with_learning_rate(args.learning_rate)
+        model = DeepAR(cfg)
+        t0 = time.perf_counter()
+        logs = model.fit_with_config(data, tc)
+        t_fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        samples = model.predict_samples(data)  # (414, 100, 48)
+        t_pred = time.perf_counter() - t0
+        med = np.median(samples, axis=1)
+        sm, ms, ow = m4_scores(test, med, train)
+        q = P.quantiles_from_samples(samples, [0.05, 0.1, 0.9, 0.95])
+        cov80, cov90 = P.coverage(test, q[..., 1], q[..., 2]), P.coverage(test, q[..., 0], q[..., 3])
+        crps = P.crps_from_samples(test, samples)
+        wcrps = P.crps_from_samples(test, samples, normalized=True)
+        msis90 = P.msis(test, q[..., 0], q[..., 3], train, M, level=90)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        verdict = "beats" if ow < snaive_scores[2] else "does NOT beat"
+        print(f"{'DeepAR median seed=' + str(seed):<28} sMAPE {sm:7.3f}  MASE {ms:6.3f}  OWA {ow:6.3f} ({verdict} "
+              f"seasonal naive)  train {t_fit:6.1f}s ({logs.get_metric('step')} steps), sampling {t_pred:.1f}s  "
+              f"peak RSS {rss:.0f} MB")
+        print(f"{'':<28} coverage 80% {100 * cov80:5.1f}%  90% {100 * cov90:5.1f}%  CRPS {crps:.3f}  "
+              f"CRPS / mean|y| {wcrps:.4f}  MSIS(90%) {msis90:.3f}  final NLL {logs.step_losses[-1]:.4f}")
+    print("command:", " ".join([os.path.basename(sys.executable), "bench/m4.py"] + (argv_of(args))))
+
+
+def argv_of(args):
+    return getattr(args, "_argv", None) or sys.argv[1:]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mlp")
@@ -214,6 +264,9 @@ def main(argv=None):
     s = m4_scores(test, snaive, train)
     print(f"M4 Hourly: {len(ids)} series; threads={nd.get_num_threads()}")
     print(f"{'SeasonalNaive':<28} sMAPE {s[0]:7.3f}  MASE {s[1]:6.3f}  OWA {s[2]:6.3f}")
+    if args.model == "deepar":
+        args._argv = argv
+        return run_deepar(args, ids, train, test, s)
     results = []
     for seed in args.seeds:
         args.seed = seed

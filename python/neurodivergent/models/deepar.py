@@ -1,0 +1,762 @@
+"""DeepAR (Salinas, Flunkert, Gasthaus & Januschowski, 2020): an autoregressive recurrent network that
+forecasts a probability distribution per step and is sampled for sample paths.
+
+**Inputs at step t** (one vector per step, fed to a stack of LSTM layers):
+
+* the lagged target ``y_{t-l} / s`` for every lag ``l``: 1..7 plus, for the seasonal period m of the data's
+  frequency (24 for hourly data, 7 for daily, 12 for monthly, ...; ``season_length`` overrides it), the
+  lags ``k m - 1, k m, k m + 1`` for k = 1, 2, 3 and, for hourly data, the week ``168 +- 1``
+  (``lags`` overrides the whole list). Lags that reach before a series' first value read 0;
+* calendar features of ``ds_t`` (``time_features=True``, datetime data): hour of day, day of week, day of
+  month, day of year, week of year, month of year (those finer than a season of the frequency are
+  left out), each mapped to ``[-0.5, 0.5]``; for integer ``ds`` with a seasonal period m > 1, the position
+  in the season ``(ds mod m) / (m - 1) - 0.5``;
+* the age ``log10(2 + position of t in its series)``;
+* ``log(s)``, and the numeric static columns named in ``static_features``; the exogenous columns named
+  in ``exog_features`` (standardised with their training mean and deviation; their future values are
+  given to ``predict(data, futr_exog=...)``).
+
+**Scaling.** Each window is scaled by ``s = mean |y|`` over its context (the ``input_size`` values before
+the forecast), 1 when that mean is 0. The network emits the likelihood's raw parameters per step; for
+Gaussian / StudentT they describe ``y / s`` (forecasts are multiplied back by s); for the
+NegativeBinomial the mean is multiplied by s and the shape divided by ``sqrt(s)`` (as in the paper), so
+counts stay counts.
+
+**Training** (``fit``): negative log-likelihood with teacher forcing over the whole window (context +
+horizon, ``input_size + horizon`` steps, every step predicting its own value from the true past). The
+loss is ``LossFunction.NegativeLogLikelihood`` (the default 'mae' of TrainingConfig is read as "not set");
+the likelihood is ``TrainingConfig.likelihood``. Windows, batches, the optimizer, learning-rate schedule,
+warmup, clipping (default ``ByNorm(10.0)``), L1/L2, early stopping, validation split and callbacks work as
+for every model; options of other model families (teacher forcing ratio, sequence length, attention
+dropout, batch norm, augmentation) raise a ValueError, as do monitors, visualisers and checkpoints, which
+this model's loop does not drive yet.
+
+**Prediction**: the network is run over the last ``input_size`` values of each series, then
+``TrainingConfig.sample_size`` paths are drawn by ancestral sampling (each step's draw is fed back as the
+next steps' lag). :meth:`predict_samples` returns them as ``(series, samples, horizon)``; :meth:`predict`
+returns the median (main column), ``-median``, ``-mean``, one column per ``quantile_levels`` level
+(``DeepAR-q-0.1``) and, for ``level=[80, 90]``, ``DeepAR-lo-80`` / ``DeepAR-hi-80`` (the 10% and 90%
+quantiles of the paths), as NeuralForecast names them. Sampling is repeatable: the seed is the training
+config's seed unless ``seed=`` is given.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .._config import cfg_field, config_class, fraction, optional, positive_int
+from ..nn import functional as F
+from ..nn import layers
+from ..nn.init import linear_init, uniform
+from ..nn.params import ParameterBuffer
+from ..nn.tape import Tape, Var
+from ..training.config import TrainingConfig
+from ..training.likelihood import Likelihood
+from ..training.logs import TrainingLogs
+from .base import BaseModel, register
+
+__all__ = ["DeepAR", "DeepARConfig"]
+
+
+def _alias(name, v):
+    if v is not None and (not isinstance(v, str) or not v):
+        raise TypeError(f"{name} must be a non-empty str or None, got {v!r}")
+    return v
+
+
+def _lags(name, v):
+    if v is None:
+        return None
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of positive ints or None, got {v!r}")
+    out = []
+    for i, x in enumerate(v):
+        if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 1:
+            raise ValueError(f"{name}[{i}] must be an int >= 1, got {x!r}")
+        out.append(int(x))
+    if not out:
+        raise ValueError(f"{name} must not be empty (lag 1 is the usual minimum)")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} has duplicates: {out}")
+    return tuple(sorted(out))
+
+
+def _names(name, v):
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        v = (v,)
+    out = tuple(v)
+    for i, x in enumerate(out):
+        if not isinstance(x, str) or not x:
+            raise TypeError(f"{name}[{i}] must be a column name (non-empty str), got {x!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} has duplicates: {list(out)}")
+    return out
+
+
+def _bool(name, v):
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
+@config_class
+class DeepARConfig:
+    """Configuration of DeepAR: context and horizon, network size, lags and features (see the module
+    docstring). Defaults: one LSTM layer of 40 units (the paper's width; it stacks 2-3 layers, which
+    doubles or triples the training time on a CPU), dropout 0.1 between layers when there are several."""
+
+    input_size: Optional[int] = cfg_field(None, optional(positive_int),
+                                          "Context length: steps the network is run over before forecasting.")
+    horizon: Optional[int] = cfg_field(None, optional(positive_int), "Steps forecast.")
+    hidden_size: int = cfg_field(40, positive_int, "Units per LSTM layer.")
+    num_layers: int = cfg_field(1, positive_int, "Stacked LSTM layers (the paper uses 2-3; 1 keeps CPU training fast).")
+    dropout: float = cfg_field(0.1, fraction, "Dropout between LSTM layers (training only).")
+    lags: Optional[Tuple[int, ...]] = cfg_field(None, _lags, "Target lags fed to the network (None: from the frequency).")
+    season_length: Optional[int] = cfg_field(None, optional(positive_int),
+                                             "Seasonal period for the default lags (None: the data frequency's).")
+    time_features: bool = cfg_field(True, _bool, "Calendar features from ds (and the season position for int ds).")
+    static_features: Tuple[str, ...] = cfg_field((), _names, "Numeric static columns used as inputs.")
+    exog_features: Tuple[str, ...] = cfg_field((), _names, "Exogenous columns used as inputs (future values needed).")
+    alias: Optional[str] = cfg_field(None, _alias, "Column name of the forecast (default: the class name).")
+
+
+# --------------------------------------------------------------------------------------- features
+_TIME_FEATURES = ("second_of_minute", "minute_of_hour", "hour_of_day", "day_of_week", "day_of_month",
+                  "day_of_year", "week_of_year", "month_of_year")
+_BY_UNIT = {
+    "s": ("second_of_minute", "minute_of_hour", "hour_of_day", "day_of_week"),
+    "min": ("minute_of_hour", "hour_of_day", "day_of_week", "day_of_month"),
+    "H": ("hour_of_day", "day_of_week", "day_of_month", "day_of_year"),
+    "D": ("day_of_week", "day_of_month", "day_of_year"),
+    "W": ("day_of_month", "week_of_year"),
+    "M": ("month_of_year",),
+    "Q": ("month_of_year",),
+    "Y": (),
+}
+
+
+def time_feature_values(name: str, ds: np.ndarray) -> np.ndarray:
+    """One calendar feature of datetime64 timestamps, in [-0.5, 0.5] (float64)."""
+    ds = np.asarray(ds).astype("datetime64[s]")
+    day = ds.astype("datetime64[D]")
+    if name == "second_of_minute":
+        v, n = (ds - ds.astype("datetime64[m]")).astype(np.int64), 60
+    elif name == "minute_of_hour":
+        v, n = (ds.astype("datetime64[m]") - ds.astype("datetime64[h]")).astype(np.int64), 60
+    elif name == "hour_of_day":
+        v, n = (ds.astype("datetime64[h]") - day).astype(np.int64), 24
+    elif name == "day_of_week":  # Monday = 0 (1970-01-01 was a Thursday)
+        v, n = (day.astype(np.int64) + 3) % 7, 7
+    elif name == "day_of_month":
+        v, n = (day - day.astype("datetime64[M]")).astype(np.int64), 31
+    elif name == "day_of_year":
+        v, n = (day - day.astype("datetime64[Y]")).astype(np.int64), 366
+    elif name == "week_of_year":
+        v, n = (day - day.astype("datetime64[Y]")).astype(np.int64) // 7, 53
+    elif name == "month_of_year":
+        v, n = (ds.astype("datetime64[M]") - ds.astype("datetime64[Y]")).astype(np.int64), 12
+    else:
+        raise ValueError(f"unknown time feature {name!r}; valid: {', '.join(_TIME_FEATURES)}")
+    return v / (n - 1) - 0.5
+
+
+def default_lags(unit: Optional[str], n: int, season: int) -> Tuple[int, ...]:
+    lags = set(range(1, 8))
+    if season > 1:
+        for k in (1, 2, 3):
+            lags.update((k * season - 1, k * season, k * season + 1))
+    if unit == "H" and n == 1:
+        lags.update((167, 168, 169))
+    return tuple(sorted(x for x in lags if x >= 1))
+
+
+# --------------------------------------------------------------------------------------- the model
+@register
+class DeepAR(BaseModel):
+    config_class = DeepARConfig
+    supports_teacher_forcing = False
+    supports_sequence_length = False
+
+    def __init__(self, config: Optional[DeepARConfig] = None):
+        super().__init__(config)
+        self.likelihood: Likelihood = Likelihood.Gaussian
+        self.lags: Tuple[int, ...] = ()
+        self.time_feature_names: Tuple[str, ...] = ()
+        self.season: int = 1  # season position feature for integer ds (1: none)
+        self.exog_stats: Dict[str, Tuple[float, float]] = {}
+        self.freq: Optional[str] = None
+
+    @property
+    def default_gradient_clipping(self):
+        from ..training.regularization import GradientClipping
+
+        return GradientClipping.ByNorm(10.0)
+
+    # ---------------------------------------------------------------- structure (decided at fit)
+    @property
+    def n_inputs(self) -> int:
+        c = self.config
+        n_time = len(self.time_feature_names) + (1 if self.season > 1 else 0)
+        return len(self.lags) + n_time + 2 + len(c.static_features) + len(c.exog_features)
+
+    def _structure(self) -> Dict[str, Any]:
+        d = super()._structure()
+        d.update(likelihood=self.likelihood.value, lags=list(self.lags), time_features=list(self.time_feature_names),
+                 season=self.season, exog_stats={k: list(v) for k, v in self.exog_stats.items()}, freq=self.freq)
+        return d
+
+    def _set_structure(self, d: Dict[str, Any]) -> None:
+        super()._set_structure(d)
+        self.likelihood = Likelihood.coerce("likelihood", d.get("likelihood", "gaussian"))
+        self.lags = tuple(int(x) for x in d.get("lags", ()))
+        self.time_feature_names = tuple(d.get("time_features", ()))
+        self.season = int(d.get("season", 1))
+        self.exog_stats = {k: (float(v[0]), float(v[1])) for k, v in (d.get("exog_stats") or {}).items()}
+        self.freq = d.get("freq")
+
+    def _decide_structure(self, data, config: TrainingConfig) -> Dict[str, Any]:
+        c = self.config
+        freq = data.freq
+        unit = None if freq is None else freq.unit
+        n = 1 if freq is None else freq.n
+        season = c.season_length if c.season_length is not None else (1 if freq is None else freq.seasonality)
+        lags = c.lags if c.lags is not None else default_lags(unit, n, season)
+        tf: Tuple[str, ...] = ()
+        season_feat = 1
+        if c.time_features:
+            if data.is_datetime and unit in _BY_UNIT:
+                tf = _BY_UNIT[unit]
+            elif not data.is_datetime and season > 1:
+                season_feat = season
+        exog_stats = {}
+        for name in c.exog_features:
+            if name not in data.exog:
+                raise ValueError(f"exog_features names {name!r}, which is not an exogenous column of the data "
+                                 f"(exogenous columns: {sorted(data.exog) or 'none'})")
+            v = np.asarray(data.exog[name], np.float64)
+            sd = float(v.std())
+            exog_stats[name] = (float(v.mean()), sd if sd > 1e-12 else 1.0)
+        for name in c.static_features:
+            if name not in data.static:
+                raise ValueError(f"static_features names {name!r}, which is not a static column of the data "
+                                 f"(static columns: {sorted(data.static) or 'none'})")
+            if data.static[name].dtype.kind not in "fiub":
+                raise ValueError(f"static column {name!r} is not numeric (dtype {data.static[name].dtype}); "
+                                 "encode it as numbers to use it as a DeepAR input")
+        return {"n_outputs": 1, "quantiles": None, "batch_norm": False, "likelihood": config.likelihood.value,
+                "lags": list(lags), "time_features": list(tf), "season": season_feat,
+                "exog_stats": {k: list(v) for k, v in exog_stats.items()}, "freq": None if freq is None else str(freq)}
+
+    # ---------------------------------------------------------------- parameters
+    def _parameter_specs(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        self._require_sizes()
+        c = self.config
+        H, G = c.hidden_size, 4 * c.hidden_size
+        specs = []
+        for l in range(c.num_layers):
+            i = self.n_inputs if l == 0 else H
+            specs += [(f"rnn.weight_ih_l{l}", (G, i)), (f"rnn.weight_hh_l{l}", (G, H)),
+                      (f"rnn.bias_ih_l{l}", (G,)), (f"rnn.bias_hh_l{l}", (G,))]
+        specs += [("head.weight", (self.likelihood.n_params, H)), ("head.bias", (self.likelihood.n_params,))]
+        return specs
+
+    def _init_parameters(self, rng: np.random.Generator) -> None:
+        bound = 1.0 / math.sqrt(self.config.hidden_size)  # torch.nn.LSTM's default
+        for name in self.params.names:
+            if name.startswith("rnn."):
+                uniform(rng, self.params[name], bound)
+        # forget-gate bias 1 (a common LSTM initialisation that helps long memories)
+        H = self.config.hidden_size
+        for l in range(self.config.num_layers):
+            self.params[f"rnn.bias_ih_l{l}"][H:2 * H] = 1.0
+        linear_init(rng, self.params["head.weight"], self.params["head.bias"])
+
+    # ---------------------------------------------------------------- the network
+    def _lstm_layer(self, tape: Optional[Tape], x: Var, l: int, h0=None, c0=None, need_dx=True):
+        pb = self.params
+        names = [f"rnn.{n}_l{l}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        w = [pb[n] for n in names]
+        out = F.lstm_forward(x.data, *w, h0=h0, c0=c0)
+        y = tape.var(out.y) if tape is not None else Var(out.y, -1)
+        if tape is not None:
+            grads = [pb.grad_of(n) for n in names]
+
+            def backward(gs):
+                r = F.lstm_backward(out.cache, gs[0], None, None, need_dx=need_dx, dw_ih=grads[0], dw_hh=grads[1],
+                                    db_ih=grads[2], db_hh=grads[3])
+                return [r.dx]
+
+            tape.record_multi([y], [x], backward)
+        return y, out.h, out.c
+
+    def _network(self, x: np.ndarray, tape: Optional[Tape], rng, states=None):
+        """x (B, T, I) -> raw likelihood outputs Var (B*T, P) and the final (h, c) of every layer."""
+        B, T, _ = x.shape
+        v = tape.var(x) if tape is not None else Var(x, -1)
+        finals = []
+        p = self._dropout_rate() if tape is not None else 0.0
+        for l in range(self.config.num_layers):
+            h0, c0 = states[l] if states is not None else (None, None)
+            v, h, c = self._lstm_layer(tape, v, l, h0, c0, need_dx=l > 0)
+            finals.append((h, c))
+            if l < self.config.num_layers - 1 and p > 0 and rng is not None:
+                dt = v.data.dtype
+                keep = (rng.random(v.data.shape, dtype=dt) >= p) * dt.type(1.0 / (1.0 - p))
+                dropped = tape.var(v.data * keep)
+                tape.record(dropped, (v,), lambda dy, keep=keep: (dy * keep,))
+                v = dropped
+        flat_data = v.data.reshape(B * T, -1)
+        flat = tape.var(flat_data) if tape is not None else Var(flat_data, -1)
+        if tape is not None:
+            shape = v.data.shape
+            tape.record(flat, (v,), lambda g: (np.ascontiguousarray(g).reshape(shape),))
+        raw = layers.linear(tape, self.params, flat, "head.weight", "head.bias")
+        return raw, finals
+
+    # ---------------------------------------------------------------- inputs
+    def _row_features(self, data) -> np.ndarray:
+        """Per data row: calendar features, season position and age (N, F) float64."""
+        cols = []
+        ds = data.ds
+        for name in self.time_feature_names:
+            cols.append(time_feature_values(name, ds))
+        if self.season > 1:
+            cols.append((ds.astype(np.int64) % self.season) / (self.season - 1) - 0.5)
+        pos = np.arange(len(data.y)) - np.repeat(data.offsets[:-1], data.lengths)
+        cols.append(np.log10(2.0 + pos))
+        return np.stack(cols, axis=1) if cols else np.zeros((len(data.y), 0))
+
+    def _future_features(self, data, h: int, futr_exog=None) -> Tuple[np.ndarray, np.ndarray]:
+        """(S, h, F) calendar/season/age features and (S, h, E) standardised exogenous values of the
+        steps after each series' end."""
+        fds = data.future_ds(h)
+        S = data.n_series
+        cols = []
+        for name in self.time_feature_names:
+            cols.append(time_feature_values(name, fds.reshape(-1)).reshape(S, h))
+        if self.season > 1:
+            cols.append((fds.astype(np.int64) % self.season) / (self.season - 1) - 0.5)
+        pos = data.lengths[:, None] + np.arange(h)[None, :]
+        cols.append(np.log10(2.0 + pos))
+        feats = np.stack(cols, axis=2)
+        names = self.config.exog_features
+        ex = np.zeros((S, h, len(names)))
+        if names:
+            if futr_exog is None:
+                raise ValueError(f"this DeepAR uses exogenous columns {list(names)}: pass their future values with "
+                                 f"predict(data, futr_exog={{name: array of shape ({S}, {h})}})")
+            for j, name in enumerate(names):
+                if name not in futr_exog:
+                    raise ValueError(f"futr_exog has no {name!r} (needed: {list(names)})")
+                a = np.asarray(futr_exog[name], np.float64)
+                if a.shape != (S, h):
+                    raise ValueError(f"futr_exog[{name!r}] must have shape ({S}, {h}) (series, horizon), got {a.shape}")
+                if not np.all(np.isfinite(a)):
+                    raise ValueError(f"futr_exog[{name!r}] holds NaN or inf")
+                m, sd = self.exog_stats[name]
+                ex[:, :, j] = (a - m) / sd
+        return feats, ex
+
+    def _static_matrix(self, data) -> np.ndarray:
+        names = self.config.static_features
+        if not names:
+            return np.zeros((data.n_series, 0))
+        for name in names:
+            if name not in data.static:
+                raise ValueError(f"the data has no static column {name!r} (this DeepAR uses {list(names)})")
+        return np.stack([np.asarray(data.static[n], np.float64) for n in names], axis=1)
+
+    def _exog_rows(self, data) -> np.ndarray:
+        names = self.config.exog_features
+        if not names:
+            return np.zeros((len(data.y), 0))
+        cols = []
+        for name in names:
+            if name not in data.exog:
+                raise ValueError(f"the data has no exogenous column {name!r} (this DeepAR uses {list(names)})")
+            m, sd = self.exog_stats[name]
+            cols.append((np.asarray(data.exog[name], np.float64) - m) / sd)
+        return np.stack(cols, axis=1)
+
+    def _lag_values(self, y: np.ndarray, starts: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """y at series positions pos - lag (B, T, L); 0 before a series' start. pos (B, T), starts (B,)."""
+        lag = np.asarray(self.lags, np.int64)
+        p = pos[:, :, None] - lag[None, None, :]
+        ok = p >= 0
+        rows = starts[:, None, None] + np.where(ok, p, 0)
+        return np.where(ok, y[rows], 0.0)
+
+    def _window_batch(self, ctx: "_DataContext", s: np.ndarray, t: np.ndarray):
+        """Inputs (B, T, I) float32, targets (B, T) and scale (B,) of windows (series s, cutoff t)."""
+        C, h = self._require_sizes()
+        T = C + h
+        starts = ctx.offsets[s]
+        pos = (t - C)[:, None] + np.arange(T)[None, :]  # positions in the series
+        rows = starts[:, None] + pos
+        y = ctx.y[rows]
+        scale = np.abs(y[:, :C]).mean(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        lagv = self._lag_values(ctx.y, starts, pos) / scale[:, None, None]
+        x = self._assemble(lagv, ctx.feats[rows], scale, ctx.static[s], ctx.exog[rows])
+        target = y if self.likelihood.is_count else y / scale[:, None]
+        return x, target, scale
+
+    def _assemble(self, lagv, feats, scale, static, exog) -> np.ndarray:
+        B, T = lagv.shape[:2]
+        parts = [lagv, feats, np.broadcast_to(np.log(scale)[:, None, None], (B, T, 1))]
+        if static.shape[1]:
+            parts.append(np.broadcast_to(static[:, None, :], (B, T, static.shape[1])))
+        if exog.shape[-1]:
+            parts.append(exog)
+        return np.ascontiguousarray(np.concatenate(parts, axis=2), dtype=self.params.data.dtype)
+
+    def _nll(self, raw: np.ndarray, target: np.ndarray, scale: np.ndarray, weight=None, grad: bool = True):
+        """Mean NLL of targets (B, T) under raw outputs (B*T, P), and its gradient."""
+        from ..training.losses import LossFunction
+
+        B, T = target.shape
+        tgt = np.ascontiguousarray(target.reshape(-1), dtype=raw.dtype)
+        sc = np.repeat(scale, T).astype(raw.dtype) if self.likelihood.is_count else None
+        w = None if weight is None else np.ascontiguousarray(weight.reshape(-1), dtype=raw.dtype)
+        loss = LossFunction.NegativeLogLikelihood
+        if grad:
+            return loss.likelihood_value_and_grad(self.likelihood, raw, tgt, sc, w)
+        return loss.likelihood_value(self.likelihood, raw, tgt, sc, w), None
+
+    # ---------------------------------------------------------------- training
+    _UNSUPPORTED = (("label_smoothing", 0.0), ("teacher_forcing_ratio", None), ("sequence_length", None),
+                    ("attention_dropout", 0.0), ("batch_norm", False), ("data_augmentation", None),
+                    ("monitor", None), ("visualizer", None), ("checkpoint_every", None))
+
+    def _check_options(self, config: TrainingConfig) -> None:
+        from ..training.losses import NegativeLogLikelihoodLoss
+
+        lf = config.loss_function
+        if not (isinstance(lf, str) and lf == "mae") and not isinstance(lf, NegativeLogLikelihoodLoss):
+            raise ValueError(f"DeepAR trains by negative log-likelihood: use LossFunction.NegativeLogLikelihood "
+                             f"(with_likelihood picks the distribution), got loss_function={lf!r}")
+        for name, default in self._UNSUPPORTED:
+            v = getattr(config, name, default)
+            if v != default and v is not None and not (isinstance(v, tuple) and not v):
+                raise ValueError(f"{name}={v!r} is set but DeepAR does not support it; remove with_{name}")
+        for name in ("checkpointing", "fault_tolerance"):
+            if getattr(config, name, None) is not None:
+                raise ValueError(f"{name} is set but DeepAR's training loop does not write checkpoints yet; "
+                                 f"remove with_{name}")
+
+    def _check_counts(self, data) -> None:
+        y = data.y
+        bad = ~((y >= 0) & (y == np.floor(y)))
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            sid = np.searchsorted(data.offsets, rows, side="right") - 1
+            names = list(dict.fromkeys(str(data.ids[i]) for i in sid))
+            shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise ValueError(f"Likelihood.NegativeBinomial needs non-negative integer targets (counts); "
+                             f"{len(rows)} value(s) are not, e.g. {y[rows[0]]!r} in series {shown}")
+
+    def fit_with_config(self, data, config: TrainingConfig) -> TrainingLogs:
+        """Train by negative log-likelihood (see the module docstring). On any error the model is left
+        exactly as it was before."""
+        if not isinstance(config, TrainingConfig):
+            raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
+        self._check_training_data(data, config)
+        self._check_options(config)
+        if config.likelihood.is_count:
+            self._check_counts(data)
+        previous = (self.params, self.training_logs, self.training_config, self._structure(), self.buffers)
+        try:
+            self._set_structure(self._decide_structure(data, config))
+            self.params = ParameterBuffer(self._parameter_specs())
+            self.buffers = {}
+            logs = self._train_loop(data, config)
+        except BaseException:
+            self.params, self.training_logs, self.training_config, structure, self.buffers = previous
+            self._set_structure(structure)
+            raise
+        self.training_logs = logs
+        self.training_config = config
+        return logs
+
+    def _train_loop(self, data, config: TrainingConfig) -> TrainingLogs:
+        from ..training.callbacks import Callback, EarlyStoppingCallback, check_result
+        from ..training.config import _warmup_factor
+        from ..training.progress import Progress
+        from ..training.trainer import TrainingDivergedError, _clippings, make_samplers
+
+        C, h = self._require_sizes()
+        ctx = _DataContext(self, data)
+        rng = np.random.default_rng(config.seed)
+        init_rng, data_rng, drop_rng = (np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=3))
+        train_s, valid_s = make_samplers(data.y, data.offsets, C, h, config.validation_split)
+        if train_s.n_windows == 0:
+            raise ValueError("no training windows: every series is too short for input_size + horizon "
+                             "(+ the validation part)")
+        has_val = valid_s is not None and valid_s.n_windows > 0
+        es = config.early_stopping
+        es_metric = es.resolved_metric(has_val) if es is not None else None
+        if es_metric is not None and es_metric.needs_validation and es_metric.value != "validation_loss":
+            raise ValueError(f"DeepAR records the training and validation NLL; early stopping cannot monitor "
+                             f"Metric.{es_metric.name}")
+        if es_metric is not None and es_metric.needs_validation and not has_val:
+            raise ValueError("early stopping monitors the validation loss: set with_validation_split(...) > 0")
+
+        scheduler = config.learning_rate_scheduler
+        warmup = config.warmup_steps
+        if scheduler is not None:
+            if warmup and getattr(scheduler, "warmup_steps", 0):
+                raise ValueError("warmup is set twice (TrainingConfig.warmup_steps and the scheduler's "
+                                 "with_warmup_steps): set it in one place")
+            if getattr(scheduler, "initial_lr", None) is None and hasattr(scheduler, "with_base_lr"):
+                scheduler = scheduler.with_base_lr(config.base_learning_rate())
+        clips = _clippings(self, config)
+        l1, l2 = config.l1_regularization, config.l2_regularization
+        from ..training import regularization as R
+
+        self._init_parameters(init_rng)
+        pb = self.params
+        opt = config.resolved_optimizer().bind(pb.data)
+        base_lr = config.base_learning_rate()
+        steps_per_epoch = math.ceil(train_s.n_windows / config.batch_size)
+        total_steps = steps_per_epoch * config.max_epochs
+        if config.max_steps is not None:
+            total_steps = min(total_steps, config.max_steps)
+
+        logs = TrainingLogs()
+        callbacks: List[Any] = list(config.callbacks)
+        es_cb = None
+        if es is not None:
+            es_cb = EarlyStoppingCallback(es, es_metric, self._snapshot_state, self._restore_state)
+            callbacks.append(es_cb)
+        for cb in callbacks:
+            cb.model = self
+        batch_cbs = [cb for cb in callbacks if getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end]
+        bar = Progress(total_steps, desc="DeepAR", enabled=config.verbose)
+        tape = Tape()
+        step = 0
+        self._fit_config = config
+        try:
+            for cb in callbacks:
+                cb.on_train_begin(logs)
+            for epoch in range(config.max_epochs):
+                if step >= total_steps:
+                    break
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, logs)
+                t0 = time.perf_counter()
+                order = train_s.epoch_order(data_rng)
+                ep_loss, ep_n, stop, lr = 0.0, 0, False, base_lr
+                for a in range(0, len(order), config.batch_size):
+                    if step >= total_steps:
+                        break
+                    if logs._lr_override is not None:
+                        lr = logs._lr_override
+                    else:
+                        lr = float(scheduler.lr_at(epoch, step)) if scheduler is not None else base_lr
+                        if warmup:
+                            lr *= _warmup_factor(warmup, step)
+                    idx = order[a:a + config.batch_size]
+                    s, t = train_s.locate(idx)
+                    x, target, scale = self._window_batch(ctx, s, t)
+                    pb.zero_grad()
+                    raw, _ = self._network(x, tape, drop_rng)
+                    value, draw = self._nll(raw.data, target, scale)
+                    if not math.isfinite(value):
+                        raise TrainingDivergedError(
+                            f"training diverged: loss is {value} at epoch {epoch + 1}, step {step + 1}; "
+                            f"lower the learning rate (now {lr:g}) or check the data")
+                    tape.backward(raw, draw)
+                    if l1 or l2:
+                        R.add_penalties(pb.grad, pb.data, l1, l2)
+                    if clips:
+                        R.apply_clipping(pb.grad, clips)
+                    opt.step(pb.grad, lr=lr)
+                    logs.step_losses.append(value)
+                    logs.step_lrs.append(lr)
+                    ep_loss += value * len(idx)
+                    ep_n += len(idx)
+                    bar.update(1, f"nll {value:.4f}")
+                    for cb in batch_cbs:
+                        if check_result(cb, "on_batch_end", cb.on_batch_end(step, logs)):
+                            stop = True
+                            logs.stopped_by = logs.stopped_by or type(cb).__name__
+                    step += 1
+                    if stop:
+                        break
+                if ep_n == 0:
+                    break
+                if not np.all(np.isfinite(pb.data)):
+                    raise TrainingDivergedError(f"training diverged: parameters became non-finite in epoch {epoch + 1}")
+                entry: Dict[str, Any] = dict(epoch=epoch + 1, step=step, training_loss=ep_loss / ep_n,
+                                             learning_rate=lr)
+                if has_val:
+                    entry["validation_loss"] = self._validation_nll(ctx, valid_s)
+                entry["epoch_time"] = time.perf_counter() - t0
+                logs.append(**entry)
+                for cb in callbacks:
+                    if check_result(cb, "on_epoch_end", cb.on_epoch_end(epoch, logs)):
+                        stop = True
+                        logs.stopped_by = logs.stopped_by or type(cb).__name__
+                if stop:
+                    break
+            if es_cb is not None:
+                es_cb.restore_best()
+            for cb in callbacks:
+                cb.on_train_end(logs)
+        finally:
+            bar.close()
+            self._fit_config = None
+            for cb in callbacks:
+                cb.model = None
+        return logs
+
+    def _validation_nll(self, ctx: "_DataContext", sampler, batch: int = 512) -> float:
+        """Mean NLL of the horizon steps of every validation window (teacher-forced, no dropout)."""
+        C, h = self._require_sizes()
+        total, count = 0.0, 0
+        for a in range(0, sampler.n_windows, batch):
+            idx = np.arange(a, min(sampler.n_windows, a + batch))
+            s, t = sampler.locate(idx)
+            x, target, scale = self._window_batch(ctx, s, t)
+            raw, _ = self._network(x, None, None)
+            w = np.zeros(target.shape)
+            w[:, C:] = 1.0
+            v, _ = self._nll(raw.data, target, scale, w, grad=False)
+            total += v * len(idx) * h
+            count += len(idx) * h
+        return total / count
+
+    # ---------------------------------------------------------------- sampling
+    def _resolve_sample_args(self, n_samples, seed) -> Tuple[int, int]:
+        tc = self.training_config
+        if n_samples is None:
+            n_samples = tc.sample_size if tc is not None else 100
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
+        if seed is None:
+            seed = tc.seed if tc is not None else 0
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        return int(n_samples), int(seed)
+
+    def predict_samples(self, data, n_samples: Optional[int] = None, seed: Optional[int] = None,
+                        futr_exog: Optional[Mapping[str, Any]] = None) -> np.ndarray:
+        """Sample paths (series, samples, horizon) float64 of the ``horizon`` steps after each series' end,
+        by ancestral sampling. ``n_samples`` defaults to ``TrainingConfig.sample_size`` of the fit (100),
+        ``seed`` to its seed: the same seed gives the same paths."""
+        from ..data.frame import TimeSeriesDataFrame
+
+        self._require_fitted()
+        if not isinstance(data, TimeSeriesDataFrame):
+            raise TypeError(f"data must be a TimeSeriesDataFrame, got {type(data).__name__}")
+        C, h = self._require_sizes()
+        data.check_length(C, what=f"input_size = {C}")
+        if self.likelihood.is_count:
+            self._check_counts(data)
+        n, seed = self._resolve_sample_args(n_samples, seed)
+        ctx = _DataContext(self, data)
+        fut_feats, fut_exog = self._future_features(data, h, futr_exog)
+        S = data.n_series
+        out = np.empty((S, n, h))
+        # series in chunks so that (series x samples) rows stay moderate
+        chunk = max(1, 16384 // n)
+        for a in range(0, S, chunk):
+            sl = np.arange(a, min(S, a + chunk))
+            out[sl] = self._sample_chunk(ctx, data, sl, n, seed, fut_feats[sl], fut_exog[sl])
+        return out
+
+    def _sample_chunk(self, ctx, data, sl, n, seed, fut_feats, fut_exog) -> np.ndarray:
+        C, h = self._require_sizes()
+        lengths = data.lengths[sl]
+        starts = ctx.offsets[sl]
+        B = len(sl)
+        # condition on the last C steps (teacher-forced)
+        pos = (lengths - C)[:, None] + np.arange(C)[None, :]
+        rows = starts[:, None] + pos
+        y_ctx = ctx.y[rows]
+        scale = np.abs(y_ctx).mean(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        lagv = self._lag_values(ctx.y, starts, pos) / scale[:, None, None]
+        x = self._assemble(lagv, ctx.feats[rows], scale, ctx.static[sl], ctx.exog[rows])
+        _, finals = self._network(x, None, None)
+        states = [(np.repeat(hh, n, axis=0), np.repeat(cc, n, axis=0)) for hh, cc in finals]
+        # history of scaled values the lags read: the last max_lag true values, then the samples
+        lag = np.asarray(self.lags, np.int64)
+        M = int(lag.max())
+        hpos = lengths[:, None] + np.arange(-M, 0)[None, :]
+        ok = hpos >= 0
+        hist_true = np.where(ok, ctx.y[starts[:, None] + np.where(ok, hpos, 0)], 0.0) / scale[:, None]
+        buf = np.zeros((B * n, M + h))
+        buf[:, :M] = np.repeat(hist_true, n, axis=0)
+        scale_r = np.repeat(scale, n)
+        static_r = np.repeat(ctx.static[sl], n, axis=0)
+        feats_r = np.repeat(fut_feats, n, axis=0)  # (B*n, h, F)
+        exog_r = np.repeat(fut_exog, n, axis=0)
+        step_seeds = np.random.default_rng(np.random.SeedSequence([seed, 0xDEE9A2, int(sl[0])])).integers(
+            0, 2**62, size=h)
+        out = np.empty((B * n, h))
+        kind = self.likelihood.kind
+        for j in range(h):
+            lagv = buf[:, M + j - lag][:, None, :]
+            xj = self._assemble(lagv, feats_r[:, j:j + 1], scale_r, static_r, exog_r[:, j:j + 1])
+            raw, finals = self._network(xj, None, None, states=states)
+            states = [(hh, cc) for hh, cc in finals]
+            params = F.likelihood_params(kind, raw.data.astype(np.float64),
+                                         scale_r if self.likelihood.is_count else None)
+            draw = F.likelihood_sample(kind, params, int(step_seeds[j]))
+            if self.likelihood.is_count:
+                out[:, j] = draw
+                buf[:, M + j] = draw / scale_r
+            else:
+                out[:, j] = draw * scale_r
+                buf[:, M + j] = draw
+        return out.reshape(B, n, h)
+
+    # ---------------------------------------------------------------- forecasts
+    def predict(self, data, level: Optional[Sequence[float]] = None, *, n_samples: Optional[int] = None,
+                seed: Optional[int] = None, futr_exog: Optional[Mapping[str, Any]] = None):
+        """Forecast frame: ``<alias>`` (the median of the sample paths), ``<alias>-median``, ``<alias>-mean``,
+        ``<alias>-q-<level>`` for each of ``TrainingConfig.quantile_levels`` and, for every ``level`` (e.g.
+        ``[80, 90]``), ``<alias>-lo-80`` / ``<alias>-hi-80``: the central 80% interval of the paths."""
+        from ..data.forecast import ForecastFrame
+        from ..validation.probabilistic import check_levels, interval_quantiles
+
+        levels = check_levels(level)
+        samples = self.predict_samples(data, n_samples=n_samples, seed=seed, futr_exog=futr_exog)
+        tc = self.training_config
+        qs = tuple(tc.quantile_levels) if tc is not None else (0.1, 0.5, 0.9)
+        a = self.alias
+        med = np.median(samples, axis=1)
+        cols = {a: med, f"{a}-median": med, f"{a}-mean": samples.mean(axis=1)}
+        qv = np.quantile(samples, qs, axis=1)  # (Q, S, h), monotone in the level
+        for i, q in enumerate(qs):
+            cols[f"{a}-q-{q:g}"] = qv[i]
+        for lv in levels:
+            lo_q, hi_q = interval_quantiles(lv)
+            cols[f"{a}-lo-{lv:g}"] = np.quantile(samples, lo_q, axis=1)
+            cols[f"{a}-hi-{lv:g}"] = np.quantile(samples, hi_q, axis=1)
+        return ForecastFrame.from_arrays(data.ids, data.future_ds(self._require_sizes()[1]), cols)
+
+    def predict_array(self, windows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("DeepAR forecasts from whole series (it needs their lags and timestamps): use "
+                                  "predict(data) or predict_samples(data)")
+
+    def predict_outputs(self, windows: np.ndarray) -> np.ndarray:
+        return self.predict_array(windows)
+
+
+class _DataContext:
+    """Per-row arrays of one data frame that every batch gathers from."""
+
+    def __init__(self, model: DeepAR, data) -> None:
+        self.y = np.asarray(data.y, np.float64)
+        self.offsets = np.asarray(data.offsets[:-1], np.int64)
+        self.feats = model._row_features(data)
+        self.static = model._static_matrix(data)
+        self.exog = model._exog_rows(data)

@@ -1,0 +1,262 @@
+"""DeepAR: generic model checks (fit, loss decreases, forecast columns and dates, save/load, seeded
+repeatability), whole-network gradient vs finite differences (float64), sampling, quantiles and intervals,
+likelihoods (StudentT, NegativeBinomial counts), features (lags, calendar, static, exogenous), errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodivergent import LossFunction, TimeSeriesDataFrame, TrainingConfig, load_dataset, load_model
+from neurodivergent.models.deepar import DeepAR, DeepARConfig, default_lags, time_feature_values
+from neurodivergent.nn.params import ParameterBuffer
+from neurodivergent.nn.tape import Tape
+from neurodivergent.training.likelihood import Likelihood
+
+
+def _cfg(inp=8, h=4, **kw):
+    c = DeepARConfig().with_input_size(inp).with_horizon(h).with_hidden_size(kw.pop("hidden", 12))
+    for k, v in kw.items():
+        c = getattr(c, f"with_{k}")(v)
+    return c
+
+
+def _tc(epochs=6, **kw):
+    tc = (TrainingConfig().with_loss_function(LossFunction.NegativeLogLikelihood).with_max_epochs(epochs)
+          .with_batch_size(16).with_seed(7).with_verbose(False).with_sample_size(40))
+    for k, v in kw.items():
+        tc = getattr(tc, f"with_{k}")(v)
+    return tc
+
+
+@pytest.fixture(scope="module")
+def macro():
+    return load_dataset("us_macro_quarterly")
+
+
+@pytest.fixture(scope="module")
+def fitted(macro):
+    train, test = macro.split_last(4)
+    model = DeepAR(_cfg())
+    logs = model.fit_with_config(train, _tc().with_learning_rate(3e-3))
+    return model, logs, train, test
+
+
+# ------------------------------------------------------------------ generic model check
+def test_generic_check(fitted, macro, tmp_path):
+    model, logs, train, test = fitted
+    losses = logs.history["training_loss"]
+    assert len(losses) == 6 and np.all(np.isfinite(losses))
+    assert losses[-1] < losses[0] - 0.3, losses  # NLL can be negative: compare by difference
+    fc = model.predict(train)
+    a = model.alias
+    assert a == "DeepAR"
+    assert fc.columns == ["unique_id", "ds", a, f"{a}-median", f"{a}-mean", f"{a}-q-0.1", f"{a}-q-0.5", f"{a}-q-0.9"]
+    S, h = macro.n_series, 4
+    assert len(fc) == S * h
+    yhat = fc.values(a)
+    assert yhat.shape == (S, h) and np.all(np.isfinite(yhat))
+    np.testing.assert_array_equal(fc["ds"].reshape(S, h), np.stack([test.series_ds(i) for i in range(S)]))
+    # save / load: same parameters, config, structure, history and (seeded) forecasts
+    path = tmp_path / "deepar.safetensors"
+    model.save(str(path))
+    again = load_model(str(path))
+    assert type(again) is DeepAR and again.config == model.config
+    assert again.lags == model.lags and again.likelihood is model.likelihood
+    assert again.time_feature_names == model.time_feature_names
+    np.testing.assert_array_equal(again.params.data, model.params.data)
+    np.testing.assert_array_equal(again.predict(train).values(a), yhat)
+    assert again.training_logs.history == logs.history
+    assert DeepAR.load(str(path)).training_config.sample_size == 40
+
+
+def test_seeded_training_is_bitwise_repeatable(fitted):
+    model, logs, train, _ = fitted
+    twin = DeepAR(_cfg())
+    logs2 = twin.fit_with_config(train, _tc().with_learning_rate(3e-3))
+    assert logs2.step_losses == logs.step_losses
+    np.testing.assert_array_equal(twin.params.data, model.params.data)
+    other = DeepAR(_cfg())
+    other.fit_with_config(train, _tc(epochs=1).with_seed(8))
+    first = DeepAR(_cfg())
+    first.fit_with_config(train, _tc(epochs=1))
+    assert not np.array_equal(other.params.data, first.params.data)
+
+
+def test_forecast_beats_its_untrained_self(fitted):
+    model, _, train, test = fitted
+    fresh = DeepAR(_cfg())
+    fresh.fit_with_config(train, _tc(epochs=1).with_max_steps(1))
+    err = np.abs(model.predict(train).values("DeepAR") - test.y.reshape(-1, 4)).mean()
+    err0 = np.abs(fresh.predict(train).values("DeepAR") - test.y.reshape(-1, 4)).mean()
+    assert err < 0.8 * err0
+
+
+# ------------------------------------------------------------------ gradient of the whole network
+@pytest.mark.parametrize("likelihood,layers", [(Likelihood.Gaussian, 2), (Likelihood.StudentT, 1),
+                                               (Likelihood.NegativeBinomial, 1)])
+def test_network_gradient_matches_finite_differences(likelihood, layers):
+    rng = np.random.default_rng(0)
+    n = 40
+    y = rng.poisson(20, size=2 * n).astype(float)
+    data = TimeSeriesDataFrame.from_arrays(np.repeat(["a", "b"], n), np.tile(np.arange(n), 2), y, freq=1)
+    model = DeepAR(_cfg(6, 3, hidden=5, num_layers=layers, dropout=0.0, lags=(1, 2, 5)))
+    model._set_structure(model._decide_structure(data, _tc().with_likelihood(likelihood)))
+    model.params = ParameterBuffer(model._parameter_specs(), dtype=np.float64)
+    model._init_parameters(rng)
+    from neurodivergent.models.deepar import _DataContext
+
+    ctx = _DataContext(model, data)
+    s, t = np.array([0, 1, 1]), np.array([10, 9, 30])
+    x, target, scale = model._window_batch(ctx, s, t)
+    assert x.dtype == np.float64 and x.shape == (3, 9, model.n_inputs)
+
+    def loss_at(theta):
+        old = model.params.data.copy()
+        model.params.data[...] = theta
+        raw, _ = model._network(x, None, None)
+        model.params.data[...] = old
+        return model._nll(raw.data, target, scale, grad=False)[0]
+
+    tape = Tape()
+    model.params.zero_grad()
+    raw, _ = model._network(x, tape, None)
+    _, draw = model._nll(raw.data, target, scale)
+    tape.backward(raw, draw)
+    g = model.params.grad.copy()
+    theta = model.params.data.copy()
+    idx = rng.choice(theta.size, size=25, replace=False)
+    for i in idx:
+        e = np.zeros_like(theta)
+        e[i] = 1e-6
+        fd = (loss_at(theta + e) - loss_at(theta - e)) / 2e-6
+        assert g[i] == pytest.approx(fd, rel=1e-5, abs=1e-8), model.params.names
+
+
+# ------------------------------------------------------------------ sampling, quantiles, intervals
+def test_predict_samples_repeatable_and_consistent(fitted):
+    model, _, train, _ = fitted
+    s1 = model.predict_samples(train)
+    assert s1.shape == (train.n_series, 40, 4)
+    np.testing.assert_array_equal(s1, model.predict_samples(train))
+    s2 = model.predict_samples(train, seed=123)
+    assert not np.array_equal(s1, s2)
+    s3 = model.predict_samples(train, n_samples=7, seed=123)
+    assert s3.shape == (train.n_series, 7, 4)
+    fc = model.predict(train, level=[80, 90])
+    np.testing.assert_allclose(fc.values("DeepAR"), np.median(s1, axis=1))
+    np.testing.assert_allclose(fc.values("DeepAR-mean"), s1.mean(axis=1))
+    np.testing.assert_allclose(fc.values("DeepAR-lo-80"), np.quantile(s1, 0.1, axis=1))
+    np.testing.assert_allclose(fc.values("DeepAR-hi-90"), np.quantile(s1, 0.95, axis=1))
+    with pytest.raises(ValueError, match="n_samples"):
+        model.predict_samples(train, n_samples=0)
+
+
+def test_quantiles_monotone_in_level(fitted):
+    model, _, train, _ = fitted
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    model2 = DeepAR(model.config)
+    model2.params, model2.training_logs = model.params, model.training_logs
+    model2._set_structure(model._structure())
+    model2.training_config = model.training_config.with_quantile_levels(levels)
+    fc = model2.predict(train, level=[50, 80, 95])
+    q = np.stack([fc.values(f"DeepAR-q-{lv:g}") for lv in levels], axis=-1)
+    assert np.all(np.diff(q, axis=-1) >= 0)
+    lo = np.stack([fc.values(f"DeepAR-lo-{lv}") for lv in (50, 80, 95)])
+    hi = np.stack([fc.values(f"DeepAR-hi-{lv}") for lv in (50, 80, 95)])
+    assert np.all(np.diff(lo, axis=0) <= 0) and np.all(np.diff(hi, axis=0) >= 0)
+    assert np.all(fc.values("DeepAR-q-0.5") == fc.values("DeepAR"))
+
+
+# ------------------------------------------------------------------ likelihoods
+def _counts(n_series=3, n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    ys = [rng.poisson(5 + 4 * (1 + np.sin(2 * np.pi * t / 7)) * (i + 1)) for i in range(n_series)]
+    ids = np.repeat([f"s{i}" for i in range(n_series)], n)
+    ds = np.tile(np.datetime64("2021-01-04") + t.astype("timedelta64[D]"), n_series)
+    return TimeSeriesDataFrame.from_arrays(ids, ds, np.concatenate(ys).astype(float), freq="D")
+
+
+def test_negative_binomial_on_counts():
+    data = _counts()
+    model = DeepAR(_cfg(14, 7))
+    logs = model.fit_with_config(data, _tc(epochs=4).with_likelihood(Likelihood.NegativeBinomial))
+    assert np.all(np.isfinite(logs.history["training_loss"]))
+    s = model.predict_samples(data)
+    assert np.all(s >= 0) and np.all(s == np.floor(s))
+    assert 7 in model.lags and "day_of_week" in model.time_feature_names
+    bad = TimeSeriesDataFrame.from_arrays(data["unique_id"] if False else np.repeat(["a", "b"], 30),
+                                          np.tile(np.arange(30), 2), np.r_[np.ones(29), 2.5, np.ones(30)], freq=1)
+    with pytest.raises(ValueError, match=r"non-negative integer.*2\.5.*'a'"):
+        DeepAR(_cfg(6, 3)).fit_with_config(bad, _tc(epochs=1).with_likelihood("negative_binomial"))
+
+
+def test_student_t_trains_and_samples(macro):
+    model = DeepAR(_cfg(hidden=6))
+    logs = model.fit_with_config(macro, _tc(epochs=2).with_likelihood(Likelihood.StudentT))
+    assert model.params["head.weight"].shape == (3, 6)
+    assert np.all(np.isfinite(logs.step_losses))
+    assert np.all(np.isfinite(model.predict_samples(macro, n_samples=5)))
+
+
+# ------------------------------------------------------------------ features
+def test_default_lags_and_time_features():
+    assert default_lags("H", 1, 24) == tuple(sorted(set(range(1, 8)) | {23, 24, 25, 47, 48, 49, 71, 72, 73,
+                                                                          167, 168, 169}))
+    assert 12 in default_lags("M", 1, 12) and 36 in default_lags("M", 1, 12)
+    assert default_lags(None, 1, 1) == tuple(range(1, 8))
+    ds = np.array(["2024-01-01T00:00", "2024-01-01T23:00", "2024-01-07T12:00", "2024-12-31T00:00"],
+                  dtype="datetime64[s]")
+    np.testing.assert_allclose(time_feature_values("hour_of_day", ds), [-0.5, 0.5, 12 / 23 - 0.5, -0.5])
+    np.testing.assert_allclose(time_feature_values("day_of_week", ds), [-0.5, -0.5, 0.5, 1 / 6 - 0.5])  # Mon, Sun, Tue
+    np.testing.assert_allclose(time_feature_values("month_of_year", ds), [-0.5, -0.5, -0.5, 0.5])
+
+
+def test_static_and_exogenous_features():
+    rng = np.random.default_rng(1)
+    n, S, h = 40, 2, 4
+    ids = np.repeat(["a", "b"], n)
+    ds = np.tile(np.arange(n), S)
+    temp = rng.normal(size=S * n)
+    y = 10 + 2 * temp + rng.normal(scale=0.1, size=S * n)
+    data = TimeSeriesDataFrame.from_arrays(ids, ds, y, freq=1, static={"size": {"a": 1.0, "b": 2.0}}, temp=temp)
+    model = DeepAR(_cfg(8, h, static_features=("size",), exog_features=("temp",)))
+    model.fit_with_config(data, _tc(epochs=2))
+    assert model.n_inputs == 7 + 1 + 1 + 1 + 1  # lags, age, log scale, static, exog
+    with pytest.raises(ValueError, match="futr_exog"):
+        model.predict(data)
+    fut = {"temp": rng.normal(size=(S, h))}
+    fc = model.predict(data, futr_exog=fut)
+    assert np.all(np.isfinite(fc.values("DeepAR")))
+    with pytest.raises(ValueError, match=r"must have shape \(2, 4\)"):
+        model.predict(data, futr_exog={"temp": np.zeros((S, h + 1))})
+    with pytest.raises(ValueError, match="not a static column"):
+        DeepAR(_cfg(8, h, static_features=("weight",))).fit_with_config(data, _tc(epochs=1))
+
+
+# ------------------------------------------------------------------ options and errors
+def test_guide_config_and_default_loss(macro):
+    deepar_training = (TrainingConfig()
+                       .with_loss_function(LossFunction.NegativeLogLikelihood)
+                       .with_sample_size(100)
+                       .with_likelihood(Likelihood.Gaussian)
+                       .with_quantile_levels([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+                       .with_max_steps(2).with_verbose(False))
+    model = DeepAR(_cfg(hidden=4))
+    model.fit_with_config(macro, deepar_training)
+    assert len(model.predict(macro).columns) == 3 + 2 + 9
+    # the default loss ('mae', i.e. not set) trains by NLL too
+    DeepAR(_cfg(hidden=4)).fit(macro, TrainingConfig().with_max_steps(1).with_verbose(False))
+
+
+def test_refused_options_leave_model_unchanged(macro):
+    model = DeepAR(_cfg(hidden=4))
+    with pytest.raises(ValueError, match="negative log-likelihood"):
+        model.fit_with_config(macro, _tc().with_loss_function(LossFunction.MAE))
+    with pytest.raises(ValueError, match="sequence_length"):
+        model.fit_with_config(macro, _tc().with_sequence_length(4))
+    with pytest.raises(ValueError, match="shorter than input_size"):
+        DeepAR(_cfg(200, 4)).fit_with_config(macro, _tc())
+    assert model.params is None and not model.is_fitted
+    with pytest.raises(NotImplementedError, match="predict\\(data\\)"):
+        model.predict_array(np.zeros((1, 8)))
