@@ -260,3 +260,22 @@ def test_refused_options_leave_model_unchanged(macro):
     assert model.params is None and not model.is_fitted
     with pytest.raises(NotImplementedError, match="predict\\(data\\)"):
         model.predict_array(np.zeros((1, 8)))
+
+
+def test_cli_trains_deepar(tmp_path, capsys):
+    from neurodivergent.cli import main
+
+    out = tmp_path / "fc.csv"
+    assert main(["train", "--model", "deepar", "--dataset", "air_passengers", "--max-steps", "5", "--hidden-size", "8",
+                 "--output", str(out), "-q"]) == 0
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:5] == ["unique_id", "ds", "DeepAR", "DeepAR-median", "DeepAR-mean"]
+    assert "DeepAR" in capsys.readouterr().out
+
+
+def test_exports():
+    import neurodivergent as nd
+    from neurodivergent import prelude
+
+    assert nd.DeepAR is DeepAR and nd.Likelihood is Likelihood
+    assert {"DeepAR", "DeepARConfig", "Likelihood"} <= set(prelude.__all__)

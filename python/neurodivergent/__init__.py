@@ -30,6 +30,8 @@ _LAZY = {
     "GRUConfig": ("models.gru", "GRUConfig"),
     "Transformer": ("models.transformer", "Transformer"),
     "TransformerConfig": ("models.transformer", "TransformerConfig"),
+    "DeepAR": ("models.deepar", "DeepAR"),
+    "DeepARConfig": ("models.deepar", "DeepARConfig"),
     "load_model": ("models.base", "load_model"),
     "load_checkpoint": ("models.base", "load_checkpoint"),
     # training
@@ -46,6 +48,7 @@ _LAZY = {
     "RMSpropConfig": ("training.optimizers", "RMSpropConfig"),
     "LearningRateScheduler": ("training.schedulers", "LearningRateScheduler"),
     "LossFunction": ("training.losses", "LossFunction"),
+    "Likelihood": ("training.likelihood", "Likelihood"),
     "HuberConfig": ("training.losses", "HuberConfig"),
     "QuantileConfig": ("training.losses", "QuantileConfig"),
     "WeightedConfig": ("training.losses", "WeightedConfig"),

@@ -19,7 +19,7 @@ import numpy as np
 from ._version import __version__
 
 from .data.datasets import DEFAULT_DATASET
-MODELS = ("mlp", "lstm", "gru", "transformer")
+MODELS = ("mlp", "lstm", "gru", "transformer", "deepar")
 
 
 def _positive(kind):
@@ -179,8 +179,10 @@ def _build_model(args, horizon: int, input_size: int):
 
     from .models.transformer import Transformer, TransformerConfig
 
+    from .models.deepar import DeepAR, DeepARConfig
+
     cls, cfg_cls = {"mlp": (MLP, MLPConfig), "lstm": (LSTM, LSTMConfig), "gru": (GRU, GRUConfig),
-                    "transformer": (Transformer, TransformerConfig)}[args.model]
+                    "transformer": (Transformer, TransformerConfig), "deepar": (DeepAR, DeepARConfig)}[args.model]
     cfg = cfg_cls().with_input_size(input_size).with_horizon(horizon)
     if args.hidden_size and args.model == "transformer":  # the token width (heads: the config's, 4)
         cfg = cfg.with_d_model(args.hidden_size)

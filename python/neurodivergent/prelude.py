@@ -9,6 +9,8 @@ from .models.gru import GRU, GRUConfig
 from .models.lstm import LSTM, LSTMConfig
 from .models.mlp import MLP, MLPConfig
 from .models.transformer import Transformer, TransformerConfig
+from .models.deepar import DeepAR, DeepARConfig
+from .training.likelihood import Likelihood
 from .training.augmentation import DataAugmentation
 from .training.callbacks import Callback, CallbackResult, ReduceLROnPlateau
 from .training.config import EarlyStopping, Metric, Mode, TrainingConfig
@@ -29,6 +31,7 @@ from .tuning import (AcquisitionFunction, Algorithm, BayesianOptimization, Direc
 __all__ = [
     "TimeSeriesDataFrame", "ForecastFrame", "load_dataset", "list_datasets",
     "MLP", "MLPConfig", "LSTM", "LSTMConfig", "GRU", "GRUConfig", "Transformer", "TransformerConfig", "load_model",
+    "DeepAR", "DeepARConfig", "Likelihood",
     "TrainingConfig", "EarlyStopping", "TrainingLogs", "Metric", "Mode", "DataAugmentation",
     "Optimizer", "AdamConfig", "AdamWConfig", "SGDConfig", "RMSpropConfig", "LearningRateScheduler",
     "LossFunction", "HuberConfig", "QuantileConfig", "WeightedConfig", "GradientClipping",
