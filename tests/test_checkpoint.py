@@ -128,9 +128,16 @@ def test_manual_checkpoints_during_training(data, tmp_path):
             if epoch == 0:
                 self.model.save_checkpoint(str(tmp_path / "epoch1.ckpt"))  # once the epoch is complete
 
+        def on_train_end(self, logs):
+            self.model.save_checkpoint(str(tmp_path / "end.ckpt"))
+
     c = cfg(3).with_callback(Save())
     m = small()
     want = m.fit_with_config(data, c)
+    end = read_file(str(tmp_path / "end.ckpt"))
+    m.save_checkpoint(str(tmp_path / "after.ckpt"))
+    after = read_file(str(tmp_path / "after.ckpt"))
+    assert end[0].keys() == after[0].keys() and all(end[0][k].tobytes() == after[0][k].tobytes() for k in end[0])
     for name, step in (("step10.ckpt", 10), ("epoch1.ckpt", None)):
         r = load_checkpoint(str(tmp_path / name))
         pos = r._train_state[1]["position"]

@@ -589,6 +589,11 @@ class _Run:
         if self.phase == "clean":
             self.write_checkpoint(path, compression)
             return True
+        if self.phase == "final":  # on_train_end: the state at the end of the run
+            tensors, state = self.final_state
+            self.model._write_checkpoint(path, tensors, state, self.config, compression=compression,
+                                         training_metadata=self.training_metadata())
+            return True
         self.pending.append((path, compression, True))
         return False
 
@@ -777,6 +782,7 @@ class _Run:
                         tensors["trainer/buffers/" + k] = np.ascontiguousarray(v).copy()
                     self.es_cb.restore_best()
                     tensors.update(model._checkpoint_tensors())
+                self.final_state = final
                 for cb in self.callbacks:
                     cb.on_train_end(self.logs)
                 if self.runner is not None:
