@@ -230,7 +230,7 @@ class BaseModel:
         callback during training, it holds the state after the current step (``on_batch_end``,
         ``on_epoch_begin``, ``on_train_begin``); from ``on_epoch_end`` it is written once the epoch is
         complete (after every callback, the monitor and early stopping), so that it holds a clean epoch
-        boundary. ``compression``: None, ``"gzip"`` or ``"lzma"`` (default: from the suffix, ``.gz`` /
+        boundary; from ``on_train_end`` it holds the end of the run. ``compression``: None, ``"gzip"`` or ``"lzma"`` (default: from the suffix, ``.gz`` /
         ``.xz``); see :mod:`neurodivergent.checkpointing`."""
         path = str(path)
         if compression is None:
