@@ -177,6 +177,17 @@ def torch_fit_predict(data, args, seed):
     return unscale(z, loc, sc), t_fit
 
 
+def _StepPrinter(t0, every=250):
+    from neurodivergent.training.callbacks import Callback
+
+    class StepPrinter(Callback):
+        def on_batch_end(self, step, logs):
+            if (step + 1) % every == 0:
+                print(f"  step {step + 1}: NLL {logs.step_losses[-1]:.4f}  {time.perf_counter() - t0:.0f}s", flush=True)
+
+    return StepPrinter()
+
+
 def run_deepar(args, ids, train, test, snaive_scores):
     """DeepAR on M4 Hourly: only input_size, horizon and the step budget are set (everything else default).
     The frame gets hourly timestamps (M4 gives none; series start at an arbitrary hour 0) so that the
@@ -201,7 +212,7 @@ def run_deepar(args, ids, train, test, snaive_scores):
             tc = tc.with_learning_rate(args.learning_rate)
         model = DeepAR(cfg)
         t0 = time.perf_counter()
-        logs = model.fit_with_config(data, tc)
+        logs = model.fit_with_config(data, tc.with_callback(_StepPrinter(t0)))
         t_fit = time.perf_counter() - t0
         t0 = time.perf_counter()
         samples = model.predict_samples(data)  # (414, 100, 48)
@@ -250,6 +261,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--m4-dir", default=M4_DIR, help="folder holding m4_hourly_train.csv / m4_hourly_test.csv")
     p.add_argument("--torch", action="store_true", help="also train the same MLP with PyTorch (bench only)")
     args = p.parse_args(argv)
 
@@ -258,7 +270,7 @@ def main(argv=None):
 
     if args.threads:
         nd.set_num_threads(args.threads)
-    ids, train, test = load_m4()
+    ids, train, test = load_m4(args.m4_dir)
     data = to_frame(ids, train)
     snaive = np.stack([seasonal_naive(y, H, M) for y in train])
     s = m4_scores(test, snaive, train)
