@@ -279,3 +279,12 @@ def test_exports():
 
     assert nd.DeepAR is DeepAR and nd.Likelihood is Likelihood
     assert {"DeepAR", "DeepARConfig", "Likelihood"} <= set(prelude.__all__)
+
+
+def test_validation_split_and_early_stopping(macro):
+    model = DeepAR(_cfg(hidden=6))
+    tc = _tc(epochs=30).with_validation_split(0.1).with_early_stopping(patience=1, min_delta=10.0)
+    logs = model.fit_with_config(macro, tc)
+    val = logs.history["validation_loss"]
+    assert np.all(np.isfinite(val))
+    assert logs.stopped_early and len(val) == 2  # no improvement by 10 nats after the first epoch
