@@ -1,19 +1,25 @@
 // Scaled dot-product attention kernels (see attention.h for the definitions and the cache).
-// Dimension letters: B batch, H heads, T query steps, S key steps, D head width; BQ query rows per block.
+// Dimension letters: B batch, H heads, T query steps, S key steps, D head width; BQ query rows per block;
+// W SIMD width (8 floats / 4 doubles), Sp, Dp: S, D rounded up to W.
 //
-// Fast path, per (b, h) pair and block of BQ query rows [i0, i1):
-//   forward   P = scale * Q_blk K^T              (m, nc) one GEMM; nc = S, or min(S, i1) when causal
+// Fast path, per (b, h) pair: K^T (D, Sp) (and for the backward V^T, and zero-padded copies of K, Q, dY
+// when D is not a multiple of W) are laid out once in a per-thread workspace; then per block of BQ
+// query rows [i0, i1):
+//   forward   P = scale * Q_blk K^T              (m, nc); nc = S, or min(S, i1) when causal
 //             row softmax in place (masked keys -> exactly 0), lse_i, dropout applied to P
-//             Y_blk = P V                         one GEMM
+//             Y_blk = P V
 //   backward  P = exp(scale * Q_blk K^T - lse)    recomputed (no stored scores)
 //             Pd = P * keep / (1 - p)             (Pd = P without dropout)
 //             dV += Pd^T dY_blk;  dPd = dY_blk V^T
 //             dS = Pd * dPd - P * Dl_i            Dl_i = dY_i . Y_i  (= sum_j P_ij dP_ij)
 //             dQ_blk = scale * dS K;  dK += scale * dS^T Q_blk
-// The score block lives in a per-thread, grow-only workspace of BQ * S values (three of them in the
-// backward). The softmax's exp is a vectorisable polynomial for float (relative error ~1e-7) and
-// std::exp for double (the float64 path is what tests compare with finite differences).
-// The naive path keeps plain loops over (b, h, i, j) beside it (tests compare the two).
+// The products are small (D <= a few hundred, the operands stay in L1/L2), so they use an unpacked
+// register-tiled kernel (4 rows x 2 vectors of accumulators, B rows read in place) instead of the packed
+// GEMM, whose packing costs as much as the arithmetic at these sizes. Everything for one pair is written
+// once with GCC vector extensions and compiled twice, for AVX2+FMA (target attribute, picked at run time
+// as the GEMM's ISA) and for the baseline. The softmax's exp is a vectorisable polynomial for float
+// (relative error ~1e-7) and std::exp for double (the float64 path is what tests compare with finite
+// differences). The naive path keeps plain loops over (b, h, i, j) beside it (tests compare the two).
 #include "attention.h"
 
 #include <algorithm>
@@ -28,6 +34,18 @@
 #include <omp.h>
 #endif
 
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors in always-inline helpers of baseline code
+#endif
+
+#if defined(ND_X86) && ND_X86 && defined(__x86_64__) && defined(__GNUC__)
+#define ND_ATTN_X86 1
+#else
+#define ND_ATTN_X86 0
+#endif
+
+#define ND_AI inline __attribute__((always_inline))
+
 namespace nd {
 namespace {
 
@@ -35,7 +53,7 @@ constexpr index_t kBlockQ = 64;  // query rows per score block
 constexpr double kMinWorkPerThread = 2e6;  // FLOPs; under this a parallel region costs more than it saves
 
 // ------------------------------------------------------------------------------------------ dropout hash
-inline std::uint64_t mix64(std::uint64_t z) {
+ND_AI std::uint64_t mix64(std::uint64_t z) {
   z += 0x9E3779B97F4A7C15ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
@@ -49,14 +67,14 @@ inline std::uint32_t drop_threshold(double p) {
   return static_cast<std::uint32_t>(t);
 }
 
-inline bool keep_at(std::uint64_t base, std::uint64_t n, std::uint32_t thr) {
+ND_AI bool keep_at(std::uint64_t base, std::uint64_t n, std::uint32_t thr) {
   return static_cast<std::uint32_t>(mix64(base + n) >> 32) >= thr;
 }
 
 // ------------------------------------------------------------------------------------------ exp
 // exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * poly(r), n = round(x / ln 2) by the
 // 1.5 * 2^23 trick, r = x - n ln 2 in two parts, Cephes' degree-6 polynomial; x < -87 gives exactly 0.
-inline float exp_neg(float x) {
+ND_AI float exp_neg(float x) {
   float t = x * 1.44269504088896341f;
   t = t < -126.0f ? -126.0f : t;
   const float n = (t + 12582912.0f) - 12582912.0f;
@@ -75,17 +93,17 @@ inline float exp_neg(float x) {
   std::memcpy(&s, &bits, sizeof s);
   return x < -87.0f ? 0.0f : p * s;
 }
-inline double exp_neg(double x) { return std::exp(x); }
+ND_AI double exp_neg(double x) { return std::exp(x); }
 
 // out[j] = exp(s[j] - c) for j < n.
 template <typename F>
-inline void exp_shift(F* out, const F* s, index_t n, F c) {
+ND_AI void exp_shift(F* out, const F* s, index_t n, F c) {
   for (index_t j = 0; j < n; ++j) out[j] = exp_neg(F(s[j] - c));
 }
 
 // max and sum with 8 independent lanes (vectorisable without reassociation flags).
 template <typename F>
-inline F row_max(const F* s, index_t n) {
+ND_AI F row_max(const F* s, index_t n) {
   constexpr int L = 8;
   const F ninf = -std::numeric_limits<F>::infinity();
   F acc[L];
@@ -100,7 +118,7 @@ inline F row_max(const F* s, index_t n) {
 }
 
 template <typename F>
-inline F row_sum(const F* s, index_t n) {
+ND_AI F row_sum(const F* s, index_t n) {
   constexpr int L = 8;
   F acc[L] = {};
   index_t j = 0;
@@ -113,7 +131,7 @@ inline F row_sum(const F* s, index_t n) {
 }
 
 template <typename F>
-inline F row_dot(const F* a, const F* b, index_t n) {
+ND_AI F row_dot(const F* a, const F* b, index_t n) {
   constexpr int L = 8;
   F acc[L] = {};
   index_t j = 0;
@@ -127,17 +145,117 @@ inline F row_dot(const F* a, const F* b, index_t n) {
 
 // Key-padding mask applied to a score row: s[j] = -inf where kpm[j] != 0 (j < n).
 template <typename F>
-inline void mask_row(F* s, const std::uint8_t* kpm, index_t n) {
+ND_AI void mask_row(F* s, const std::uint8_t* kpm, index_t n) {
   const F ninf = -std::numeric_limits<F>::infinity();
   for (index_t j = 0; j < n; ++j) s[j] = kpm[j] ? ninf : s[j];
+}
+
+// ------------------------------------------------------------------------------------------ vectors
+template <typename F>
+struct VT;
+template <>
+struct VT<float> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef float U __attribute__((vector_size(32), aligned(4), may_alias));
+  static constexpr int W = 8;
+};
+template <>
+struct VT<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef double U __attribute__((vector_size(32), aligned(8), may_alias));
+  static constexpr int W = 4;
+};
+template <typename F>
+using Vec = typename VT<F>::V;
+template <typename F>
+ND_AI Vec<F> vset(F a) {
+  return Vec<F>{} + a;
+}
+template <typename F>
+ND_AI Vec<F> ld(const F* p) {
+  return *reinterpret_cast<const typename VT<F>::U*>(p);
+}
+template <typename F>
+ND_AI void st(F* p, Vec<F> v) {
+  *reinterpret_cast<typename VT<F>::U*>(p) = v;
+}
+inline index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+
+// ------------------------------------------------------------------------------------------ small GEMM
+// C (m, n) = alpha * op(A) (m, K) * B (K, n)  [+ C when ACC], unpacked operands (they are a few KiB and
+// stay in L1/L2): B rows are read directly (row stride ldb, n a multiple of the vector width W, padded
+// columns of B are zero), op(A)(r, k) = A[r*lda + k] or, transposed, A[k*lda + r]. Register tile MR
+// rows x NV vectors; rows past m repeat the last row (computed, never stored).
+constexpr int kMR = 4;
+
+template <typename F, bool TA, bool ACC, int NV>
+ND_AI void sg_tile(const index_t* rows, index_t mr, index_t i0, index_t j0, index_t K, Vec<F> va, const F* A,
+                   index_t lda, const F* B, index_t ldb, F* C, index_t ldc) {
+  constexpr int W = VT<F>::W;
+  Vec<F> acc[kMR][NV];
+  for (int r = 0; r < kMR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = Vec<F>{};
+  for (index_t k = 0; k < K; ++k) {
+    const F* bp = B + k * ldb + j0;
+    Vec<F> b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = ld(bp + v * W);
+    for (int r = 0; r < kMR; ++r) {
+      const Vec<F> a = vset<F>(TA ? A[k * lda + rows[r]] : A[rows[r] * lda + k]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
+    }
+  }
+  for (int r = 0; r < kMR; ++r) {
+    if (r >= mr) break;
+    F* cp = C + (i0 + r) * ldc + j0;
+    for (int v = 0; v < NV; ++v) st(cp + v * W, ACC ? ld(cp + v * W) + va * acc[r][v] : va * acc[r][v]);
+  }
+}
+
+template <typename F, bool TA, bool ACC>
+ND_AI void sgemm(index_t m, index_t n, index_t K, F alpha, const F* A, index_t lda, const F* B, index_t ldb, F* C,
+                 index_t ldc) {
+  constexpr int W = VT<F>::W;
+  const Vec<F> va = vset(alpha);
+  for (index_t i0 = 0; i0 < m; i0 += kMR) {
+    const index_t mr = std::min<index_t>(kMR, m - i0);
+    index_t rows[kMR];
+    for (int r = 0; r < kMR; ++r) rows[r] = i0 + std::min<index_t>(r, mr - 1);
+    index_t j0 = 0;
+    for (; j0 + 2 * W <= n; j0 += 2 * W) sg_tile<F, TA, ACC, 2>(rows, mr, i0, j0, K, va, A, lda, B, ldb, C, ldc);
+    if (j0 < n) sg_tile<F, TA, ACC, 1>(rows, mr, i0, j0, K, va, A, lda, B, ldb, C, ldc);
+  }
 }
 
 // ------------------------------------------------------------------------------------------ workspace
 template <typename F>
 F* workspace(std::size_t n, int which) {
-  thread_local std::vector<F> buf[3];
+  thread_local std::vector<F> buf[11];
   if (buf[which].size() < n) buf[which].resize(n);
   return buf[which].data();
+}
+
+// dst (rows, ldd) <- src (rows, cols), columns past cols zero (a padded copy).
+template <typename F>
+ND_AI void pad_copy(F* dst, index_t ldd, const F* src, index_t rows, index_t cols) {
+  for (index_t r = 0; r < rows; ++r) {
+    for (index_t c = 0; c < cols; ++c) dst[r * ldd + c] = src[r * cols + c];
+    for (index_t c = cols; c < ldd; ++c) dst[r * ldd + c] = F(0);
+  }
+}
+
+// dst (cols, ldd) <- src (rows, cols)^T, columns past rows zero.
+template <typename F>
+ND_AI void pad_transpose(F* dst, index_t ldd, const F* src, index_t rows, index_t cols) {
+  for (index_t c = 0; c < cols; ++c) {
+    for (index_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * cols + c];
+    for (index_t r = rows; r < ldd; ++r) dst[c * ldd + r] = F(0);
+  }
+}
+
+template <typename F>
+ND_AI void unpad_copy(F* dst, const F* src, index_t lds, index_t rows, index_t cols) {
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t c = 0; c < cols; ++c) dst[r * cols + c] = src[r * lds + c];
 }
 
 // ------------------------------------------------------------------------------------------ threading
@@ -170,13 +288,13 @@ struct Shape {
 
 // ------------------------------------------------------------------------------------------ fast path
 template <typename F>
-void forward_pair(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const F* k, const F* v,
-                  const std::uint8_t* kpm) {
+ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const F* k, const F* v,
+                             const std::uint8_t* kpm) {
+  constexpr int W = VT<F>::W;
   const index_t T = sh.T, S = sh.S, D = sh.D;
+  const index_t Sp = round_up(S, W), Dp = round_up(D, W);
   const index_t b = pair / sh.H;
   const F* qp = q + pair * T * D;
-  const F* kp = k + pair * S * D;
-  const F* vp = v + pair * S * D;
   F* yp = y + pair * T * D;
   F* lp = lse + pair * T;
   const std::uint8_t* mrow = kpm ? kpm + b * S : nullptr;
@@ -185,19 +303,30 @@ void forward_pair(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const
   const std::uint64_t base = mix64(sh.seed);
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
-  F* P = workspace<F>(std::size_t(std::min(kBlockQ, T)) * S, 0);
+  const index_t bq = std::min(kBlockQ, T);
+  F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp) keys transposed, zero padded
+  pad_transpose(Kt, Sp, k + pair * S * D, S, D);
+  const F* Vp = v + pair * S * D;  // (S, Dp)
+  if (Dp != D) {
+    F* w = workspace<F>(std::size_t(S) * Dp, 1);
+    pad_copy(w, Dp, Vp, S, D);
+    Vp = w;
+  }
+  F* P = workspace<F>(std::size_t(bq) * Sp, 2);
+  F* Yb = Dp != D ? workspace<F>(std::size_t(bq) * Dp, 3) : nullptr;
   for (index_t i0 = 0; i0 < T; i0 += kBlockQ) {
     const index_t i1 = std::min(T, i0 + kBlockQ), m = i1 - i0;
     const index_t nc = sh.causal ? std::min(S, i1) : S;
-    gemm<F>(false, true, m, nc, D, F(sh.scale), qp + i0 * D, D, kp, D, F(0), P, nc);
+    const index_t ncp = round_up(nc, W);
+    sgemm<F, false, false>(m, ncp, D, F(sh.scale), qp + i0 * D, D, Kt, Sp, P, ncp);
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
-      F* row = P + r * nc;
+      F* row = P + r * ncp;
       const index_t nv = sh.causal ? std::min(nc, i + 1) : nc;  // keys j < nv are not causally masked
       if (mrow) mask_row(row, mrow, nv);
       const F mx = row_max(row, nv);
       if (mx == ninf) {  // every key masked: zero weights, no softmax
-        std::fill(row, row + nc, F(0));
+        for (index_t j = 0; j < nc; ++j) row[j] = F(0);
         lp[i] = ninf;
         continue;
       }
@@ -207,24 +336,32 @@ void forward_pair(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const
       const F inv = F(1) / sum;
       if (drop) {
         const std::uint64_t n0 = std::uint64_t((pair * T + i) * S);
-        for (index_t j = 0; j < nv; ++j) row[j] = keep_at(base, n0 + j, thr) ? row[j] * (inv * inv_keep) : F(0);
+        const F s = inv * inv_keep;
+        for (index_t j = 0; j < nv; ++j) row[j] = keep_at(base, n0 + j, thr) ? row[j] * s : F(0);
       } else {
         for (index_t j = 0; j < nv; ++j) row[j] *= inv;
       }
       for (index_t j = nv; j < nc; ++j) row[j] = F(0);
     }
-    gemm<F>(false, false, m, D, nc, F(1), P, nc, vp, D, F(0), yp + i0 * D, D);
+    if (Yb) {
+      sgemm<F, false, false>(m, Dp, nc, F(1), P, ncp, Vp, Dp, Yb, Dp);
+      unpad_copy(yp + i0 * D, Yb, Dp, m, D);
+    } else {
+      sgemm<F, false, false>(m, Dp, nc, F(1), P, ncp, Vp, Dp, yp + i0 * D, D);
+    }
   }
 }
 
 template <typename F>
-void backward_pair(const Shape& sh, index_t pair, F* dq, F* dk, F* dv, const F* dy, const F* q, const F* k,
-                   const F* v, const F* y, const F* lse, const std::uint8_t* kpm) {
+ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv, const F* dy, const F* q,
+                              const F* k, const F* v, const F* y, const F* lse, const std::uint8_t* kpm) {
+  constexpr int W = VT<F>::W;
   const index_t T = sh.T, S = sh.S, D = sh.D;
+  const index_t Sp = round_up(S, W), Dp = round_up(D, W);
+  const bool padded = Dp != D;
   const index_t b = pair / sh.H;
   const F* qp = q + pair * T * D;
   const F* kp = k + pair * S * D;
-  const F* vp = v + pair * S * D;
   const F* yp = y + pair * T * D;
   const F* dyp = dy + pair * T * D;
   const F* lp = lse + pair * T;
@@ -237,48 +374,119 @@ void backward_pair(const Shape& sh, index_t pair, F* dq, F* dk, F* dv, const F* 
   const std::uint64_t base = mix64(sh.seed);
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
-  const std::size_t blk = std::size_t(std::min(kBlockQ, T)) * S;
-  F* P = workspace<F>(blk, 0);
-  F* Pd = drop ? workspace<F>(blk, 1) : P;
-  F* dP = workspace<F>(blk, 2);
-  std::fill(dkp, dkp + S * D, F(0));
-  std::fill(dvp, dvp + S * D, F(0));
+  const index_t bq = std::min(kBlockQ, T);
+  F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp)
+  pad_transpose(Kt, Sp, kp, S, D);
+  F* Vt = workspace<F>(std::size_t(D) * Sp, 1);  // (D, Sp)
+  pad_transpose(Vt, Sp, v + pair * S * D, S, D);
+  const F *Kp = kp, *Qp = qp, *dYp = dyp;  // (S, Dp), (T, Dp), (T, Dp)
+  F *dKa = dkp, *dVa = dvp, *dQb = nullptr;  // (S, Dp) accumulators, (BQ, Dp) block
+  if (padded) {
+    F* w = workspace<F>(std::size_t(S) * Dp, 2);
+    pad_copy(w, Dp, kp, S, D);
+    Kp = w;
+    w = workspace<F>(std::size_t(T) * Dp, 3);
+    pad_copy(w, Dp, qp, T, D);
+    Qp = w;
+    w = workspace<F>(std::size_t(T) * Dp, 4);
+    pad_copy(w, Dp, dyp, T, D);
+    dYp = w;
+    dKa = workspace<F>(std::size_t(S) * Dp, 5);
+    dVa = workspace<F>(std::size_t(S) * Dp, 6);
+    dQb = workspace<F>(std::size_t(bq) * Dp, 7);
+  }
+  for (index_t i = 0; i < S * Dp; ++i) dKa[i] = F(0);
+  for (index_t i = 0; i < S * Dp; ++i) dVa[i] = F(0);
+  F* P = workspace<F>(std::size_t(bq) * Sp, 8);
+  F* dP = workspace<F>(std::size_t(bq) * Sp, 9);
+  F* Pd = drop ? workspace<F>(std::size_t(bq) * Sp, 10) : P;
   for (index_t i0 = 0; i0 < T; i0 += kBlockQ) {
     const index_t i1 = std::min(T, i0 + kBlockQ), m = i1 - i0;
     const index_t nc = sh.causal ? std::min(S, i1) : S;
-    gemm<F>(false, true, m, nc, D, F(sh.scale), qp + i0 * D, D, kp, D, F(0), P, nc);
+    const index_t ncp = round_up(nc, W);
+    sgemm<F, false, false>(m, ncp, D, F(sh.scale), qp + i0 * D, D, Kt, Sp, P, ncp);
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
-      F* row = P + r * nc;
+      F* row = P + r * ncp;
       const index_t nv = sh.causal ? std::min(nc, i + 1) : nc;
       if (lp[i] == ninf) {
-        std::fill(row, row + nc, F(0));
-        if (drop) std::fill(Pd + r * nc, Pd + (r + 1) * nc, F(0));
+        for (index_t j = 0; j < nc; ++j) row[j] = F(0);
+        if (drop)
+          for (index_t j = 0; j < nc; ++j) Pd[r * ncp + j] = F(0);
         continue;
       }
       if (mrow) mask_row(row, mrow, nv);
       exp_shift(row, row, nv, lp[i]);
       for (index_t j = nv; j < nc; ++j) row[j] = F(0);
       if (drop) {
-        F* prow = Pd + r * nc;
+        F* prow = Pd + r * ncp;
         const std::uint64_t n0 = std::uint64_t((pair * T + i) * S);
         for (index_t j = 0; j < nv; ++j) prow[j] = keep_at(base, n0 + j, thr) ? row[j] * inv_keep : F(0);
         for (index_t j = nv; j < nc; ++j) prow[j] = F(0);
       }
     }
-    gemm<F>(true, false, nc, D, m, F(1), Pd, nc, dyp + i0 * D, D, F(1), dvp, D);
-    gemm<F>(false, true, m, nc, D, F(1), dyp + i0 * D, D, vp, D, F(0), dP, nc);
+    // dV[0:nc] += Pd^T dY_blk
+    sgemm<F, true, true>(nc, Dp, m, F(1), Pd, ncp, dYp + i0 * (padded ? Dp : D), padded ? Dp : D, dVa, Dp);
+    // dPd = dY_blk V^T
+    sgemm<F, false, false>(m, ncp, D, F(1), dyp + i0 * D, D, Vt, Sp, dP, ncp);
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
       const F dl = row_dot(dyp + i * D, yp + i * D, D);
-      const F* prow = P + r * nc;
-      const F* pdrow = Pd + r * nc;
-      F* drow = dP + r * nc;
+      const F* prow = P + r * ncp;
+      const F* pdrow = Pd + r * ncp;
+      F* drow = dP + r * ncp;
       for (index_t j = 0; j < nc; ++j) drow[j] = pdrow[j] * drow[j] - prow[j] * dl;
     }
-    gemm<F>(false, false, m, D, nc, F(sh.scale), dP, nc, kp, D, F(0), dqp + i0 * D, D);
-    gemm<F>(true, false, nc, D, m, F(sh.scale), dP, nc, qp + i0 * D, D, F(1), dkp, D);
+    // dQ_blk = scale dS K
+    if (padded) {
+      sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dQb, Dp);
+      unpad_copy(dqp + i0 * D, dQb, Dp, m, D);
+    } else {
+      sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dqp + i0 * D, D);
+    }
+    // dK[0:nc] += scale dS^T Q_blk
+    sgemm<F, true, true>(nc, Dp, m, F(sh.scale), dP, ncp, Qp + i0 * (padded ? Dp : D), padded ? Dp : D, dKa, Dp);
   }
+  if (padded) {
+    unpad_copy(dkp, dKa, Dp, S, D);
+    unpad_copy(dvp, dVa, Dp, S, D);
+  }
+}
+
+template <typename F>
+void forward_pair_generic(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const F* k, const F* v,
+                          const std::uint8_t* kpm) {
+  forward_pair_impl<F>(sh, pair, y, lse, q, k, v, kpm);
+}
+template <typename F>
+void backward_pair_generic(const Shape& sh, index_t pair, F* dq, F* dk, F* dv, const F* dy, const F* q, const F* k,
+                           const F* v, const F* y, const F* lse, const std::uint8_t* kpm) {
+  backward_pair_impl<F>(sh, pair, dq, dk, dv, dy, q, k, v, y, lse, kpm);
+}
+#if ND_ATTN_X86
+template <typename F>
+__attribute__((target("avx2,fma"))) void forward_pair_avx2(const Shape& sh, index_t pair, F* y, F* lse, const F* q,
+                                                            const F* k, const F* v, const std::uint8_t* kpm) {
+  forward_pair_impl<F>(sh, pair, y, lse, q, k, v, kpm);
+}
+template <typename F>
+__attribute__((target("avx2,fma"))) void backward_pair_avx2(const Shape& sh, index_t pair, F* dq, F* dk, F* dv,
+                                                             const F* dy, const F* q, const F* k, const F* v,
+                                                             const F* y, const F* lse, const std::uint8_t* kpm) {
+  backward_pair_impl<F>(sh, pair, dq, dk, dv, dy, q, k, v, y, lse, kpm);
+}
+#endif
+
+bool use_avx2() {
+#if ND_ATTN_X86
+  static const bool cpu = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return cpu && std::strcmp(gemm_isa(), "generic") != 0;  // follow a forced GEMM ISA (tests)
+#else
+  return false;
+#endif
 }
 
 // ------------------------------------------------------------------------------------------ naive path
@@ -378,7 +586,11 @@ void attention_forward(F* y, F* lse, const F* q, const F* k, const F* v, const s
     return;
   }
   const double work = 4.0 * double(T) * double(S) * double(D) * (causal ? 0.5 : 1.0);
-  for_pairs(B * H, work, [&](index_t p) { forward_pair(sh, p, y, lse, q, k, v, kpm); });
+  auto fn = forward_pair_generic<F>;
+#if ND_ATTN_X86
+  if (use_avx2()) fn = forward_pair_avx2<F>;
+#endif
+  for_pairs(B * H, work, [&](index_t p) { fn(sh, p, y, lse, q, k, v, kpm); });
 }
 
 template <typename F>
@@ -392,7 +604,11 @@ void attention_backward(F* dq, F* dk, F* dv, const F* dy, const F* q, const F* k
     return;
   }
   const double work = 10.0 * double(T) * double(S) * double(D) * (causal ? 0.5 : 1.0);
-  for_pairs(B * H, work, [&](index_t p) { backward_pair(sh, p, dq, dk, dv, dy, q, k, v, y, lse, kpm); });
+  auto fn = backward_pair_generic<F>;
+#if ND_ATTN_X86
+  if (use_avx2()) fn = backward_pair_avx2<F>;
+#endif
+  for_pairs(B * H, work, [&](index_t p) { fn(sh, p, dq, dk, dv, dy, q, k, v, y, lse, kpm); });
 }
 
 void attention_dropout_mask(std::uint8_t* keep, index_t B, index_t H, index_t T, index_t S, double dropout,
