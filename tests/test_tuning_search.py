@@ -312,3 +312,21 @@ def test_an_objective_the_workers_cannot_import_fails_its_trials_instead_of_hang
         del sys.modules["ghost_objective_module"]
     assert [t.status for t in res] == ["failed"] * 3
     assert "could not load the objective" in res[0].error and "ghost_objective_module" in res[0].error
+
+
+def test_progress_is_drawn_on_a_terminal_only(monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for verbose, tty in ((True, True), (True, False), (False, True)):
+        stream = Tty() if tty else io.StringIO()
+        monkeypatch.setattr("sys.stderr", stream)
+        RandomSearch().with_parameter_space(QUAD_SPACE).with_n_trials(5).with_verbose(verbose).optimize(quad)
+        text = stream.getvalue()
+        if verbose and tty:
+            assert "RandomSearch" in text and "5/5" in text and "best" in text
+        else:
+            assert text == ""
