@@ -59,7 +59,7 @@ def m4_scores(y_true, y_hat, train):
 
 
 TRANSFORMER_OPTIONS = ("d_model", "num_heads", "d_ff", "patch_len", "stride", "norm", "positional",
-                       "attention_dropout", "activation")
+                       "attention_dropout", "activation", "linear_skip")
 
 
 def build(args):
@@ -253,6 +253,8 @@ def main(argv=None):
     p.add_argument("--loss")
     for o in TRANSFORMER_OPTIONS:  # --model transformer
         kind = str if o in ("norm", "positional", "activation") else float if o == "attention_dropout" else int
+        if o == "linear_skip":
+            kind = lambda v: {"1": True, "true": True, "0": False, "false": False}[v.lower()]  # noqa: E731
         p.add_argument("--" + o.replace("_", "-"), type=kind, help="transformer: " + o)
     p.add_argument("--warmup-steps", type=int, help="TrainingConfig.with_warmup_steps")
     p.add_argument("--max-steps", type=int, default=2000)

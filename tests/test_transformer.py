@@ -32,16 +32,18 @@ def _float64_model(cfg, seed=0):
     return model
 
 
-@pytest.mark.parametrize("norm, patch, positional, dropout", [
-    ("pre", (4, 2), "learned", 0.0), ("post", (4, 2), "sinusoidal", 0.0), ("pre", (1, 1), "sinusoidal", 0.0),
-    ("post", (3, 3), "learned", 0.0), ("pre", (4, 3), "learned", 0.3)])
-def test_model_gradient_matches_finite_differences(norm, patch, positional, dropout):
+@pytest.mark.parametrize("norm, patch, positional, dropout, skip", [
+    ("pre", (4, 2), "learned", 0.0, True), ("post", (4, 2), "sinusoidal", 0.0, True),
+    ("pre", (1, 1), "sinusoidal", 0.0, False), ("post", (3, 3), "learned", 0.0, False),
+    ("pre", (4, 3), "learned", 0.3, True)])
+def test_model_gradient_matches_finite_differences(norm, patch, positional, dropout, skip):
     """float64 parameters through the real kernels (linear, attention, layer norm, GELU): the gradient of
     the whole model equals central finite differences (with dropout: the masks are fixed by the seed)."""
     c = (TransformerConfig().with_input_size(10).with_horizon(3).with_d_model(8).with_num_heads(2)
          .with_num_layers(2).with_d_ff(12).with_norm(norm).with_patch_len(patch[0]).with_stride(patch[1])
-         .with_positional(positional).with_dropout(dropout).with_attention_dropout(dropout))
+         .with_positional(positional).with_dropout(dropout).with_attention_dropout(dropout).with_linear_skip(skip))
     model = _float64_model(c)
+    assert ("skip.weight" in model.params) == skip
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 10))
     target = rng.normal(size=(3, model.output_size))

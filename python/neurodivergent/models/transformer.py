@@ -17,6 +17,9 @@ Architecture (PatchTST-style for a univariate window, Nie et al. 2023):
    layer norm) or after each residual sum (``norm="post"``).
 4. The head flattens the n tokens (n * d_model values) and maps them with one linear layer to
    ``horizon * n_outputs`` values (PatchTST's "flatten" head: a direct multi-horizon forecast).
+   With ``linear_skip=True`` (default) a linear map of the scaled window itself (no bias) is added to
+   the head's output: a skip path around the encoder, as in DLinear / NLinear, that learns the
+   seasonal repetition of the window at once while the encoder learns what it cannot express.
 
 Dropout: ``dropout`` (or ``TrainingConfig.dropout`` when set) on the embedding, the residual branches and
 inside the feed-forward block; ``attention_dropout`` on the attention weights, taken from
@@ -31,7 +34,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .._config import cfg_field, config_class, fraction, one_of, optional, positive_int
+from .._config import boolean, cfg_field, config_class, fraction, one_of, optional, positive_int
 from ..data.scalers import SCALERS
 from ..nn import functional as F
 from ..nn import layers
@@ -68,6 +71,7 @@ class TransformerConfig:
     stride: int = cfg_field(8, positive_int, "Distance between the starts of consecutive patches.")
     positional: str = cfg_field("learned", one_of(*POSITIONALS), "'learned' or 'sinusoidal' positional encoding.")
     activation: str = cfg_field("gelu", one_of(*FF_ACTIVATIONS), "Activation of the feed-forward block.")
+    linear_skip: bool = cfg_field(True, boolean, "Add a linear map of the scaled window to the forecast.")
     scaler: str = cfg_field("standard", one_of(*SCALERS), "Per-window scaler (see data.scalers).")
     alias: Optional[str] = cfg_field(None, _alias, "Column name of the forecast (default: 'Transformer').")
 
@@ -196,6 +200,8 @@ class Transformer(BaseModel):
         if c.norm == "pre":
             specs += [("encoder.norm.weight", (d,)), ("encoder.norm.bias", (d,))]
         specs += [("head.weight", (self.output_size, n * d)), ("head.bias", (self.output_size,))]
+        if c.linear_skip:
+            specs.append(("skip.weight", (self.output_size, self._require_sizes()[0])))
         return specs
 
     def _init_parameters(self, rng: np.random.Generator) -> None:
@@ -215,6 +221,8 @@ class Transformer(BaseModel):
                 pb[name][...] = 1.0 if name.endswith("weight") else 0.0
             elif name == "positional":  # PatchTST: U(-0.02, 0.02)
                 pb[name][...] = rng.uniform(-0.02, 0.02, size=pb[name].shape)
+            elif name == "skip.weight":
+                linear_init(rng, pb[name], None)
 
     # ---------------------------------------------------------------- forward
     def _embed(self, x: np.ndarray, tape: Optional[Tape], rng) -> Var:
@@ -281,7 +289,11 @@ class Transformer(BaseModel):
         if tape is not None:
             shape = h.data.shape
             tape.record(flat, (h,), lambda g: (np.ascontiguousarray(g).reshape(shape),))
-        return layers.linear(tape, self.params, flat, "head.weight", "head.bias")
+        out = layers.linear(tape, self.params, flat, "head.weight", "head.bias")
+        if c.linear_skip:
+            skip = layers.linear(tape, self.params, _wrap(tape, np.ascontiguousarray(x)), "skip.weight", None)
+            out = _add(tape, out, skip)
+        return out
 
 
 __all__ = ["Transformer", "TransformerConfig", "patch_starts", "sinusoidal_encoding"]
