@@ -113,3 +113,13 @@ def test_a_custom_cross_validator_scores_the_trials(air):
     assert s.results[0].value == pytest.approx(ref.mean("mae"), rel=1e-12)
     with pytest.raises(TypeError, match="cross_validate"):
         GridSearch().with_cross_validator(object())
+
+
+def test_fit_async_is_the_awaitable_twin(air):
+    import asyncio
+
+    space = HyperparameterSpace().add_discrete("hidden_size", [4, 8])
+    s = small(GridSearch().with_parameter_space(space), folds=1)
+    best = asyncio.run(s.fit_async(air))
+    again = small(GridSearch().with_parameter_space(space), folds=1).fit(air)
+    assert best.params == again.params and best.score == again.score
