@@ -188,6 +188,12 @@ def test_bayesian_plots(tmp_path):
 
 
 # ------------------------------------------------------------------ NSGA-II
+def test_hypervolume_by_hand():
+    assert hypervolume_2d([[1, 2], [2, 1]], (3, 3)) == 3.0  # two 2x1 rectangles overlapping in a unit square
+    assert hypervolume_2d([[1, 2], [2, 1], [2.5, 2.5], [4, 0]], (3, 3)) == 3.0  # dominated / outside: no area
+    assert hypervolume_2d([], (1, 1)) == 0.0
+
+
 def test_nsga2_operators():
     F = np.array([[1, 5], [2, 2], [5, 1], [3, 3], [4, 4], [2, 2], [6, 6]], dtype=float)
     rank = non_dominated_sort(F)

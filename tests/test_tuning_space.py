@@ -1,13 +1,12 @@
 """The search space: building, validation, grids, sampling, unit codes, files; parameter routing."""
 import json
-import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurodivergent.tuning import Categorical, Continuous, Discrete, HyperparameterSpace
+from neurodivergent.tuning import HyperparameterSpace
 from neurodivergent.tuning.forecast import build_configs, check_space
 
 

@@ -55,10 +55,9 @@ def hypervolume_2d(points: Sequence[Sequence[float]], reference: Sequence[float]
         return 0.0
     P = P[np.lexsort((P[:, 1], P[:, 0]))]
     area, best_y = 0.0, ry
-    for i, (x, y) in enumerate(P):
+    for x, y in P:
         if y < best_y:
-            nxt = rx
-            # the strip from this x to the next point that improves y
+            # the horizontal strip between y and the best y so far, from x to the reference
             area += (rx - x) * (best_y - y)
             best_y = y
     return float(area)

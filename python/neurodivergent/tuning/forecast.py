@@ -21,7 +21,7 @@ import dataclasses
 import importlib
 import math
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 __all__ = ["model_classes", "resolve_model_class", "build_configs", "ForecastObjective", "check_space"]
 
@@ -105,7 +105,7 @@ def build_configs(params: Dict[str, Any], *, horizon: int, input_size: int, trai
 def check_space(space, *, horizon: int, input_size: int, training_config: Any, default_model: Any) -> None:
     """Fail before the search starts on a name or a value no trial could use: every categorical /
     discrete value and both ends of every continuous range is tried on every model class of the space."""
-    from .space import Categorical, Continuous
+    from .space import Continuous
 
     models = [default_model]
     if "model_type" in space.names:

@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .base import METRICS, Search, Session, _int, coerce_metric
+from .base import METRICS, Search, Session, _int
 from .results import BestConfiguration, ParetoFront, SearchResults, Trial
 
 __all__ = ["MultiObjectiveOptimization", "Direction", "Algorithm", "non_dominated_sort", "pareto_mask",

@@ -5,7 +5,7 @@ import csv
 import io
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["Trial", "SearchResults", "BestConfiguration", "ParetoFront"]
 

@@ -20,7 +20,7 @@ import numbers
 import os
 import pickle
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from .results import FAILED, OK, TIMEOUT, Trial
 
