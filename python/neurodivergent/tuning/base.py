@@ -55,6 +55,7 @@ class Search:
 
     method = "Search"
     n_objectives = 1
+    _run_state = ("results",)  # what a run leaves behind; a modified copy starts without it
 
     def __init__(self) -> None:
         self.parameter_space = HyperparameterSpace()
@@ -79,7 +80,8 @@ class Search:
     def _with(self, **kw):
         c = copy.copy(self)
         c.__dict__.update(kw)
-        c.results = None
+        for name in self._run_state:
+            setattr(c, name, None)
         return c
 
     # ---------------------------------------------------------------- shared builders

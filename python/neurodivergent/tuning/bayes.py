@@ -42,6 +42,7 @@ class BayesianOptimization(Search):
     """Gaussian-process Bayesian optimisation (see the module docstring)."""
 
     method = "BayesianOptimization"
+    _run_state = ("results", "gp")
 
     def __init__(self) -> None:
         super().__init__()

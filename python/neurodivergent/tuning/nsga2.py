@@ -191,6 +191,7 @@ class MultiObjectiveOptimization(Search):
     are free and ``objective(params)`` returns one number per objective, in the order added."""
 
     method = "MultiObjectiveOptimization"
+    _run_state = ("results", "pareto_front")
 
     def __init__(self) -> None:
         super().__init__()
