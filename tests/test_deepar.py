@@ -83,12 +83,15 @@ def test_seeded_training_is_bitwise_repeatable(fitted):
 
 
 def test_forecast_beats_its_untrained_self(fitted):
+    from neurodivergent.validation.probabilistic import crps_from_samples
+
     model, _, train, test = fitted
     fresh = DeepAR(_cfg())
     fresh.fit_with_config(train, _tc(epochs=1).with_max_steps(1))
-    err = np.abs(model.predict(train).values("DeepAR") - test.y.reshape(-1, 4)).mean()
-    err0 = np.abs(fresh.predict(train).values("DeepAR") - test.y.reshape(-1, 4)).mean()
-    assert err < 0.8 * err0
+    y = test.y.reshape(-1, 4)
+    crps = crps_from_samples(y, model.predict_samples(train))
+    crps0 = crps_from_samples(y, fresh.predict_samples(train))
+    assert crps < 0.9 * crps0, (crps, crps0)
 
 
 # ------------------------------------------------------------------ gradient of the whole network
@@ -222,7 +225,7 @@ def test_static_and_exogenous_features():
     data = TimeSeriesDataFrame.from_arrays(ids, ds, y, freq=1, static={"size": {"a": 1.0, "b": 2.0}}, temp=temp)
     model = DeepAR(_cfg(8, h, static_features=("size",), exog_features=("temp",)))
     model.fit_with_config(data, _tc(epochs=2))
-    assert model.n_inputs == 7 + 1 + 1 + 1 + 1  # lags, age, log scale, static, exog
+    assert model.n_inputs == 7 + 1 + 2 + 1 + 1  # lags, age, log scale and log1p|loc|, static, exog
     with pytest.raises(ValueError, match="futr_exog"):
         model.predict(data)
     fut = {"temp": rng.normal(size=(S, h))}
