@@ -14,7 +14,9 @@ Grid (the issue's): batch {32, 256} x seq {24, 96, 336} x d_model {64, 128}, 4 h
          forward + backward (gradients of x and of every parameter).
 Each thread count runs in its own subprocess with torch.set_num_threads(n) and
 neurodivergent.set_num_threads(n) (OMP env set before the imports); calls are alternated one by one and
-the median of each is reported. speed-up = torch time / our time.
+the median of each is reported. speed-up = torch time / our time. Times are process CPU time at 1 thread
+(--clock auto; on a shared, loaded machine wall time mostly measures the other processes) and wall time
+with more threads.
 GFLOP/s counts the matrix products only: sdpa forward 4 B H T^2 dh (QK^T and PV), backward 2x that
 (recomputed scores: 2.5x for us, counted as 2x for both); layer forward = sdpa + 2 B T (4 d^2 + 2 d d_ff).
 Peak memory (unless --no-mem): one child process per (library, kind, configuration), 1 thread, running
@@ -167,13 +169,13 @@ PAIRS = {"sdpa": SdpaPair, "layer": LayerPair}
 
 
 # ------------------------------------------------------------------------------------------ timing worker
-def time_pair(fa, fb, reps):
+def time_pair(fa, fb, reps, clock=time.perf_counter):
     ta, tb = [], []
     for _ in range(reps):
         for f, acc in ((fa, ta), (fb, tb)):
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            acc.append(time.perf_counter() - t0)
+            acc.append(clock() - t0)
     return statistics.median(ta), statistics.median(tb)
 
 
@@ -184,6 +186,7 @@ def worker(args):
     n = args.threads[0]
     torch.set_num_threads(n)
     nd.set_num_threads(n)
+    clock = time.process_time if (args.clock == "cpu" or (args.clock == "auto" and n == 1)) else time.perf_counter
     for kind in args.kinds:
         for (B, T, D) in configs(args.quick, args.filter):
             pair = PAIRS[kind](torch, F, B, T, D)
@@ -193,10 +196,10 @@ def worker(args):
             pair.torch_train()
             est = time.perf_counter() - t0
             reps = int(min(args.max_reps, max(args.min_reps, args.budget / max(est, 1e-6))))
-            fo, ft = time_pair(pair.ours_fwd, pair.torch_fwd, reps)
-            to, tt = time_pair(pair.ours_train, pair.torch_train, reps)
+            fo, ft = time_pair(pair.ours_fwd, pair.torch_fwd, reps, clock)
+            to, tt = time_pair(pair.ours_train, pair.torch_train, reps, clock)
             f = flops(kind, B, T, D)
-            row = dict(kind=kind, threads=n, B=B, T=T, D=D, reps=reps, max_diff=diff, fwd_ours=fo, fwd_torch=ft,
+            row = dict(kind=kind, threads=n, B=B, T=T, D=D, reps=reps, clock=clock.__name__, max_diff=diff, fwd_ours=fo, fwd_torch=ft,
                        train_ours=to, train_torch=tt, gf_fwd_ours=f / fo / 1e9, gf_fwd_torch=f / ft / 1e9,
                        gf_train_ours=3 * f / to / 1e9, gf_train_torch=3 * f / tt / 1e9)
             print(json.dumps(row), flush=True)
@@ -289,6 +292,9 @@ def main(argv=None):
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--filter", default="", help="e.g. B=32,T=96,D=64 (restrict the grid)")
     p.add_argument("--budget", type=float, default=1.0, help="seconds per library per mode and config (approx.)")
+    p.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
+                   help="cpu: process CPU time (fair on a loaded machine, 1 thread only); wall: perf_counter; "
+                        "auto: cpu at 1 thread, wall otherwise")
     p.add_argument("--min-reps", type=int, default=3)
     p.add_argument("--max-reps", type=int, default=20)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -305,7 +311,8 @@ def main(argv=None):
     rows = []
     for n in args.threads:
         cmd = [sys.executable, __file__, "--worker", "--threads", str(n), "--kinds", *kinds, "--filter", args.filter,
-               "--budget", str(args.budget), "--min-reps", str(args.min_reps), "--max-reps", str(args.max_reps)]
+               "--budget", str(args.budget), "--min-reps", str(args.min_reps), "--max-reps", str(args.max_reps),
+               "--clock", args.clock]
         if args.quick:
             cmd.append("--quick")
         r = subprocess.run(cmd, env=sub_env(n), capture_output=True, text=True)

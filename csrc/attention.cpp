@@ -95,7 +95,8 @@ ND_AI float exp_neg(float x) {
 }
 ND_AI double exp_neg(double x) { return std::exp(x); }
 
-// out[j] = exp(s[j] - c) for j < n.
+// out[j] = exp(s[j] - c) for j < n (in place allowed). float: W lanes at a time with exp_neg_v (a plain
+// loop over the scalar version does not vectorise: its clamps become branches); double: std::exp.
 template <typename F>
 ND_AI void exp_shift(F* out, const F* s, index_t n, F c) {
   for (index_t j = 0; j < n; ++j) out[j] = exp_neg(F(s[j] - c));
@@ -180,6 +181,35 @@ ND_AI void st(F* p, Vec<F> v) {
   *reinterpret_cast<typename VT<F>::U*>(p) = v;
 }
 inline index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+
+// exp_neg on W floats at once (same arithmetic as the scalar exp_neg, selects instead of branches).
+ND_AI Vec<float> exp_neg_v(Vec<float> x) {
+  typedef std::int32_t IV __attribute__((vector_size(32)));
+  const Vec<float> lo = vset(-126.0f), big = vset(12582912.0f);
+  Vec<float> t = x * vset(1.44269504088896341f);
+  t = t < lo ? lo : t;
+  const Vec<float> n = (t + big) - big;
+  Vec<float> r = x - n * vset(0.693359375f);
+  r = r - n * vset(-2.12194440e-4f);
+  Vec<float> p = vset(1.9875691500e-4f);
+  p = p * r + vset(1.3981999507e-3f);
+  p = p * r + vset(8.3334519073e-3f);
+  p = p * r + vset(4.1665795894e-2f);
+  p = p * r + vset(1.6666665459e-1f);
+  p = p * r + vset(5.0000001201e-1f);
+  p = p * r * r + r + vset(1.0f);
+  const IV e = (__builtin_convertvector(n, IV) + 127) << 23;
+  const Vec<float> res = p * reinterpret_cast<const Vec<float>&>(e);
+  return x < vset(-87.0f) ? Vec<float>{} : res;
+}
+
+ND_AI void exp_shift(float* out, const float* s, index_t n, float c) {
+  constexpr int W = VT<float>::W;
+  const Vec<float> vc = vset(c);
+  index_t j = 0;
+  for (; j + W <= n; j += W) st(out + j, exp_neg_v(ld(s + j) - vc));
+  for (; j < n; ++j) out[j] = exp_neg(float(s[j] - c));
+}
 
 // ------------------------------------------------------------------------------------------ small GEMM
 // C (m, n) = alpha * op(A) (m, K) * B (K, n)  [+ C when ACC], unpacked operands (they are a few KiB and
