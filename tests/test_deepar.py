@@ -82,16 +82,27 @@ def test_seeded_training_is_bitwise_repeatable(fitted):
     assert not np.array_equal(other.params.data, first.params.data)
 
 
-def test_forecast_beats_its_untrained_self(fitted):
-    from neurodivergent.validation.probabilistic import crps_from_samples
+def test_training_learns_a_seasonal_pattern():
+    from neurodivergent.validation.probabilistic import coverage, crps_from_samples
 
-    model, _, train, test = fitted
-    fresh = DeepAR(_cfg())
+    rng = np.random.default_rng(3)
+    n, S, h = 150, 4, 12
+    t = np.arange(n)
+    y = np.concatenate([50 + 10 * (i + 1) * np.sin(2 * np.pi * (t + 3 * i) / 12) + rng.normal(0, 1, n)
+                        for i in range(S)])
+    data = TimeSeriesDataFrame.from_arrays(np.repeat([f"s{i}" for i in range(S)], n), np.tile(t, S), y, freq=1)
+    train, test = data.split_last(h)
+    cfg = _cfg(24, h, hidden=16, season_length=12)
+    model, fresh = DeepAR(cfg), DeepAR(cfg)
+    model.fit_with_config(train, _tc(epochs=40).with_learning_rate(1e-2))
     fresh.fit_with_config(train, _tc(epochs=1).with_max_steps(1))
-    y = test.y.reshape(-1, 4)
-    crps = crps_from_samples(y, model.predict_samples(train))
-    crps0 = crps_from_samples(y, fresh.predict_samples(train))
-    assert crps < 0.9 * crps0, (crps, crps0)
+    assert 12 in model.lags
+    yt = test.y.reshape(S, h)
+    s_model, s_fresh = model.predict_samples(train), fresh.predict_samples(train)
+    crps, crps0 = crps_from_samples(yt, s_model), crps_from_samples(yt, s_fresh)
+    assert crps < 0.5 * crps0, (crps, crps0)
+    fc = model.predict(train, level=[90])
+    assert coverage(yt, fc.values("DeepAR-lo-90"), fc.values("DeepAR-hi-90")) > 0.5
 
 
 # ------------------------------------------------------------------ gradient of the whole network

@@ -123,14 +123,16 @@ def _bool(name, v):
 class DeepARConfig:
     """Configuration of DeepAR: context and horizon, network size, lags and features (see the module
     docstring). Defaults: one LSTM layer of 40 units (the paper's width; it stacks 2-3 layers, which
-    doubles or triples the training time on a CPU), dropout 0.1 between layers when there are several."""
+    doubles or triples the training time on a CPU), dropout 0.05 on every layer's output, the last one's
+    too (before the head). On M4 Hourly that dropout brought the 80% interval's coverage from 68% to 87%
+    (the intervals of a model without it were too narrow) at about the same OWA (bench/RESULTS.md)."""
 
     input_size: Optional[int] = cfg_field(None, optional(positive_int),
                                           "Context length: steps the network is run over before forecasting.")
     horizon: Optional[int] = cfg_field(None, optional(positive_int), "Steps forecast.")
     hidden_size: int = cfg_field(40, positive_int, "Units per LSTM layer.")
     num_layers: int = cfg_field(1, positive_int, "Stacked LSTM layers (the paper uses 2-3; 1 keeps CPU training fast).")
-    dropout: float = cfg_field(0.1, fraction, "Dropout between LSTM layers (training only).")
+    dropout: float = cfg_field(0.05, fraction, "Dropout on every LSTM layer's output (training only).")
     lags: Optional[Tuple[int, ...]] = cfg_field(None, _lags, "Target lags fed to the network (None: from the frequency).")
     season_length: Optional[int] = cfg_field(None, optional(positive_int),
                                              "Seasonal period for the default lags (None: the data frequency's).")
@@ -322,7 +324,7 @@ class DeepAR(BaseModel):
             h0, c0 = states[l] if states is not None else (None, None)
             v, h, c = self._lstm_layer(tape, v, l, h0, c0, need_dx=l > 0)
             finals.append((h, c))
-            if l < self.config.num_layers - 1 and p > 0 and rng is not None:
+            if p > 0 and rng is not None:  # after every layer, the last one too (before the head)
                 dt = v.data.dtype
                 keep = (rng.random(v.data.shape, dtype=dt) >= p) * dt.type(1.0 / (1.0 - p))
                 dropped = tape.var(v.data * keep)
