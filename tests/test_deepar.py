@@ -274,6 +274,10 @@ def test_refused_options_leave_model_unchanged(macro):
     assert model.params is None and not model.is_fitted
     with pytest.raises(NotImplementedError, match="predict\\(data\\)"):
         model.predict_array(np.zeros((1, 8)))
+    with pytest.raises(NotImplementedError, match="save\\(path\\)"):
+        model.save_checkpoint("x.ckpt")
+    with pytest.raises(NotImplementedError, match="resume"):
+        model.resume_training(macro)
 
 
 def test_cli_trains_deepar(tmp_path, capsys):

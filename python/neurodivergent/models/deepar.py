@@ -777,6 +777,13 @@ class DeepAR(BaseModel):
             cols[f"{a}-hi-{lv:g}"] = np.quantile(samples, hi_q, axis=1)
         return ForecastFrame.from_arrays(data.ids, data.future_ds(self._require_sizes()[1]), cols)
 
+    def save_checkpoint(self, path: str, compression: Optional[str] = None) -> None:
+        raise NotImplementedError("DeepAR's training loop does not write resumable checkpoints yet: save the "
+                                  "trained model with save(path) (load_model reads it back, ready to predict)")
+
+    def resume_training(self, data, config: Optional[TrainingConfig] = None) -> TrainingLogs:
+        raise NotImplementedError("DeepAR's training loop cannot resume a run yet: train again with fit")
+
     def predict_array(self, windows: np.ndarray) -> np.ndarray:
         raise NotImplementedError("DeepAR forecasts from whole series (it needs their lags and timestamps): use "
                                   "predict(data) or predict_samples(data)")
