@@ -274,9 +274,11 @@ def test_refused_options_leave_model_unchanged(macro):
     assert model.params is None and not model.is_fitted
     with pytest.raises(NotImplementedError, match="predict\\(data\\)"):
         model.predict_array(np.zeros((1, 8)))
-    with pytest.raises(NotImplementedError, match="save\\(path\\)"):
+    from neurodivergent.models.base import NotFittedError
+
+    with pytest.raises(NotFittedError, match="no training state to checkpoint.*save\\(path\\)"):
         model.save_checkpoint("x.ckpt")
-    with pytest.raises(NotImplementedError, match="resume"):
+    with pytest.raises(NotFittedError, match="no training state to resume"):
         model.resume_training(macro)
 
 

@@ -62,7 +62,7 @@ from ..nn.tape import Tape, Var
 from ..training.config import TrainingConfig
 from ..training.likelihood import Likelihood
 from ..training.logs import TrainingLogs
-from .base import BaseModel, register
+from .base import BaseModel, NotFittedError, register
 
 __all__ = ["DeepAR", "DeepARConfig"]
 
@@ -778,11 +778,13 @@ class DeepAR(BaseModel):
         return ForecastFrame.from_arrays(data.ids, data.future_ds(self._require_sizes()[1]), cols)
 
     def save_checkpoint(self, path: str, compression: Optional[str] = None) -> None:
-        raise NotImplementedError("DeepAR's training loop does not write resumable checkpoints yet: save the "
-                                  "trained model with save(path) (load_model reads it back, ready to predict)")
+        raise NotFittedError("DeepAR has no training state to checkpoint: its training loop does not keep a "
+                             "resumable state yet; save the trained model with save(path) (load_model reads it "
+                             "back, ready to predict)")
 
     def resume_training(self, data, config: Optional[TrainingConfig] = None) -> TrainingLogs:
-        raise NotImplementedError("DeepAR's training loop cannot resume a run yet: train again with fit")
+        raise NotFittedError("DeepAR has no training state to resume: its training loop cannot resume a run yet; "
+                             "train again with fit")
 
     def predict_array(self, windows: np.ndarray) -> np.ndarray:
         raise NotImplementedError("DeepAR forecasts from whole series (it needs their lags and timestamps): use "
