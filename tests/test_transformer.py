@@ -189,3 +189,18 @@ def test_cli_train_and_predict(tmp_path, capsys):
     out2 = tmp_path / "fc2.csv"
     assert main(["predict", "--model-file", str(model_file), "--data", str(src), "--output", str(out2)]) == 0
     assert TimeSeriesDataFrame.from_csv(str(out2), target_col="Transformer").n_series == 10
+
+
+def test_hidden_size_alias_for_shared_searches():
+    """The guide's search space (model_type LSTM / GRU / Transformer with hidden_size, num_layers, dropout)
+    builds a Transformer: hidden_size is the token width when set."""
+    from neurodivergent.tuning.forecast import build_configs
+
+    cls, cfg, _ = build_configs({"model_type": "Transformer", "hidden_size": 128, "num_layers": 3, "dropout": 0.2},
+                                horizon=4, input_size=8, training_config=None)
+    assert cls is Transformer and cfg.width == 128 and cfg.num_layers == 3 and cfg.dropout == 0.2
+    model = Transformer(cfg)
+    assert dict(model._parameter_specs())["embedding.weight"] == (128, 8)
+    assert TransformerConfig().width == 64
+    with pytest.raises(ValueError, match=r"hidden_size \(30\) must be divisible by num_heads \(4\)"):
+        TransformerConfig().with_hidden_size(30)

@@ -61,6 +61,9 @@ class TransformerConfig:
     input_size: Optional[int] = cfg_field(None, optional(positive_int), "Length of the input window.")
     horizon: Optional[int] = cfg_field(None, optional(positive_int), "Steps forecast at once.")
     d_model: int = cfg_field(64, positive_int, "Width of every token (must be divisible by num_heads).")
+    hidden_size: Optional[int] = cfg_field(
+        None, optional(positive_int),
+        "Alias of d_model for searches shared with the recurrent models (when set, it is the token width).")
     num_heads: int = cfg_field(4, positive_int, "Attention heads per layer.")
     num_layers: int = cfg_field(2, positive_int, "Encoder layers.")
     d_ff: int = cfg_field(128, positive_int, "Hidden width of the feed-forward block.")
@@ -75,9 +78,15 @@ class TransformerConfig:
     scaler: str = cfg_field("standard", one_of(*SCALERS), "Per-window scaler (see data.scalers).")
     alias: Optional[str] = cfg_field(None, _alias, "Column name of the forecast (default: 'Transformer').")
 
+    @property
+    def width(self) -> int:
+        """The token width in use: ``hidden_size`` when set, else ``d_model``."""
+        return self.hidden_size if self.hidden_size is not None else self.d_model
+
     def _validate(self) -> None:
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        name = "hidden_size" if self.hidden_size is not None else "d_model"
+        if self.width % self.num_heads:
+            raise ValueError(f"{name} ({self.width}) must be divisible by num_heads ({self.num_heads})")
 
 
 def patch_starts(input_size: int, patch_len: int, stride: int) -> np.ndarray:
@@ -185,7 +194,7 @@ class Transformer(BaseModel):
     def _parameter_specs(self) -> List[Tuple[str, Tuple[int, ...]]]:
         c = self.config
         n = self.num_patches
-        d, f = c.d_model, c.d_ff
+        d, f = c.width, c.d_ff
         specs = [("embedding.weight", (d, self.patch_len)), ("embedding.bias", (d,))]
         if c.positional == "learned":
             specs.append(("positional", (n, d)))
@@ -246,7 +255,7 @@ class Transformer(BaseModel):
 
                 tape.record(out, (h,), backward)
         else:
-            pe = sinusoidal_encoding(n, c.d_model).astype(h.data.dtype)
+            pe = sinusoidal_encoding(n, c.width).astype(h.data.dtype)
             out = _wrap(tape, (h.data.reshape(B, n, -1) + pe).reshape(B * n, -1))
             if tape is not None:
                 tape.record(out, (h,), lambda g: (g,))
@@ -285,7 +294,7 @@ class Transformer(BaseModel):
             h = self._encoder_layer(tape, h, l, B, n, rng)
         if c.norm == "pre":
             h = _layer_norm(tape, self.params, h, "encoder.norm")
-        flat = _wrap(tape, h.data.reshape(B, n * c.d_model))
+        flat = _wrap(tape, h.data.reshape(B, n * c.width))
         if tape is not None:
             shape = h.data.shape
             tape.record(flat, (h,), lambda g: (np.ascontiguousarray(g).reshape(shape),))
