@@ -324,6 +324,11 @@ ND_AI Vec<F> vtanh(Vec<F> x) {
 constexpr index_t kSmallI = 16;
 // Bytes of a packed weight sliver's K chunk: kept in L1 while every row tile of the batch chunk runs.
 constexpr index_t kSliverBytes = 16 * 1024;
+// Bytes of h_{t-1} (one K chunk of a row panel's rows) kept in L1 across the unit blocks of a step.
+#ifndef ND_LSTM_PANEL_BYTES
+#define ND_LSTM_PANEL_BYTES (12 * 1024)
+#endif
+constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 
 // =========================================================================================== forward steps
 // Packed recurrent weight for the forward: Wf (nb, H, 4, W), nb = Hp / W;
@@ -447,17 +452,25 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
   const index_t nkc = (KS * 4 * W * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
   const index_t kc = (KS + nkc - 1) / nkc;
   std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * 4 * W) : 1);  // (rows, 4, W)
+  // Row panels: the panel's h_{t-1} rows (K chunk) stay in L1 while every unit block's sliver streams
+  // past them from L2 (instead of re-reading all B rows of h from L2 for every unit block). A panel of
+  // kPanelBytes of h per K chunk, a whole number of MR-row tiles.
+  const index_t row_bytes = kc * index_t(sizeof(F));
+  index_t panel = std::max<index_t>(MR, (kPanelBytes / row_bytes) / MR * MR);
   for (index_t t = 0; t < a.T; ++t)
-    for (index_t jb = 0; jb < nb; ++jb) {
-      const index_t j0 = jb * W;
-      const int nu = static_cast<int>(std::min<index_t>(W, a.H - j0));
-      const F* wp = Wf + jb * KS * 4 * W;  // (KX+H, 4, W) sliver
-      for (index_t k0 = 0; k0 < KS; k0 += kc) {
-        const index_t k1 = std::min(KS, k0 + kc);
-        for (index_t r = b0; r < b1; r += MR) {
-          const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
-          fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, k0, k1,
-                          part_buf.data() + (r - b0) * 4 * W, a);
+    for (index_t p0 = b0; p0 < b1; p0 += panel) {
+      const index_t p1 = std::min(b1, p0 + panel);
+      for (index_t jb = 0; jb < nb; ++jb) {
+        const index_t j0 = jb * W;
+        const int nu = static_cast<int>(std::min<index_t>(W, a.H - j0));
+        const F* wp = Wf + jb * KS * 4 * W;  // (KX+H, 4, W) sliver
+        for (index_t k0 = 0; k0 < KS; k0 += kc) {
+          const index_t k1 = std::min(KS, k0 + kc);
+          for (index_t r = p0; r < p1; r += MR) {
+            const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
+            fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, k0, k1,
+                            part_buf.data() + (r - b0) * 4 * W, a);
+          }
         }
       }
     }
