@@ -580,16 +580,21 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
   const index_t nkc = (G * NU * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
   const index_t kc = (G + nkc - 1) / nkc;
   std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * NU) : 1);  // (rows, NV, W)
+  // Row panels, as in the forward: a panel's dG_{t+1} rows (one K chunk) stay in L1 across unit blocks.
+  const index_t panel = std::max<index_t>(MR, (kPanelBytes / (kc * index_t(sizeof(F)))) / MR * MR);
   for (index_t t = T - 1; t >= 0; --t)
-    for (index_t jb = 0; jb < nbb; ++jb) {
-      const F* wb = Wb + jb * G * NU;  // (G, NV*W) sliver
-      // at t = T-1 nothing is accumulated (dh_{T-1} = dh): one pass
-      for (index_t k0 = 0; k0 < G; k0 += (t == T - 1 ? G : kc)) {
-        const index_t k1 = t == T - 1 ? G : std::min(G, k0 + kc);
-        for (index_t r = b0; r < b1; r += MR) {
-          const int m = static_cast<int>(std::min<index_t>(MR, b1 - r));
-          bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H, k0, k1,
-                              part_buf.data() + (r - b0) * NU);
+    for (index_t p0 = b0; p0 < b1; p0 += panel) {
+      const index_t p1 = std::min(b1, p0 + panel);
+      for (index_t jb = 0; jb < nbb; ++jb) {
+        const F* wb = Wb + jb * G * NU;  // (G, NV*W) sliver
+        // at t = T-1 nothing is accumulated (dh_{T-1} = dh): one pass
+        for (index_t k0 = 0; k0 < G; k0 += (t == T - 1 ? G : kc)) {
+          const index_t k1 = t == T - 1 ? G : std::min(G, k0 + kc);
+          for (index_t r = p0; r < p1; r += MR) {
+            const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
+            bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H, k0, k1,
+                                part_buf.data() + (r - b0) * NU);
+          }
         }
       }
     }
