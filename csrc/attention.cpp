@@ -199,7 +199,7 @@ ND_AI Vec<float> exp_neg_v(Vec<float> x) {
   p = p * r + vset(5.0000001201e-1f);
   p = p * r * r + r + vset(1.0f);
   const IV e = (__builtin_convertvector(n, IV) + 127) << 23;
-  const Vec<float> res = p * reinterpret_cast<const Vec<float>&>(e);
+  const Vec<float> res = p * reinterpret_cast<Vec<float>>(e);
   return x < vset(-87.0f) ? Vec<float>{} : res;
 }
 
