@@ -28,7 +28,10 @@ WORKER = os.path.join(HERE, "checkpoint_worker.py")
 
 def worker_env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(HERE), "python"), env.get("PYTHONPATH", "")])
+    # the children import the same neurodivergent as this process (the source tree with a dev build, or
+    # the installed package in CI, whose source tree has no compiled _core)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(neurodivergent.__file__))),
+                                         env.get("PYTHONPATH", "")])
     env["ND_NUM_THREADS"] = str(neurodivergent.get_num_threads())
     return env
 
