@@ -1,4 +1,5 @@
-"""Golden test (DESIGN §5): the first 10 training losses of each model on a fixed seed, one thread.
+"""Golden test (DESIGN §5): the first 10 training losses of each model on a fixed seed, one thread
+(DeepAR's are negative log-likelihoods).
 
 The stored values (tests/golden/first_losses.json) were produced by this file's ``--update`` mode:
 
@@ -25,7 +26,9 @@ N_STEPS = 10
 def _models():
     from neurodivergent import MLP, MLPConfig
     from neurodivergent.models.gru import GRU, GRUConfig
+    from neurodivergent.models.deepar import DeepAR, DeepARConfig
     from neurodivergent.models.lstm import LSTM, LSTMConfig
+    from neurodivergent.models.transformer import Transformer, TransformerConfig
 
     return {
         "mlp": lambda: MLP(MLPConfig().with_input_size(24).with_horizon(12).with_hidden_size(32)),
@@ -37,6 +40,9 @@ def _models():
                            .with_decoder_hidden_size(16)),
         "gru_last": lambda: GRU(GRUConfig().with_input_size(24).with_horizon(12).with_hidden_size(16)
                                 .with_decoder_input("last")),
+        "transformer": lambda: Transformer(TransformerConfig().with_input_size(24).with_horizon(12).with_d_model(16)
+                                           .with_num_heads(2).with_num_layers(1).with_d_ff(32)),
+        "deepar": lambda: DeepAR(DeepARConfig().with_input_size(24).with_horizon(12).with_hidden_size(16)),
     }
 
 
