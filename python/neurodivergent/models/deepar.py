@@ -330,11 +330,7 @@ class DeepAR(BaseModel):
                 dropped = tape.var(v.data * keep)
                 tape.record(dropped, (v,), lambda dy, keep=keep: (dy * keep,))
                 v = dropped
-        flat_data = v.data.reshape(B * T, -1)
-        flat = tape.var(flat_data) if tape is not None else Var(flat_data, -1)
-        if tape is not None:
-            shape = v.data.shape
-            tape.record(flat, (v,), lambda g: (np.ascontiguousarray(g).reshape(shape),))
+        flat = layers.reshape(tape, v, (B * T, -1))
         raw = layers.linear(tape, self.params, flat, "head.weight", "head.bias")
         return raw, finals
 

@@ -218,7 +218,7 @@ class RecurrentModel(BaseModel):
             if i < n - 1:
                 h = layers.activation(tape, "relu", h)
         if self._uses_context():  # (B * horizon, n_outputs) -> (B, horizon * n_outputs)
-            h = self._reshape(tape, h, (x.shape[0], self._require_sizes()[1] * self.n_outputs))
+            h = layers.reshape(tape, h, (x.shape[0], self._require_sizes()[1] * self.n_outputs))
         return h
 
     def _context(self, tape, ys: Var) -> Var:
@@ -228,40 +228,24 @@ class RecurrentModel(BaseModel):
         sequence_length shorter than the window, the adapter's weights for the last T positions are used."""
         B, T, H = ys.data.shape
         horizon = self._require_sizes()[1]
-        yt = self._transpose12(tape, ys)  # (B, H, T)
-        flat = self._reshape(tape, yt, (B * H, T))
-        W, b = self.params["context.weight"], self.params["context.bias"]
-        if T == W.shape[1]:
-            ctx = layers.linear(tape, self.params, flat, "context.weight", "context.bias")
-        else:
-            ctx = self._linear_tail(tape, flat, T)
-        ctx = self._transpose12(tape, self._reshape(tape, ctx, (B, H, horizon)))  # (B, horizon, H)
-        return self._reshape(tape, ctx, (B * horizon, H))
-
-    def _linear_tail(self, tape, x: Var, T: int) -> Var:
-        """x (N, T) @ W[:, -T:].T + b: the context adapter over a window cut by sequence_length."""
-        W = np.ascontiguousarray(self.params["context.weight"][:, -T:])
-        y = np.ascontiguousarray(F.linear_forward(x.data, W, self.params["context.bias"]))
-        out = tape.var(y) if tape is not None else Var(y, -1)
-        if tape is not None:
-            dW_full, db = self.params.grad_of("context.weight"), self.params.grad_of("context.bias")
-            xd = x.data
-
-            def backward(dy):
-                g = F.linear_backward(dy, xd, W, need_dx=True, db=db)
-                dW_full[:, -T:] += g.dw
-                return (g.dx,)
-
-            tape.record(out, (x,), backward)
-        return out
+        yt = layers.swap_last_axes(tape, ys)  # (B, H, T)
+        flat = layers.reshape(tape, yt, (B * H, T))
+        window = self.params["context.weight"].shape[1]
+        if T < window:  # zero states for the cut-off positions: their adapter columns get no gradient
+            flat = self._pad_left(tape, flat, window)
+        ctx = layers.linear(tape, self.params, flat, "context.weight", "context.bias")
+        ctx = layers.swap_last_axes(tape, layers.reshape(tape, ctx, (B, H, horizon)))  # (B, horizon, H)
+        return layers.reshape(tape, ctx, (B * horizon, H))
 
     @staticmethod
-    def _transpose12(tape, v: Var) -> Var:
-        """(A, B, C) -> (A, C, B), contiguous."""
-        out_data = np.ascontiguousarray(v.data.transpose(0, 2, 1))
+    def _pad_left(tape, x: Var, width: int) -> Var:
+        """x (N, T) -> (N, width) with zeros in the first width - T columns."""
+        T = x.data.shape[1]
+        out_data = np.zeros((x.data.shape[0], width), dtype=x.data.dtype)
+        out_data[:, width - T:] = x.data
         out = tape.var(out_data) if tape is not None else Var(out_data, -1)
         if tape is not None:
-            tape.record(out, (v,), lambda g: (np.ascontiguousarray(g.transpose(0, 2, 1)),))
+            tape.record(out, (x,), lambda g: (np.ascontiguousarray(g[:, width - T:]),))
         return out
 
     def _decoder_inputs(self, x: np.ndarray, finals, y: Optional[np.ndarray], ratio: float,
@@ -306,15 +290,6 @@ class RecurrentModel(BaseModel):
         seq = np.ascontiguousarray(dec_in[:, :, None])
         v = tape.var(seq) if tape is not None else Var(seq, -1)
         dec_y, _ = self._stack(tape, v, "decoder_rnn", rng, states=finals)
-        flat = self._reshape(tape, dec_y, (B * horizon, c.hidden_size))
+        flat = layers.reshape(tape, dec_y, (B * horizon, c.hidden_size))
         out = layers.linear(tape, self.params, flat, "decoder.0.weight", "decoder.0.bias")
-        return self._reshape(tape, out, (B, horizon * self.n_outputs))
-
-    @staticmethod
-    def _reshape(tape, v: Var, shape) -> Var:
-        out_data = np.ascontiguousarray(v.data).reshape(shape)
-        out = tape.var(out_data) if tape is not None else Var(out_data, -1)
-        if tape is not None:
-            src = v.data.shape
-            tape.record(out, (v,), lambda g: (np.ascontiguousarray(g).reshape(src),))
-        return out
+        return layers.reshape(tape, out, (B, horizon * self.n_outputs))

@@ -294,10 +294,7 @@ class Transformer(BaseModel):
             h = self._encoder_layer(tape, h, l, B, n, rng)
         if c.norm == "pre":
             h = _layer_norm(tape, self.params, h, "encoder.norm")
-        flat = _wrap(tape, h.data.reshape(B, n * c.width))
-        if tape is not None:
-            shape = h.data.shape
-            tape.record(flat, (h,), lambda g: (np.ascontiguousarray(g).reshape(shape),))
+        flat = layers.reshape(tape, h, (B, n * c.width))
         out = layers.linear(tape, self.params, flat, "head.weight", "head.bias")
         if c.linear_skip:
             skip = layers.linear(tape, self.params, _wrap(tape, np.ascontiguousarray(x)), "skip.weight", None)

@@ -68,6 +68,23 @@ def dropout(tape: Optional[Tape], x: Var, p: float, rng: Optional[np.random.Gene
     return out
 
 
+def reshape(tape: Optional[Tape], x: Var, shape) -> Var:
+    """x viewed with another shape (C-order, contiguous); the gradient is reshaped back."""
+    out = _wrap(tape, np.ascontiguousarray(x.data).reshape(shape))
+    if tape is not None:
+        src = x.data.shape
+        tape.record(out, (x,), lambda g: (np.ascontiguousarray(g).reshape(src),))
+    return out
+
+
+def swap_last_axes(tape: Optional[Tape], x: Var) -> Var:
+    """(A, B, C) -> (A, C, B), contiguous; the gradient is swapped back."""
+    out = _wrap(tape, np.ascontiguousarray(x.data.transpose(0, 2, 1)))
+    if tape is not None:
+        tape.record(out, (x,), lambda g: (np.ascontiguousarray(g.transpose(0, 2, 1)),))
+    return out
+
+
 def batch_norm(tape: Optional[Tape], pb: ParameterBuffer, x: Var, w: str, b: str, running_mean: np.ndarray,
                running_var: np.ndarray, momentum: float = 0.1, eps: float = 1e-5) -> Var:
     """Batch normalisation over the rows of x (N, C), as ``torch.nn.BatchNorm1d``.
