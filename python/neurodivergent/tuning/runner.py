@@ -8,7 +8,11 @@ forecasting trial are bitwise repeatable for a fixed thread count, see ``threads
 
 Worker processes are started with the ``spawn`` method (safe with the OpenMP runtime of the kernels),
 get the objective once (it must be picklable: a module-level function or an object of a module-level
-class) and run one trial at a time. When the search's time runs out, the workers are terminated: trials
+class) and run one trial at a time. The objective is pickled here and unpickled in the worker's
+initializer — in memory, over the pipe of a pool this search started, as multiprocessing sends every
+argument; doing it by hand lets a worker that cannot rebuild it report the error instead of crashing at
+start-up forever. Pickle never reads a file anywhere in the library: model and checkpoint files are
+safetensors + JSON (tests/test_no_pickle.py checks that loading them never unpickles). When the search's time runs out, the workers are terminated: trials
 still running are recorded with status ``"timeout"``. In this process a running trial cannot be
 interrupted; the time limit is checked before each trial starts.
 """
