@@ -210,10 +210,9 @@ def _table(rows: List[List[str]]) -> str:
                      for r in rows)
 
 
-def cmd_train(args) -> int:
-    from .validation import metrics as M
-    from .validation.baselines import seasonal_naive
-
+def _setup(args):
+    """Threads, data, season length, horizon (default: one season), input size (default: two horizons)
+    and the model, as `train` and `cv` choose them."""
     if args.threads:
         from . import set_num_threads
 
@@ -222,7 +221,14 @@ def cmd_train(args) -> int:
     m = _season(data, args)
     horizon = args.horizon or max(m, 1)
     input_size = args.input_size or 2 * horizon
-    model = _build_model(args, horizon, input_size)
+    return data, source, m, horizon, input_size, _build_model(args, horizon, input_size)
+
+
+def cmd_train(args) -> int:
+    from .validation import metrics as M
+    from .validation.baselines import seasonal_naive
+
+    data, source, m, horizon, input_size, model = _setup(args)
     tc = _training_config(args)
     print(f"data: {source}: {data.n_series} series, {len(data)} rows, frequency {data.freq}")
     print(f"model: {type(model).__name__} input_size={input_size} horizon={horizon} "
@@ -287,15 +293,7 @@ def cmd_cv(args) -> int:
     from .data.csvio import format_floats, write_csv
     from .validation.cross_validation import TimeSeriesCrossValidator
 
-    if args.threads:
-        from . import set_num_threads
-
-        set_num_threads(args.threads)
-    data, source = _load_data(args)
-    m = _season(data, args)
-    horizon = args.horizon or max(m, 1)
-    input_size = args.input_size or 2 * horizon
-    model = _build_model(args, horizon, input_size)
+    data, source, m, horizon, input_size, model = _setup(args)
     tc = _training_config(args).with_verbose(False)
     cv = TimeSeriesCrossValidator(
         n_splits=args.n_splits, test_size=args.test_size or horizon, gap_size=args.gap_size,
