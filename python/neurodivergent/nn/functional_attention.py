@@ -26,6 +26,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .._backend import core as _core
+from .functional_lstm import _coerce as _coerce_array
+from .functional_lstm import _grad_buffer
 
 __all__ = [
     "AttentionCache", "AttentionOutput", "AttentionGrads", "attention_forward", "attention_backward",
@@ -33,33 +35,12 @@ __all__ = [
     "layer_norm_backward",
 ]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _coerce(x, name: str, dtype=None, first: str = "q") -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype not in _FLOATS:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
-    if a.dtype.byteorder == ">":
-        a = a.astype(a.dtype.newbyteorder("="))
-    if dtype is not None and a.dtype != dtype:
-        raise TypeError(f"{name} has dtype {a.dtype} but {first} has dtype {dtype}; all arrays must share one dtype "
-                        "(float32 or float64)")
-    return np.ascontiguousarray(a)
-
-
-def _grad_buffer(a, name: str, shape, dtype) -> np.ndarray:
-    if a is None:
-        return np.zeros(shape, dtype)
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray (it is accumulated into in place), got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name} has dtype {a.dtype} but x has dtype {dtype}; all arrays must share one dtype")
-    if a.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
-    if not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name} must be C-contiguous and writable (it is accumulated into in place)")
-    return a
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    return _coerce_array(x, name, dtype, first)
 
 
 # ----------------------------------------------------------------------------------- attention

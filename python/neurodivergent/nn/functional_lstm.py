@@ -25,7 +25,7 @@ __all__ = ["LSTMCache", "LSTMOutput", "LSTMGrads", "lstm_forward", "lstm_backwar
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _coerce(x, name: str, dtype=None) -> Optional[np.ndarray]:
+def _coerce(x, name: str, dtype=None, first: str = "x") -> Optional[np.ndarray]:
     """A C-contiguous float32/float64 array (copied only when needed); None passes through."""
     if x is None:
         return None
@@ -35,12 +35,12 @@ def _coerce(x, name: str, dtype=None) -> Optional[np.ndarray]:
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("="))
     if dtype is not None and a.dtype != dtype:
-        raise TypeError(f"{name} has dtype {a.dtype} but x has dtype {dtype}; all arrays must share one dtype "
+        raise TypeError(f"{name} has dtype {a.dtype} but {first} has dtype {dtype}; all arrays must share one dtype "
                         "(float32 or float64)")
     return np.ascontiguousarray(a)
 
 
-def _grad_buffer(a, name: str, shape, dtype) -> np.ndarray:
+def _grad_buffer(a, name: str, shape, dtype, first: str = "x") -> np.ndarray:
     """A caller-provided gradient array to accumulate into in place, or fresh zeros."""
     if a is None:
         return np.zeros(shape, dtype)
@@ -49,7 +49,7 @@ def _grad_buffer(a, name: str, shape, dtype) -> np.ndarray:
     if a.dtype not in _FLOATS:
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
     if a.dtype != dtype:
-        raise TypeError(f"{name} has dtype {a.dtype} but x has dtype {dtype}; all arrays must share one dtype")
+        raise TypeError(f"{name} has dtype {a.dtype} but {first} has dtype {dtype}; all arrays must share one dtype")
     if a.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
     if not a.flags.c_contiguous:
