@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 
-
 def _coerce(x, name: str, dtype=None, first: str = "q") -> np.ndarray:
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
