@@ -16,6 +16,7 @@ import numpy as np
 from neurodivergent import load_checkpoint
 from neurodivergent.checkpointing import CheckpointConfig, CheckpointStrategy, SaveFrequency
 from neurodivergent.data.datasets import load_dataset
+from neurodivergent.models.deepar import DeepAR, DeepARConfig
 from neurodivergent.models.lstm import LSTM, LSTMConfig
 from neurodivergent.models.mlp import MLP, MLPConfig
 from neurodivergent.training import (AdamWConfig, Callback, LearningRateScheduler, Mode, Optimizer, ReduceLROnPlateau,
@@ -30,6 +31,8 @@ def data():
 def model(name):
     if name == "mlp":
         return MLP(MLPConfig().with_input_size(8).with_hidden_size(16).with_horizon(4))
+    if name == "deepar":  # its own windows (lags, features) and NLL on the shared loop; dropout 0.05
+        return DeepAR(DeepARConfig().with_input_size(8).with_hidden_size(8).with_horizon(4))
     return LSTM(LSTMConfig().with_input_size(8).with_hidden_size(8).with_horizon(4))
 
 

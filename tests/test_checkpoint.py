@@ -72,25 +72,17 @@ def test_round_trip_for_every_model(name, data, tmp_path):
     m.save(str(tmp_path / "model.safetensors"))
     cls = type(m)
     loaded_models = [load_model(str(tmp_path / "model.safetensors")), cls.load(str(tmp_path / "model.safetensors"))]
-    # models trained by the shared loop (training/trainer.py) carry a training state; a model with a loop
-    # of its own (DeepAR, for now) has none and save_checkpoint says so
-    resumable = m._train_state is not None
-    if resumable:
-        m.save_checkpoint(str(tmp_path / "ckpt.safetensors"))
-        loaded_models += [load_checkpoint(str(tmp_path / "ckpt.safetensors")),
-                          cls.load_checkpoint(str(tmp_path / "ckpt.safetensors")),
-                          load_model(str(tmp_path / "ckpt.safetensors"))]
-    else:
-        with pytest.raises(NotFittedError, match="no training state"):
-            m.save_checkpoint(str(tmp_path / "ckpt.safetensors"))
-        assert name not in ("MLP", "LSTM", "GRU", "Transformer")
+    # every model trains on the shared loop (training/trainer.py) and carries a training state
+    assert m._train_state is not None
+    m.save_checkpoint(str(tmp_path / "ckpt.safetensors"))
+    loaded_models += [load_checkpoint(str(tmp_path / "ckpt.safetensors")),
+                      cls.load_checkpoint(str(tmp_path / "ckpt.safetensors")),
+                      load_model(str(tmp_path / "ckpt.safetensors"))]
     for loaded in loaded_models:
         assert type(loaded) is cls
         np.testing.assert_array_equal(loaded.predict(data).values(m.alias), want)
         np.testing.assert_array_equal(loaded.params.data, m.params.data)
         assert loaded.training_logs.step_losses == m.training_logs.step_losses
-    if not resumable:
-        return
     # a checkpoint written from a loaded checkpoint is the same file (minus nothing)
     again = load_checkpoint(str(tmp_path / "ckpt.safetensors"))
     again.save_checkpoint(str(tmp_path / "ckpt2.safetensors"))

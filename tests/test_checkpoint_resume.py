@@ -58,7 +58,7 @@ def reference(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("name", ["mlp", "lstm"])
+@pytest.mark.parametrize("name", ["mlp", "lstm", "deepar"])
 def test_resume_in_a_new_process_is_bitwise_identical(name, tmp_path, reference):
     ref_dir, ref = reference(name)
     # checkpointing every step and every epoch does not change the run

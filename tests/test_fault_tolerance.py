@@ -102,11 +102,12 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint_and_no_temporaries(tm
 
 
 # ------------------------------------------------------------------------------------------ SIGTERM
-def test_sigterm_checkpoints_and_training_completes_identically(tmp_path, data):
+@pytest.mark.parametrize("name", ["mlp", "deepar"])
+def test_sigterm_checkpoints_and_training_completes_identically(name, tmp_path, data):
     from tests import checkpoint_worker as w
 
     out = tmp_path / "out.json"
-    proc = subprocess.Popen([sys.executable, WORKER, "sigterm", "mlp", tmp_path / "ck", out], env=worker_env(),
+    proc = subprocess.Popen([sys.executable, WORKER, "sigterm", name, tmp_path / "ck", out], env=worker_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
@@ -114,7 +115,7 @@ def test_sigterm_checkpoints_and_training_completes_identically(tmp_path, data):
     assert proc.returncode == 0, err[-2000:]  # returned cleanly
     info = json.loads(out.read_text())
     assert info["stopped_by"] == "SIGTERM"
-    assert len(info["files"]) == 1 and info["files"][0].startswith("mlp_interrupted_step_")
+    assert len(info["files"]) == 1 and info["files"][0].startswith(f"{name}_interrupted_step_")
     step = int(info["files"][0].split("_")[-1].split(".")[0])
     assert step == info["steps"] and step >= 4
     # resume here: same result as a run that never stopped
@@ -122,9 +123,9 @@ def test_sigterm_checkpoints_and_training_completes_identically(tmp_path, data):
     assert resumed.training_logs.stopped_by is None
     assert len(resumed.training_logs.step_losses) == step
     # the worker's slow-down callback is left out: user callbacks that cannot be saved are not compared
-    logs = resumed.resume_training(data, w.config("mlp"))
-    ref = w.model("mlp")
-    ref_logs = ref.fit_with_config(data, w.config("mlp"))
+    logs = resumed.resume_training(data, w.config(name))
+    ref = w.model(name)
+    ref_logs = ref.fit_with_config(data, w.config(name))
     assert logs.step_losses == ref_logs.step_losses
     assert logs.stopped_by == ref_logs.stopped_by
     np.testing.assert_array_equal(resumed.params.data, ref.params.data)

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -62,7 +61,7 @@ from ..nn.tape import Tape, Var
 from ..training.config import TrainingConfig
 from ..training.likelihood import Likelihood
 from ..training.logs import TrainingLogs
-from .base import BaseModel, NotFittedError, register
+from .base import BaseModel, register
 
 __all__ = ["DeepAR", "DeepARConfig"]
 
@@ -461,8 +460,7 @@ class DeepAR(BaseModel):
 
     # ---------------------------------------------------------------- training
     _UNSUPPORTED = (("label_smoothing", 0.0), ("teacher_forcing_ratio", None), ("sequence_length", None),
-                    ("attention_dropout", 0.0), ("batch_norm", False), ("data_augmentation", None),
-                    ("monitor", None), ("visualizer", None), ("checkpoint_every", None))
+                    ("attention_dropout", 0.0), ("batch_norm", False))
 
     def _check_options(self, config: TrainingConfig) -> None:
         from ..training.losses import NegativeLogLikelihoodLoss
@@ -475,10 +473,10 @@ class DeepAR(BaseModel):
             v = getattr(config, name, default)
             if v != default and v is not None and not (isinstance(v, tuple) and not v):
                 raise ValueError(f"{name}={v!r} is set but DeepAR does not support it; remove with_{name}")
-        for name in ("checkpointing", "fault_tolerance"):
-            if getattr(config, name, None) is not None:
-                raise ValueError(f"{name} is set but DeepAR's training loop does not write checkpoints yet; "
-                                 f"remove with_{name}")
+        if config.data_augmentation is not None and config.likelihood.is_count:
+            raise ValueError("data_augmentation is set but DeepAR with Likelihood.NegativeBinomial trains on the raw "
+                             "counts, which random scaling and jitter would turn into non-counts; remove "
+                             "with_data_augmentation or use a continuous likelihood")
 
     def _check_counts(self, data) -> None:
         y = data.y
@@ -492,159 +490,46 @@ class DeepAR(BaseModel):
                              f"{len(rows)} value(s) are not, e.g. {y[rows[0]]!r} in series {shown}")
 
     def fit_with_config(self, data, config: TrainingConfig) -> TrainingLogs:
-        """Train by negative log-likelihood (see the module docstring). On any error the model is left
-        exactly as it was before."""
+        """Train by negative log-likelihood on the shared training loop (see the module docstring). On any
+        error the model is left exactly as it was before."""
         if not isinstance(config, TrainingConfig):
             raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
         self._check_training_data(data, config)
+        return self._train(data, config, None, None)
+
+    def _train(self, data, config: TrainingConfig, loss, resume) -> TrainingLogs:
+        """``fit`` (``resume`` None: the structure is decided from the data) and ``resume_training``
+        (the structure of the checkpoint or of the last fit is kept) on training/trainer.py's loop."""
+        from ..training.losses import LossFunction
+        from ..training.trainer import train
+
         self._check_options(config)
         if config.likelihood.is_count:
             self._check_counts(data)
-        previous = (self.params, self.training_logs, self.training_config, self._structure(), self.buffers)
+        previous = (self.params, self.training_logs, self.training_config, self._structure(), self.buffers,
+                    self._train_state, self._saved_training_config)
         try:
-            self._set_structure(self._decide_structure(data, config))
+            if resume is None:
+                self._set_structure(self._decide_structure(data, config))
+            elif self.likelihood is not config.likelihood:
+                raise ValueError(f"the checkpoint's DeepAR has a {self.likelihood.name} head, the config asks for "
+                                 f"Likelihood.{config.likelihood.name}")
             self.params = ParameterBuffer(self._parameter_specs())
-            self.buffers = {}
-            logs = self._train_loop(data, config)
+            logs = train(self, data.y, data.offsets, config, ds=data.ds, loss=LossFunction.NegativeLogLikelihood,
+                         resume=resume, data=data)
         except BaseException:
-            self.params, self.training_logs, self.training_config, structure, self.buffers = previous
+            (self.params, self.training_logs, self.training_config, structure, self.buffers,
+             self._train_state, self._saved_training_config) = previous
             self._set_structure(structure)
             raise
         self.training_logs = logs
         self.training_config = config
+        self._saved_training_config = None
         return logs
 
-    def _train_loop(self, data, config: TrainingConfig) -> TrainingLogs:
-        from ..training.callbacks import Callback, EarlyStoppingCallback, check_result
-        from ..training.config import _warmup_factor
-        from ..training.progress import Progress
-        from ..training.trainer import TrainingDivergedError, _clippings, make_samplers
-
-        C, h = self._require_sizes()
-        ctx = _DataContext(self, data)
-        rng = np.random.default_rng(config.seed)
-        init_rng, data_rng, drop_rng = (np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=3))
-        train_s, valid_s = make_samplers(data.y, data.offsets, C, h, config.validation_split)
-        if train_s.n_windows == 0:
-            raise ValueError("no training windows: every series is too short for input_size + horizon "
-                             "(+ the validation part)")
-        has_val = valid_s is not None and valid_s.n_windows > 0
-        es = config.early_stopping
-        es_metric = es.resolved_metric(has_val) if es is not None else None
-        if es_metric is not None and es_metric.needs_validation and es_metric.value != "validation_loss":
-            raise ValueError(f"DeepAR records the training and validation NLL; early stopping cannot monitor "
-                             f"Metric.{es_metric.name}")
-        if es_metric is not None and es_metric.needs_validation and not has_val:
-            raise ValueError("early stopping monitors the validation loss: set with_validation_split(...) > 0")
-
-        scheduler = config.learning_rate_scheduler
-        warmup = config.warmup_steps
-        if scheduler is not None:
-            if warmup and getattr(scheduler, "warmup_steps", 0):
-                raise ValueError("warmup is set twice (TrainingConfig.warmup_steps and the scheduler's "
-                                 "with_warmup_steps): set it in one place")
-            if getattr(scheduler, "initial_lr", None) is None and hasattr(scheduler, "with_base_lr"):
-                scheduler = scheduler.with_base_lr(config.base_learning_rate())
-        clips = _clippings(self, config)
-        l1, l2 = config.l1_regularization, config.l2_regularization
-        from ..training import regularization as R
-
-        self._init_parameters(init_rng)
-        pb = self.params
-        opt = config.resolved_optimizer().bind(pb.data)
-        base_lr = config.base_learning_rate()
-        steps_per_epoch = math.ceil(train_s.n_windows / config.batch_size)
-        total_steps = steps_per_epoch * config.max_epochs
-        if config.max_steps is not None:
-            total_steps = min(total_steps, config.max_steps)
-
-        logs = TrainingLogs()
-        callbacks: List[Any] = list(config.callbacks)
-        es_cb = None
-        if es is not None:
-            es_cb = EarlyStoppingCallback(es, es_metric, self._snapshot_state, self._restore_state)
-            callbacks.append(es_cb)
-        for cb in callbacks:
-            cb.model = self
-        batch_cbs = [cb for cb in callbacks if getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end]
-        bar = Progress(total_steps, desc="DeepAR", enabled=config.verbose)
-        tape = Tape()
-        step = 0
-        self._fit_config = config
-        try:
-            for cb in callbacks:
-                cb.on_train_begin(logs)
-            for epoch in range(config.max_epochs):
-                if step >= total_steps:
-                    break
-                for cb in callbacks:
-                    cb.on_epoch_begin(epoch, logs)
-                t0 = time.perf_counter()
-                order = train_s.epoch_order(data_rng)
-                ep_loss, ep_n, stop, lr = 0.0, 0, False, base_lr
-                for a in range(0, len(order), config.batch_size):
-                    if step >= total_steps:
-                        break
-                    if logs._lr_override is not None:
-                        lr = logs._lr_override
-                    else:
-                        lr = float(scheduler.lr_at(epoch, step)) if scheduler is not None else base_lr
-                        if warmup:
-                            lr *= _warmup_factor(warmup, step)
-                    idx = order[a:a + config.batch_size]
-                    s, t = train_s.locate(idx)
-                    x, target, scale = self._window_batch(ctx, s, t)
-                    pb.zero_grad()
-                    raw, _ = self._network(x, tape, drop_rng)
-                    value, draw = self._nll(raw.data, target, scale)
-                    if not math.isfinite(value):
-                        raise TrainingDivergedError(
-                            f"training diverged: loss is {value} at epoch {epoch + 1}, step {step + 1}; "
-                            f"lower the learning rate (now {lr:g}) or check the data")
-                    tape.backward(raw, draw)
-                    if l1 or l2:
-                        R.add_penalties(pb.grad, pb.data, l1, l2)
-                    if clips:
-                        R.apply_clipping(pb.grad, clips)
-                    opt.step(pb.grad, lr=lr)
-                    logs.step_losses.append(value)
-                    logs.step_lrs.append(lr)
-                    ep_loss += value * len(idx)
-                    ep_n += len(idx)
-                    bar.update(1, f"nll {value:.4f}")
-                    for cb in batch_cbs:
-                        if check_result(cb, "on_batch_end", cb.on_batch_end(step, logs)):
-                            stop = True
-                            logs.stopped_by = logs.stopped_by or type(cb).__name__
-                    step += 1
-                    if stop:
-                        break
-                if ep_n == 0:
-                    break
-                if not np.all(np.isfinite(pb.data)):
-                    raise TrainingDivergedError(f"training diverged: parameters became non-finite in epoch {epoch + 1}")
-                entry: Dict[str, Any] = dict(epoch=epoch + 1, step=step, training_loss=ep_loss / ep_n,
-                                             learning_rate=lr)
-                if has_val:
-                    entry["validation_loss"] = self._validation_nll(ctx, valid_s)
-                entry["epoch_time"] = time.perf_counter() - t0
-                logs.append(**entry)
-                for cb in callbacks:
-                    if check_result(cb, "on_epoch_end", cb.on_epoch_end(epoch, logs)):
-                        stop = True
-                        logs.stopped_by = logs.stopped_by or type(cb).__name__
-                if stop:
-                    break
-            if es_cb is not None:
-                es_cb.restore_best()
-            for cb in callbacks:
-                cb.on_train_end(logs)
-        finally:
-            bar.close()
-            self._fit_config = None
-            for cb in callbacks:
-                cb.model = None
-        return logs
+    def _training_hooks(self, data, config: TrainingConfig) -> "_NLLTraining":
+        """DeepAR's batches for the shared loop (training/trainer.py, "Models with a batch of their own")."""
+        return _NLLTraining(self, data)
 
     def _validation_nll(self, ctx: "_DataContext", sampler, batch: int = 512) -> float:
         """Mean NLL of the horizon steps of every validation window (teacher-forced, no dropout)."""
@@ -665,12 +550,15 @@ class DeepAR(BaseModel):
     # ---------------------------------------------------------------- sampling
     def _resolve_sample_args(self, n_samples, seed) -> Tuple[int, int]:
         tc = self.training_config
+        # a file whose training config cannot be rebuilt (it names a user callback) still holds its seed
+        # and sample size in the saved config dict: sampling stays the one of the run that wrote it
+        saved = self._saved_training_config if isinstance(self._saved_training_config, dict) else {}
         if n_samples is None:
-            n_samples = tc.sample_size if tc is not None else 100
+            n_samples = tc.sample_size if tc is not None else saved.get("sample_size", 100)
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
         if seed is None:
-            seed = tc.seed if tc is not None else 0
+            seed = tc.seed if tc is not None else saved.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         return int(n_samples), int(seed)
@@ -773,15 +661,6 @@ class DeepAR(BaseModel):
             cols[f"{a}-hi-{lv:g}"] = np.quantile(samples, hi_q, axis=1)
         return ForecastFrame.from_arrays(data.ids, data.future_ds(self._require_sizes()[1]), cols)
 
-    def save_checkpoint(self, path: str, compression: Optional[str] = None) -> None:
-        raise NotFittedError("DeepAR has no training state to checkpoint: its training loop does not keep a "
-                             "resumable state yet; save the trained model with save(path) (load_model reads it "
-                             "back, ready to predict)")
-
-    def resume_training(self, data, config: Optional[TrainingConfig] = None) -> TrainingLogs:
-        raise NotFittedError("DeepAR has no training state to resume: its training loop cannot resume a run yet; "
-                             "train again with fit")
-
     def predict_array(self, windows: np.ndarray) -> np.ndarray:
         raise NotImplementedError("DeepAR forecasts from whole series (it needs their lags and timestamps): use "
                                   "predict(data) or predict_samples(data)")
@@ -799,3 +678,49 @@ class _DataContext:
         self.feats = model._row_features(data)
         self.static = model._static_matrix(data)
         self.exog = model._exog_rows(data)
+
+
+class _NLLTraining:
+    """DeepAR's side of the shared training loop: teacher-forced windows (lags, calendar / age features,
+    the window scaler) and the negative log-likelihood of the likelihood outputs (training/trainer.py's
+    module docstring describes the protocol)."""
+
+    # metrics of point forecasts of the validation windows: DeepAR's validation is the teacher-forced NLL
+    _POINT_METRICS = ("MAE", "MAPE", "RMSE", "SMAPE")
+
+    def __init__(self, model: DeepAR, data) -> None:
+        self.model = model
+        self.ctx = _DataContext(model, data)
+
+    def check(self, wanted) -> None:
+        bad = sorted(m.name for m in wanted if m.name in self._POINT_METRICS)
+        if bad:
+            raise ValueError(f"DeepAR records the training and validation negative log-likelihood, not "
+                             f"{', '.join('Metric.' + b for b in bad)} (metrics of point forecasts): early stopping "
+                             f"and monitors can watch Metric.TrainingLoss / ValidationLoss / LearningRate / "
+                             f"GradientNorm / EpochTime; measure forecasts with neurodivergent.validation")
+
+    def fingerprint(self) -> bytes:
+        c = self.ctx
+        parts = [np.asarray([*c.feats.shape, *c.static.shape, *c.exog.shape], dtype="<i8").tobytes()]
+        parts += [np.ascontiguousarray(a, dtype="<f8").tobytes() for a in (c.feats, c.static, c.exog)]
+        return b"".join(parts)
+
+    def train_step(self, sampler, idx: np.ndarray, tape: Tape, rng, augmentation, augmentation_rng):
+        m = self.model
+        s, t = sampler.locate(idx)
+        x, target, scale = m._window_batch(self.ctx, s, t)
+        if augmentation is not None:
+            # the scaled lag inputs play the part of a window's input, the scaled targets of its target:
+            # one random factor per window for both, jitter on the lag inputs only
+            B, T, _ = x.shape
+            L = len(m.lags)
+            lag_in, target = augmentation.apply(np.ascontiguousarray(x[:, :, :L]).reshape(B, T * L), target,
+                                                augmentation_rng)
+            x[:, :, :L] = lag_in.reshape(B, T, L)
+        raw, _ = m._network(x, tape, rng)
+        value, draw = m._nll(raw.data, target, scale)
+        return raw, value, draw
+
+    def evaluate(self, sampler) -> Dict[str, float]:
+        return {"validation_loss": self.model._validation_nll(self.ctx, sampler)}

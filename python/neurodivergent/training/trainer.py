@@ -18,6 +18,24 @@ the logs (history, per-step losses and rates, the learning-rate override), the c
 and a SHA-256 of the training data. The learning-rate schedules are pure functions of (epoch, step) and
 the window scalers are computed per window, so neither has state of its own. ``_Run.apply`` puts a
 captured state back; a run resumed in a new process then takes bitwise the same steps.
+
+**Models with a batch of their own.** A model whose training windows are not the plain scaled
+``(input, target)`` pairs (DeepAR: lagged targets, calendar / age features, its own scaler and a
+negative log-likelihood on likelihood outputs) defines ``_training_hooks(data, config)`` and is given the
+whole data frame (``train(..., data=frame)``). The object it returns provides
+
+* ``check(wanted)``: raise a ValueError for recorded metrics (a set of :class:`Metric`) or options it
+  cannot honour, before anything is initialised;
+* ``fingerprint()``: bytes of every input the network sees besides the target values (features,
+  static and exogenous columns), hashed into the data's SHA-256 so that a resume checks them too;
+* ``train_step(sampler, idx, tape, dropout_rng, augmentation, augmentation_rng)`` ->
+  ``(out, loss_value, d_out)``: the forward pass of training windows ``idx`` recorded on ``tape``, the
+  loss and its gradient with respect to ``out`` (the loop then runs backward, penalties, clipping and
+  the optimizer step as for every model);
+* ``evaluate(sampler)`` -> ``{"validation_loss": ...}``: the validation loss without dropout.
+
+Everything else (positions, optimizer, schedules, the three random generators, early stopping,
+callbacks, monitor, visualizer, checkpoints, retries, graceful shutdown) is the shared loop's.
 """
 from __future__ import annotations
 
@@ -211,10 +229,13 @@ def _dec(x: Any) -> Any:
     return x
 
 
-def data_fingerprint(values: np.ndarray, offsets: np.ndarray) -> str:
-    """SHA-256 of the training data (series boundaries and values): a resume must see the same data."""
+def data_fingerprint(values: np.ndarray, offsets: np.ndarray, extra: Optional[bytes] = None) -> str:
+    """SHA-256 of the training data (series boundaries and values, then ``extra``: the other inputs of a
+    model with training hooks): a resume must see the same data."""
     h = hashlib.sha256(np.ascontiguousarray(offsets, dtype="<i8").tobytes())
     h.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+    if extra:
+        h.update(extra)
     return h.hexdigest()
 
 
@@ -335,11 +356,16 @@ class _Run:
     point (after a step, at an epoch boundary) and put back, in this process or a new one."""
 
     def __init__(self, model: "BaseModel", values: np.ndarray, offsets: np.ndarray, config: TrainingConfig,
-                 ds: Optional[np.ndarray], loss: Any):
+                 ds: Optional[np.ndarray], loss: Any, data: Any = None):
         self.model, self.config = model, config
         cfg_m = model.config
         self.loss = loss = config.resolved_loss() if loss is None else loss
         check_model_options(model, config, loss)
+        make_hooks = getattr(model, "_training_hooks", None)
+        if make_hooks is not None and data is None:
+            raise ValueError(f"{type(model).__name__} builds its own training batches: train(..., data=frame) "
+                             "needs the whole data frame")
+        self.hooks = make_hooks(data, config) if make_hooks is not None else None
 
         rng = np.random.default_rng(config.seed)
         self.init_rng, self.data_rng, self.drop_rng = (np.random.default_rng(s)
@@ -353,7 +379,8 @@ class _Run:
             raise ValueError("no training windows: every series is too short for input_size + horizon "
                              "(+ the validation part)")
         self.has_val = has_val = self.valid_s is not None and self.valid_s.n_windows > 0
-        self.fingerprint = data_fingerprint(values, offsets)
+        self.fingerprint = data_fingerprint(values, offsets,
+                                            self.hooks.fingerprint() if self.hooks is not None else None)
 
         # what to record: the monitor's metrics plus what early stopping watches
         monitor = config.monitor
@@ -366,6 +393,8 @@ class _Run:
                                  "validation windows: set with_validation_split(...) > 0 or monitor Metric.TrainingLoss")
             wanted.add(es_metric)
         self.want_gnorm = Metric.GradientNorm in wanted
+        if self.hooks is not None:
+            self.hooks.check(wanted)
         self.runner = None
         if monitor is not None:
             from .monitor import MonitorRunner
@@ -385,11 +414,12 @@ class _Run:
         self.l1, self.l2 = config.l1_regularization, config.l2_regularization
 
         self.row_weights = None
-        if callable(getattr(loss, "compute_weights", None)):
+        if self.hooks is None and callable(getattr(loss, "compute_weights", None)):
             if ds is None:
                 raise ValueError(f"{loss!r} needs the data's timestamps (ds) to compute its weights")
             self.row_weights = np.asarray(loss.compute_weights(ds, values), dtype=np.float64)
-        self.evaluator = _Evaluator(model, loss, self.row_weights, sorted(wanted, key=lambda m: m.value))
+        self.evaluator = (self.hooks.evaluate if self.hooks is not None else
+                          _Evaluator(model, loss, self.row_weights, sorted(wanted, key=lambda m: m.value)))
         self.pass_targets = _accepts_targets(model)
 
         self.ckpt_cfg = config.resolved_checkpointing()
@@ -618,6 +648,7 @@ class _Run:
         epoch, order = self.epoch, self.order
         ck = self.checkpointer
         l1, l2, clips, want_gnorm = self.l1, self.l2, self.clips, self.want_gnorm
+        hooks = self.hooks
         if clips or l1 or l2:
             from . import regularization as R
         while self.pos < len(order) and self.step < self.total_steps and not self.stop:
@@ -630,19 +661,24 @@ class _Run:
                 if self.warmup:
                     lr *= _warmup_factor(self.warmup, step)
             idx = order[self.pos: self.pos + bs]
-            x, y = _scaled_batch(self.train_s, idx, cfg_m.scaler)
-            if self.aug is not None:
-                x, y = self.aug.apply(x, y, self.aug_rng)
-            w = None
-            if self.row_weights is not None:
-                w = self.row_weights[_target_rows(self.train_s, idx)].astype(np.float32)
-            pb.zero_grad()
-            out = (model._forward(x, self.tape, self.drop_rng, y=y) if self.pass_targets
-                   else model._forward(x, self.tape, self.drop_rng))
-            buf = self.dpred_buf.get(out.data.shape)
-            if buf is None:
-                buf = self.dpred_buf[out.data.shape] = np.empty_like(out.data)
-            loss_value, dpred = loss.value_and_grad(out.data, y, w, out=buf)
+            if hooks is not None:
+                pb.zero_grad()
+                out, loss_value, dpred = hooks.train_step(self.train_s, idx, self.tape, self.drop_rng, self.aug,
+                                                          self.aug_rng)
+            else:
+                x, y = _scaled_batch(self.train_s, idx, cfg_m.scaler)
+                if self.aug is not None:
+                    x, y = self.aug.apply(x, y, self.aug_rng)
+                w = None
+                if self.row_weights is not None:
+                    w = self.row_weights[_target_rows(self.train_s, idx)].astype(np.float32)
+                pb.zero_grad()
+                out = (model._forward(x, self.tape, self.drop_rng, y=y) if self.pass_targets
+                       else model._forward(x, self.tape, self.drop_rng))
+                buf = self.dpred_buf.get(out.data.shape)
+                if buf is None:
+                    buf = self.dpred_buf[out.data.shape] = np.empty_like(out.data)
+                loss_value, dpred = loss.value_and_grad(out.data, y, w, out=buf)
             if not math.isfinite(loss_value):
                 raise TrainingDivergedError(
                     f"training diverged: loss is {loss_value} at epoch {epoch + 1}, step {step + 1}; "
@@ -798,11 +834,12 @@ class _Run:
 
 def train(model: "BaseModel", values: np.ndarray, offsets: np.ndarray, config: TrainingConfig, *,
           ds: Optional[np.ndarray] = None, loss: Any = None,
-          resume: Optional[Tuple[Dict[str, np.ndarray], Dict[str, Any]]] = None) -> TrainingLogs:
+          resume: Optional[Tuple[Dict[str, np.ndarray], Dict[str, Any]]] = None, data: Any = None) -> TrainingLogs:
     """Train ``model`` (its ParameterBuffer exists) on the CSR data; with ``resume`` = ``(tensors, state)``
-    of a checkpoint, continue that run instead of initialising. The final training state is left in
+    of a checkpoint, continue that run instead of initialising. ``data``: the whole data frame, for a
+    model with training hooks (module docstring). The final training state is left in
     ``model._train_state`` (what ``model.save_checkpoint`` writes after ``fit``)."""
-    run = _Run(model, values, offsets, config, ds, loss)
+    run = _Run(model, values, offsets, config, ds, loss, data)
     model._fit_config = config
     model._active_run = run
     try:
