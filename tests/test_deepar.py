@@ -308,3 +308,151 @@ def test_validation_split_and_early_stopping(macro):
     val = logs.history["validation_loss"]
     assert np.all(np.isfinite(val))
     assert logs.stopped_early and len(val) == 2  # no improvement by 10 nats after the first epoch
+
+
+# ------------------------------------------------------------------ the shared loop: checkpoints, resume, callbacks
+def _run_cfg(epochs=2):
+    """Stateful features on: validation, early stopping with best weights, augmentation, AdamW, warmup."""
+    from neurodivergent.training import AdamWConfig, Optimizer
+
+    return (_tc(epochs).with_validation_split(0.1).with_early_stopping(patience=5).with_data_augmentation(True)
+            .with_optimizer(Optimizer.AdamW(AdamWConfig().with_weight_decay(0.01))).with_warmup_steps(3)
+            .with_learning_rate(3e-3))
+
+
+def test_checkpoint_round_trip_and_resume_continue_like_a_longer_run(macro, tmp_path):
+    import neurodivergent as nd
+
+    m = DeepAR(_cfg(hidden=6))
+    m.fit_with_config(macro, _run_cfg(2))
+    path = str(tmp_path / "deepar.ckpt")
+    m.save_checkpoint(path)
+    want_samples = m.predict_samples(macro, n_samples=30)
+    want = m.predict(macro, level=[80])
+    for loaded in (DeepAR.load_checkpoint(path), nd.load_checkpoint(path), load_model(path)):
+        assert type(loaded) is DeepAR and loaded.lags == m.lags and loaded.likelihood is m.likelihood
+        np.testing.assert_array_equal(loaded.params.data, m.params.data)
+        np.testing.assert_array_equal(loaded.predict_samples(macro, n_samples=30), want_samples)
+        got = loaded.predict(macro, level=[80])
+        assert got.columns == want.columns
+        for c in want.columns[2:]:
+            np.testing.assert_array_equal(got.values(c), want.values(c))
+    # a file whose training config could not be rebuilt samples with the run's seed and sample size all the same
+    loaded = nd.load_checkpoint(path)
+    loaded.training_config = None
+    np.testing.assert_array_equal(loaded.predict_samples(macro), m.predict_samples(macro))
+    assert loaded.predict_samples(macro).shape[1] == 40
+    # resume from the file (and in-process) = one run of 4 epochs
+    longer = DeepAR(_cfg(hidden=6))
+    ref = longer.fit_with_config(macro, _run_cfg(4))
+    resumed = DeepAR.load_checkpoint(path)
+    logs = resumed.resume_training(macro, _run_cfg(4))
+    assert logs.step_losses == ref.step_losses and logs.history["validation_loss"] == ref.history["validation_loss"]
+    np.testing.assert_array_equal(resumed.params.data, longer.params.data)
+    for k, v in longer._train_state[0].items():
+        assert resumed._train_state[0][k].tobytes() == v.tobytes(), k
+    m.resume_training(macro, _run_cfg(4))
+    np.testing.assert_array_equal(m.params.data, longer.params.data)
+    # the features are part of the data's fingerprint: other calendar features, other data
+    shifted = TimeSeriesDataFrame.from_arrays(np.repeat(macro.ids, macro.lengths), (macro.ds.astype("datetime64[M]") + 1).astype(macro.ds.dtype),
+                                              macro.y, freq=macro.freq)
+    with pytest.raises(ValueError, match="different data"):
+        DeepAR.load_checkpoint(path).resume_training(shifted, _run_cfg(4))
+    with pytest.raises(ValueError, match="differs from the checkpoint's in likelihood"):
+        DeepAR.load_checkpoint(path).resume_training(macro, _run_cfg(4).with_likelihood(Likelihood.StudentT))
+
+
+def test_callbacks_monitor_and_checkpoint_strategies_see_deepar_epochs(macro, tmp_path, caplog):
+    import logging
+    import os
+
+    from neurodivergent.checkpointing import CheckpointConfig, CheckpointStrategy, list_checkpoints
+    from neurodivergent.training import Callback, Metric, TrainingMonitor
+
+    class Record(Callback):
+        def __init__(self):
+            self.epochs, self.steps = [], []
+
+        def on_epoch_end(self, epoch, logs):
+            self.epochs.append((epoch, logs.get_metric("validation_loss")))
+            if epoch == 1:
+                self.model.save_checkpoint(str(tmp_path / "from_callback.ckpt"))
+
+        def on_batch_end(self, step, logs):
+            self.steps.append(step)
+
+    rec = Record()
+    ck = CheckpointConfig().with_save_directory(str(tmp_path / "ck")).with_keep_last_n(2)
+    best = CheckpointConfig().with_save_directory(str(tmp_path / "best")).with_strategy(
+        CheckpointStrategy.BestValidationLoss)
+    monitor = TrainingMonitor().with_metrics([Metric.TrainingLoss, Metric.ValidationLoss, Metric.GradientNorm])
+    m = DeepAR(_cfg(hidden=6))
+    with caplog.at_level(logging.INFO, logger="neurodivergent"):
+        logs = m.fit_with_config(macro, _tc(4).with_validation_split(0.1).with_callback(rec).with_monitor(monitor)
+                                 .with_checkpointing(ck))
+    assert [e for e, _ in rec.epochs] == [0, 1, 2, 3]
+    assert [v for _, v in rec.epochs] == logs.history["validation_loss"]
+    assert rec.steps == list(range(len(logs.step_losses)))
+    assert len(logs.history["gradient_norm"]) == 4 and all(g > 0 for g in logs.history["gradient_norm"])
+    assert sum("DeepAR epoch" in r.getMessage() and "validation_loss=" in r.getMessage() for r in caplog.records) == 4
+    assert sorted(os.listdir(tmp_path / "ck")) == ["deepar_epoch_3.safetensors", "deepar_epoch_4.safetensors"]
+    assert [e for _, _, e in list_checkpoints(tmp_path / "ck")] == [3, 4]
+    from_cb = DeepAR.load_checkpoint(str(tmp_path / "from_callback.ckpt"))
+    assert from_cb.training_logs.history["epoch"] == [1, 2]  # written at the end of epoch 2
+    # the best-validation strategy keeps one file per improvement, named after its epoch
+    m2 = DeepAR(_cfg(hidden=6))
+    logs2 = m2.fit_with_config(macro, _tc(3).with_validation_split(0.1).with_checkpointing(best))
+    val = logs2.history["validation_loss"]
+    improved = [i + 1 for i, v in enumerate(val) if v < min(val[:i], default=np.inf)]
+    assert sorted(os.listdir(tmp_path / "best")) == sorted(f"deepar_best_epoch_{e}.safetensors" for e in improved)
+
+
+def test_visualizer_draws_deepar_training(macro, tmp_path):
+    pytest.importorskip("matplotlib")
+    from neurodivergent.training.visualizer import TrainingVisualizer
+
+    vis = TrainingVisualizer().with_model_architecture_plot(True).with_save_directory(str(tmp_path / "plots"))
+    DeepAR(_cfg(hidden=4)).fit_with_config(macro, _tc(1).with_max_steps(3).with_visualizer(vis))
+    import os
+
+    assert {"curves.png", "architecture.png"} <= set(os.listdir(tmp_path / "plots"))
+
+
+def test_fault_tolerant_retry_replays_a_failed_epoch_exactly(macro):
+    from neurodivergent.training import Callback
+    from neurodivergent.training.fault_tolerance import FaultTolerantTraining
+
+    class FailOnce(Callback):
+        def __init__(self, epochs):
+            self.epochs, self.failed = set(epochs), set()
+
+        def on_epoch_end(self, epoch, logs):
+            if epoch in self.epochs and epoch not in self.failed:
+                self.failed.add(epoch)
+                raise OSError(28, "No space left on device")
+
+    ref = DeepAR(_cfg(hidden=6))
+    ref_logs = ref.fit_with_config(macro, _run_cfg(3).with_callback(FailOnce([])))
+    m = DeepAR(_cfg(hidden=6))
+    ft = FaultTolerantTraining().with_retry_on_failure(1)
+    logs = m.fit_with_config(macro, _run_cfg(3).with_fault_tolerance(ft).with_callback(FailOnce([0, 2])))
+    assert logs.step_losses == ref_logs.step_losses  # dropout, augmentation and shuffling replayed exactly
+    np.testing.assert_array_equal(m.params.data, ref.params.data)
+    assert [a["epoch"] for a in m._train_state[1]["failures"]] == [1, 3]
+
+
+def test_augmentation_and_point_metrics(macro):
+    from neurodivergent.training import Metric, TrainingMonitor
+
+    plain = DeepAR(_cfg(hidden=4)).fit_with_config(macro, _tc(1))
+    aug = DeepAR(_cfg(hidden=4)).fit_with_config(macro, _tc(1).with_data_augmentation(True))
+    assert aug.step_losses[0] != plain.step_losses[0]  # same init and windows, augmented inputs
+    with pytest.raises(ValueError, match="NegativeBinomial trains on the raw counts"):
+        DeepAR(_cfg(hidden=4)).fit_with_config(macro, _tc(1).with_data_augmentation(True)
+                                               .with_likelihood(Likelihood.NegativeBinomial))
+    with pytest.raises(ValueError, match="not Metric.MAE, Metric.RMSE"):
+        DeepAR(_cfg(hidden=4)).fit_with_config(macro, _tc(1).with_validation_split(0.1).with_monitor(
+            TrainingMonitor().with_metrics([Metric.RMSE, Metric.MAE])))
+    with pytest.raises(ValueError, match="not Metric.MAE"):
+        DeepAR(_cfg(hidden=4)).fit_with_config(macro, _tc(1).with_validation_split(0.1).with_early_stopping(
+            patience=2, monitor_metric=Metric.MAE))
