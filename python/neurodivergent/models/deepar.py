@@ -30,11 +30,18 @@ counts stay counts. A zero ``mean |y|`` becomes 1; a zero deviation (a constant 
 **Training** (``fit``): negative log-likelihood with teacher forcing over the whole window (context +
 horizon, ``input_size + horizon`` steps, every step predicting its own value from the true past). The
 loss is ``LossFunction.NegativeLogLikelihood`` (the default 'mae' of TrainingConfig is read as "not set");
-the likelihood is ``TrainingConfig.likelihood``. Windows, batches, the optimizer, learning-rate schedule,
-warmup, clipping (default ``ByNorm(10.0)``), L1/L2, early stopping, validation split and callbacks work as
-for every model; options of other model families (teacher forcing ratio, sequence length, attention
-dropout, batch norm, augmentation) raise a ValueError, as do monitors, visualisers and checkpoints, which
-this model's loop does not drive yet.
+the likelihood is ``TrainingConfig.likelihood``. Training runs on the loop every model shares
+(training/trainer.py, through :meth:`DeepAR._training_hooks`: this model builds its own windows and
+loss, the loop does the rest), so windows, batches, the optimizer, learning-rate schedule, warmup,
+clipping (default ``ByNorm(10.0)``), L1/L2, early stopping, validation split, callbacks, the monitor,
+the visualizer, checkpoints (``save_checkpoint`` / ``load_checkpoint`` / ``resume_training``, exact in a
+new process), fault tolerance and graceful shutdown work as for every model. Augmentation
+(``with_data_augmentation``) scales the scaled lag inputs and targets of a window by one random factor
+and jitters the lag inputs (refused for the NegativeBinomial, whose targets are raw counts). The
+validation loss is the teacher-forced NLL of the horizon steps; metrics of point forecasts (MAE, MAPE,
+RMSE, SMAPE) are not computed during training and asking a monitor or early stopping for them raises a
+ValueError. Options of other model families (teacher forcing ratio, sequence length, attention dropout,
+batch norm, label smoothing) raise a ValueError.
 
 **Prediction**: the network is run over the last ``input_size`` values of each series, then
 ``TrainingConfig.sample_size`` paths are drawn by ancestral sampling (each step's draw is fed back as the
@@ -42,7 +49,8 @@ next steps' lag). :meth:`predict_samples` returns them as ``(series, samples, ho
 returns the median (main column), ``-median``, ``-mean``, one column per ``quantile_levels`` level
 (``DeepAR-q-0.1``) and, for ``level=[80, 90]``, ``DeepAR-lo-80`` / ``DeepAR-hi-80`` (the 10% and 90%
 quantiles of the paths), as NeuralForecast names them. Sampling is repeatable: the seed is the training
-config's seed unless ``seed=`` is given.
+config's seed unless ``seed=`` is given (a checkpoint or model file records it with the config, so a loaded
+model draws the same paths).
 """
 from __future__ import annotations
 
