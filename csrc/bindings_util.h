@@ -6,7 +6,6 @@
 #include <pybind11/pybind11.h>
 
 #include <initializer_list>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,12 +17,10 @@ namespace py = pybind11;
 enum class DType { F32, F64 };
 
 inline std::string shape_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  if (a.ndim() == 1) s << ",";
-  s << ")";
-  return s.str();
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  if (a.ndim() == 1) s += ",";
+  return s + ")";
 }
 
 // The object must be a float32 or float64, C-contiguous numpy array.
@@ -64,18 +61,16 @@ inline void need_ndim(const py::array& a, const char* name, py::ssize_t nd) {
 inline void need_shape(const py::array& a, const char* name, std::initializer_list<py::ssize_t> dims) {
   bool ok = a.ndim() == static_cast<py::ssize_t>(dims.size());
   py::ssize_t i = 0;
-  std::ostringstream want;
-  want << "(";
   for (auto d : dims) {
     if (ok && d >= 0 && a.shape(i) != d) ok = false;
-    want << (i ? ", " : "");
-    if (d >= 0) want << d; else want << "*";
     ++i;
   }
-  if (dims.size() == 1) want << ",";
-  want << ")";
-  if (!ok)
-    throw py::value_error(std::string(name) + " must have shape " + want.str() + ", got " + shape_str(a));
+  if (ok) return;
+  std::string want = "(";
+  i = 0;
+  for (auto d : dims) want += (i++ ? ", " : "") + (d >= 0 ? std::to_string(d) : std::string("*"));
+  if (dims.size() == 1) want += ",";
+  throw py::value_error(std::string(name) + " must have shape " + want + "), got " + shape_str(a));
 }
 
 inline void need_writable(const py::array& a, const char* name) {

@@ -2,12 +2,23 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
 namespace nd {
 
 using index_t = std::int64_t;
+
+// A number for an error message, as printf's %.<precision>g writes it. The core formats with snprintf /
+// std::to_string only, never iostreams: a module built by a GCC 13 toolchain and run against another
+// libstdc++ crashed inside std::ostringstream (seen on the device machine, bench/RESULTS.md "CPU check on
+// an AVX-512 machine"), and tests/test_kernels.py keeps <sstream> / <iostream> out of csrc/.
+inline std::string fmt_double(double v, int precision = 6) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+  return buf;
+}
 
 // ND_CHECK(cond, msg): throws std::invalid_argument (ValueError in Python) when cond is false.
 #define ND_CHECK(cond, msg)                                   \

@@ -3,7 +3,6 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <string>
 
 namespace nd {
@@ -34,12 +33,7 @@ inline double dlog_softplus(double r) {
 
 std::string at(index_t i) { return " at index " + std::to_string(i); }
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
-}
+std::string fmt(double v) { return fmt_double(v, 17); }
 
 template <typename T>
 inline double get(const T* p, index_t i, double dflt) {

@@ -15,7 +15,6 @@
 // identical results for any thread count.
 #include <cfloat>
 #include <cmath>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -72,11 +71,7 @@ inline double lgrad(double r, double d) {
 
 inline int bad_weight(double w) { return static_cast<int>(!((w >= 0.0) & (w <= DBL_MAX))); }
 
-inline std::string fmt(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
+inline std::string fmt(double v) { return fmt_double(v); }
 
 // acc[j] += buf[i + j] over 8 lanes (tail into lane 0): a fixed order, and a shape GCC vectorises.
 inline void lane_add(double* acc, const double* buf, index_t m) {

@@ -12,7 +12,6 @@
 // p, m, v (28 bytes per float parameter; 36 with amsgrad); SGD with momentum 20; RMSprop 20 to 36.
 #include <cfloat>
 #include <cmath>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -148,11 +147,7 @@ ND_CLONES void scale_range(T* x, index_t n, T s) {
   for (index_t i = 0; i < n; ++i) x[i] *= s;
 }
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
+std::string fmt(double v) { return fmt_double(v); }
 
 }  // namespace
 
