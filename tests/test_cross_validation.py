@@ -206,7 +206,7 @@ def _panel(spec, freq="D"):
     """spec: {id: (start date, n)} -> a frame with y = position."""
     ids, ds, y = [], [], []
     for sid, (start, n) in spec.items():
-        d = np.arange(np.datetime64(start), np.datetime64(start) + n)
+        d = np.arange(np.datetime64(start, "D"), np.datetime64(start, "D") + np.timedelta64(n, "D"))
         ids += [sid] * n
         ds.append(d)
         y.append(np.arange(n, dtype=float) + 10.0)
@@ -262,7 +262,7 @@ def test_off_grid_series_are_rejected_for_ds_alignment():
        max_size=4), n_splits=st.integers(1, 3), k=st.integers(1, 4), gap=st.integers(0, 3), purge=st.integers(0, 2),
        expanding=st.booleans())
 def test_panel_fold_properties(starts, lens, n_splits, k, gap, purge, expanding):
-    spec = {f"s{i}": (str(np.datetime64("2021-03-01") + s), lens[i]) for i, s in enumerate(starts)}
+    spec = {f"s{i}": (str(np.datetime64("2021-03-01") + np.timedelta64(s, "D")), lens[i]) for i, s in enumerate(starts)}
     data = _panel(spec)
     pos, T = time_positions(data)
     cv = TimeSeriesCrossValidator(n_splits=n_splits, test_size=k, gap_size=gap, purge_size=purge,
@@ -443,10 +443,10 @@ def test_gap_and_purge_rows_are_not_trained_on():
     data = _panel({"a": ("2020-01-01", 40), "b": ("2020-01-05", 36)})
     cv = TimeSeriesCrossValidator(n_splits=2, test_size=4, gap_size=2, purge_size=3, verbose=False)
     cv.cross_validate(LastValue(_Cfg(2, 4)), data)
-    last_day = np.datetime64("2020-01-01") + 40
+    last_day = np.datetime64("2020-01-01") + np.timedelta64(40, "D")
     for (train, _), f in zip(LastValue.fits, range(2)):
-        test_start = last_day - 4 * (2 - f)
-        assert train.ds.max() == test_start - 6           # gap 2 + purge 3 before the test start
+        test_start = last_day - np.timedelta64(4 * (2 - f), "D")
+        assert train.ds.max() == test_start - np.timedelta64(6, "D")          # gap 2 + purge 3 before the test start
         assert list(train.ids) == ["a", "b"]
 
 

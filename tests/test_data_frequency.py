@@ -78,9 +78,9 @@ def test_infer():
     assert infer_frequency([np.array([D("2020-01-01")])]) is None
     hourly = D("2020-01-01") + np.arange(5) * np.timedelta64(1, "h")
     assert infer_frequency([hourly]) == Frequency("H")
-    q = np.arange(np.datetime64("2000-01"), np.datetime64("2003-01"), 3).astype("datetime64[D]").astype("datetime64[s]")
+    q = np.arange(np.datetime64("2000-01"), np.datetime64("2003-01"), np.timedelta64(3, "M")).astype("datetime64[D]").astype("datetime64[s]")
     assert str(infer_frequency([q])) == "QS"
-    ends = (np.arange(np.datetime64("2000-02"), np.datetime64("2001-02")).astype("datetime64[D]") - 1).astype("datetime64[s]")
+    ends = (np.arange(np.datetime64("2000-02"), np.datetime64("2001-02")).astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[s]")
     assert str(infer_frequency([ends])) == "ME"
     weekly = D("2020-01-06") + np.arange(6) * np.timedelta64(7, "D")
     assert str(infer_frequency([weekly])) == "W"

@@ -215,4 +215,4 @@ def test_property_clean_panels_accepted_and_sorted_stably(panel):
     assert df.ids.tolist() == first_seen
     for sid in ids:
         assert np.array_equal(df.series_y(sid), y[rows_id == sid])
-        assert np.all(np.diff(df.series_ds(sid)) > np.timedelta64(0))
+        assert np.all(np.diff(df.series_ds(sid)) > np.timedelta64(0, "s"))
