@@ -221,17 +221,4 @@ class EarlyStoppingCallback(Callback):
             self._restore(self.best_state)
 
 
-class CheckpointCallback(Callback):
-    """The built-in callback behind ``checkpoint_every``: saves the model every N epochs."""
-
-    def __init__(self, every: int, save):
-        self.every = every
-        self._save = save  # epoch -> None
-
-    def on_epoch_end(self, epoch: int, logs) -> CallbackResult:
-        if (epoch + 1) % self.every == 0:
-            self._save(epoch + 1)
-        return CallbackResult.Continue
-
-
 __all__ = ["Callback", "CallbackResult", "ReduceLROnPlateau", "LambdaCallback", "callback_from_dict"]
