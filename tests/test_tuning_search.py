@@ -336,3 +336,14 @@ def test_progress_is_drawn_on_a_terminal_only(monkeypatch):
             assert "RandomSearch" in text and "5/5" in text and "best" in text
         else:
             assert text == ""
+
+
+def test_guide_module_path_optimization_reexports_tuning():
+    import neurodivergent.optimization as opt
+    import neurodivergent.tuning as tuning
+
+    # the guide: use neuro_divergent::optimization::{GridSearch, HyperparameterSpace, RandomSearch, ...}
+    for name in ["GridSearch", "HyperparameterSpace", "RandomSearch", "BayesianOptimization",
+                 "MultiObjectiveOptimization"]:
+        assert getattr(opt, name) is getattr(tuning, name)
+    assert set(opt.__all__) == set(tuning.__all__)
