@@ -1,4 +1,4 @@
-"""The training loop shared by every point/quantile-forecast model.
+"""The training loop shared by every model (point, quantile and, through training hooks, DeepAR's likelihood).
 
 Per step: gather a batch of windows -> scale each window by its input's statistics -> (augmentation)
 -> model forward (recording a tape) -> loss value and gradient (C++) -> backward into the flat gradient
