@@ -76,3 +76,17 @@ timeout 200 python3 -X faulthandler -m pytest -x -q -p no:cacheprovider tests/te
 echo "== whole suite (16 workers)"
 timeout 240 python3 -m pytest -q -p no:cacheprovider -n 16 >"$out/suite.log" 2>&1; tail -25 "$out/suite.log"
 echo "== done $(date -u)"
+
+# Optional (ND_DEVICE_BENCH=1): 1- and 2-thread kernel timings against the PyTorch installed there (not the
+# 2.13 this project's bench targets use; a server CPU with AVX-512, where torch's oneDNN uses 512-bit
+# kernels and ours are AVX2): a reading of where we stand on such a machine, not the targets.
+if [ "${ND_DEVICE_BENCH:-0}" = 1 ]; then
+  python3 -c 'import torch; print("torch", torch.__version__)'
+  echo "== rnn --quick, 1 and 2 threads"
+  timeout 200 python3 bench/rnn.py --cell both --quick --threads 1 2 --no-mem --markdown --budget 0.2 --max-reps 5 \
+    >"$out/rnn.md" 2>&1; tail -30 "$out/rnn.md"
+  echo "== attention --quick, 1 and 2 threads"
+  timeout 120 python3 bench/attention.py --quick --threads 1 2 --no-mem --markdown --budget 0.2 --max-reps 5 \
+    >"$out/attention.md" 2>&1; tail -25 "$out/attention.md"
+  echo "== bench done $(date -u)"
+fi
