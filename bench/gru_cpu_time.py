@@ -3,7 +3,8 @@
     PYTHONPATH=python python3 bench/gru_cpu_time.py [--torch] [--reps 7] [--only B,T,I,H ...]
 
 Each configuration is one layer (I = H is the second layer of a two-layer stack). Median of --reps calls of
-F.gru_forward and F.gru_backward (dy on every step, dx computed when I = H, as for the second layer of the bench's stacks).
+F.gru_forward and F.gru_backward (dy on every step; dx computed when I = H, as for the second layer of
+bench/rnn.py's two-layer stacks).
 GFLOP/s count 2*B*T*(I+H)*3H for the forward and twice that for the backward.
 --torch: also times torch.nn.GRU (one layer, same weights, torch.set_num_threads(1)) forward under no_grad
 and forward + backward, alternated call by call with ours; "x" is torch time / our time.
