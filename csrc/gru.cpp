@@ -14,7 +14,9 @@
 //   dn = dh (1 - z)   dz = dh (h_{t-1} - n)   da_n = dn (1 - n^2)   dhn = da_n r
 //   da_r = da_n hn r (1 - r)   da_z = dz z (1 - z)
 //   dh_{t-1} = dh z + [da_r, da_z, dhn] @ W_hh (+ dy_{t-1})
-//   The per-step GEMM (W_hh packed once) fuses the elementwise part of step t-1 into its epilogue.
+//   The per-step GEMM (W_hh packed once) fuses the elementwise part of step t-1 into its epilogue; it runs
+//   in row panels x K chunks (see backward_impl) so that the weight sliver chunk and the panel's dG rows
+//   stay in L1 (bitwise the same results as one pass over K).
 //   Per (b, t) the row [da_r, da_z, dhn, da_n] (4H) is stored; after the loop, large GEMMs over all B*T
 //   rows give dW_hh += [da_r,da_z,dhn]^T h_prev, dW_ih += [da_r,da_z,da_n]^T x, dx, and column sums
 //   (in double) the biases.
@@ -89,7 +91,11 @@ struct BwdArgs {
   const Real* y;      // (B,T,H)
   const Real* gates;  // (B,T,CW)
   const Real* zeros;  // (H + W) zeros
-  index_t T, H;
+  Real* acc;          // (nbb, B, 2W) work: the per-step product's partial sums between K chunks (nkc > 1)
+  index_t T, H, B;
+  index_t kc;         // K chunk of the per-step product (K = 3H): the sliver chunk in use stays in L1
+  index_t panel;      // rows per row panel (a multiple of the tile height)
+  index_t pf;         // prefetch distance of the epilogue lines, in row tiles
 };
 
 // ------------------------------------------------------------------------------ portable vector traits
@@ -360,6 +366,19 @@ void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const R
                 [&](index_t b0, index_t b1) { K::forward_rows(a, b0, b1); });
 }
 
+// Backward per-step product blocking (see backward_impl). ND_GRU_SLIVER_BYTES / ND_GRU_PANEL_BYTES in the
+// environment override them (read per call; for tuning on other machines).
+inline index_t env_bytes(const char* name, index_t dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  const long long n = std::atoll(v);
+  return n >= 256 ? index_t(n) : dflt;
+}
+inline index_t bwd_sliver_bytes() { return env_bytes("ND_GRU_SLIVER_BYTES", 16 * 1024); }
+inline index_t bwd_panel_bytes() { return env_bytes("ND_GRU_PANEL_BYTES", 12 * 1024); }
+// Prefetch distance of the backward epilogue lines, in row tiles (1, 2 and 3 measured alike here).
+constexpr index_t kBwdPrefetchTiles = 1;
+
 // Rows of the (B*T) x 4H gradient buffer are processed in fixed chunks (independent of the thread count);
 // per-chunk partial sums are combined in chunk order, in double.
 inline index_t chunk_rows(index_t N) {
@@ -375,10 +394,20 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   const index_t W = K::W, NR = 2 * W, G = 3 * H, nbb = ceil_div(H, NR), BT = B * T;
   const bool small_i = I <= K::kSmallI;
   const index_t CR = chunk_rows(BT), NC = ceil_div(BT, CR), PW = small_i ? G * I + 4 * H : 4 * H;
+  // Blocking of the per-step product dG_t (rows, 3H) @ W_hh (3H, H), as a GEMM's: K chunks of kc rows of
+  // the (3H, 2W) weight sliver (16 KiB, kept in L1 while the row tiles of a panel run), and row panels
+  // whose K chunk of dG rows (12 KiB) stays in L1 across the unit blocks, as in the LSTM. Partial sums go
+  // through `acc` between K chunks; every element sees the same FMAs in the same order (k ascending)
+  // whatever the blocking, so results do not change with it.
+  const index_t nkc = ceil_div(G * NR * index_t(sizeof(Real)), bwd_sliver_bytes());
+  const index_t kc = ceil_div(G, nkc);
+  index_t panel = (bwd_panel_bytes() / (kc * index_t(sizeof(Real)))) / K::BMR * K::BMR;
+  if (panel < K::BMR) panel = K::BMR;
   Carver c{static_cast<char*>(tls_ws.reserve(bytes_of<Real>(nbb * G * NR) + bytes_of<Real>(BT * 4 * H) +
                                                bytes_of<Real>(B * H) + bytes_of<Real>(H + W) +
                                                bytes_of<Real>(B * G) + bytes_of<Real>(NC * PW) +
-                                               bytes_of<Real>(I * G) + bytes_of<Real>(G * H)))};
+                                               bytes_of<Real>(I * G) + bytes_of<Real>(G * H) +
+                                               (nkc > 1 ? bytes_of<Real>(nbb * B * NR) : 0)))};
   Real* wb = c.take<Real>(nbb * G * NR);    // (nbb, 3H, 2W)
   Real* dgates = c.take<Real>(BT * 4 * H);  // (B,T,4H): da_r, da_z, dhn, da_n
   Real* dhd = c.take<Real>(B * H);          // (B,H)
@@ -387,11 +416,12 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   Real* part = c.take<Real>(NC * PW);       // (NC, PW): per-chunk partial sums
   Real* wihT = c.take<Real>(I * G);         // (I, 3H): W_ih^T (small-I pass)
   Real* dwh = c.take<Real>(G * H);          // (3H, H): this call's dW_hh, added to dw_hh once
+  Real* acc = nkc > 1 ? c.take<Real>(nbb * B * NR) : nullptr;  // (nbb, B, 2W)
   K::pack_backward(wb, w_hh, H);
   for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
 
   // 1. the recurrence, per batch range.
-  BwdArgs<Real> a{dgates, dhd, dh0, wb, dy, dh, h0, y, gates, zeros, T, H};
+  BwdArgs<Real> a{dgates, dhd, dh0, wb, dy, dh, h0, y, gates, zeros, acc, T, H, B, kc, panel, kBwdPrefetchTiles};
   parallel_rows(B, 2.0 * double(B) * double(T) * double(H) * double(3 * H),
                 [&](index_t b0, index_t b1) { K::backward_rows(a, b0, b1); });
 
@@ -1068,13 +1098,22 @@ struct Api {
     }
   }
 
-  // sums[i] = A[i*lda + 0 .. K) @ (K, 2W) sliver w, for MR rows. Not inlined (registers, see fwd_products).
+  // out[i] = in[i] + A[i*lda + 0 .. K) @ (K, 2W) sliver w, for MR rows (in == nullptr: zeros); in / out
+  // hold MR rows of 2W values, contiguous. Not inlined (registers, see fwd_products).
   template <int MR>
-  static __attribute__((noinline)) void bwd_product(Real (&sums)[MR][2][W], const Real* A, index_t lda, index_t K,
-                                                    const Real* __restrict w) {
+  static __attribute__((noinline)) void bwd_product(Real* out, const Real* in, const Real* A,
+                                                    index_t lda, index_t K, const Real* __restrict w) {
     V acc[MR][2];
+    if (in) {
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
+      for (int i = 0; i < MR; ++i) {
+        acc[i][0] = VT::load(in + i * 2 * W);
+        acc[i][1] = VT::load(in + i * 2 * W + W);
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
+    }
     for (index_t k = 0; k < K; ++k) {
       const V w0 = VT::load(w), w1 = VT::load(w + W);
 #pragma GCC unroll 8
@@ -1087,19 +1126,28 @@ struct Api {
     }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      VT::store(sums[i][0], acc[i][0]);
-      VT::store(sums[i][1], acc[i][1]);
+      VT::store(out + i * 2 * W, acc[i][0]);
+      VT::store(out + i * 2 * W + W, acc[i][1]);
     }
   }
 
-  // Rows b0 .. b0+MR, units ub*2W .. +2W: acc = dgates(b, t)[0:3H] @ W_hh; then dh_{t-1} = acc + dhd (+ dy)
-  // feeds the elementwise part of step t-1, or, at t = 0, is dh0.
+  // Rows b0 .. b0+MR, units ub*2W .. +2W, K chunk [k0, k1) of the product dgates(b, t)[0:3H] @ W_hh (wblk:
+  // this unit block's sliver). Before the last chunk the partial sums go to a.acc; after it,
+  // dh_{t-1} = sum + dhd (+ dy) feeds the elementwise part of step t-1, or, at t = 0, is dh0.
   template <int MR>
   static inline __attribute__((always_inline)) void bwd_tile(const BwdArgs<Real>& a, index_t b0, index_t t,
-                                                             index_t ub, const Real* __restrict wblk) {
-    const index_t H = a.H, T = a.T;
+                                                             index_t ub, const Real* __restrict wblk, index_t k0,
+                                                             index_t k1) {
+    const index_t H = a.H, T = a.T, NR = 2 * W;
+    Real* part = a.acc ? a.acc + (ub * a.B + b0) * NR : nullptr;  // (MR, 2W) when K is chunked
+    const Real* in = k0 > 0 ? part : nullptr;
+    const Real* A = a.dgates + (b0 * T + t) * 4 * H + k0;
+    if (k1 < 3 * H) {
+      bwd_product<MR>(part, in, A, T * 4 * H, k1 - k0, wblk + k0 * NR);
+      return;
+    }
     alignas(64) Real sums[MR][2][W];
-    bwd_product<MR>(sums, a.dgates + (b0 * T + t) * 4 * H, T * 4 * H, 3 * H, wblk);
+    bwd_product<MR>(&sums[0][0][0], in, A, T * 4 * H, k1 - k0, wblk + k0 * NR);
     // Epilogue as a loop (not unrolled: code size).
 #pragma GCC unroll 1
     for (int i = 0; i < MR; ++i) {
@@ -1120,8 +1168,22 @@ struct Api {
     }
   }
 
+  template <int MR>
+  static inline __attribute__((always_inline)) void bwd_tile_any(const BwdArgs<Real>& a, index_t b, index_t m,
+                                                                 index_t t, index_t ub, const Real* wblk,
+                                                                 index_t k0, index_t k1) {
+    switch (m) {
+      case MR: bwd_tile<MR>(a, b, t, ub, wblk, k0, k1); break;
+      case 5: bwd_tile<5>(a, b, t, ub, wblk, k0, k1); break;
+      case 4: bwd_tile<4>(a, b, t, ub, wblk, k0, k1); break;
+      case 3: bwd_tile<3>(a, b, t, ub, wblk, k0, k1); break;
+      case 2: bwd_tile<2>(a, b, t, ub, wblk, k0, k1); break;
+      default: bwd_tile<1>(a, b, t, ub, wblk, k0, k1); break;
+    }
+  }
+
   static void backward_rows(const BwdArgs<Real>& a, index_t b0, index_t b1) {
-    const index_t H = a.H, T = a.T, NR = 2 * W, nbb = (H + NR - 1) / NR;
+    const index_t H = a.H, T = a.T, G = 3 * H, NR = 2 * W, nbb = (H + NR - 1) / NR;
     // Step T-1: dh = dh_final + dy[:, T-1].
     for (index_t b = b0; b < b1; ++b)
       for (index_t u = 0; u < H; u += W) {
@@ -1130,28 +1192,34 @@ struct Api {
         if (a.dy) d = VT::add(d, ldn(a.dy + (b * T + T - 1) * H + u, nu));
         elem_bwd(a, b, T - 1, u, nu, d);
       }
-    for (index_t t = T - 1; t >= 0; --t) {
-      if (t > 0) prefetch_bwd(a, b0, b1 - b0 < BMR ? b1 - b0 : BMR, t - 1, 0);
-      for (index_t ub = 0; ub < nbb; ++ub) {
-        const Real* wblk = a.wb + ub * 3 * H * NR;
-        for (index_t b = b0; b < b1; b += BMR) {
-          if (t > 0) {  // the next tile's epilogue lines
-            if (b + BMR < b1)
-              prefetch_bwd(a, b + BMR, b1 - b - BMR < BMR ? b1 - b - BMR : BMR, t - 1, ub * NR);
-            else if ((ub + 1) * NR < H)
-              prefetch_bwd(a, b0, b1 - b0 < BMR ? b1 - b0 : BMR, t - 1, (ub + 1) * NR);
-          }
-          switch (b1 - b < BMR ? b1 - b : BMR) {
-            case BMR: bwd_tile<BMR>(a, b, t, ub, wblk); break;
-            case 5: bwd_tile<5>(a, b, t, ub, wblk); break;
-            case 4: bwd_tile<4>(a, b, t, ub, wblk); break;
-            case 3: bwd_tile<3>(a, b, t, ub, wblk); break;
-            case 2: bwd_tile<2>(a, b, t, ub, wblk); break;
-            default: bwd_tile<1>(a, b, t, ub, wblk); break;
+    // Per step: row panels; per panel, K chunks; per chunk, the unit blocks (weight sliver chunks) each
+    // over the panel's row tiles. The epilogue (last chunk) of a tile prefetches the next tile's lines.
+    const index_t kc = a.acc ? a.kc : G, panel = a.panel, pf = a.pf;
+    for (index_t t = T - 1; t >= 0; --t)
+      for (index_t p0 = b0; p0 < b1; p0 += panel) {
+        const index_t p1 = p0 + panel < b1 ? p0 + panel : b1;
+        for (index_t k0 = 0; k0 < G; k0 += kc) {
+          const index_t k1 = k0 + kc < G ? k0 + kc : G;
+          const bool last = k1 == G;
+          // Tiles of the last chunk in order j = ub * ntile + (b - p0) / BMR; tile j prefetches the
+          // epilogue lines of tile j + pf (the first pf tiles up front).
+          const index_t ntile = (p1 - p0 + BMR - 1) / BMR, nt_all = ntile * nbb;
+          auto pf_tile = [&](index_t j) {
+            if (j >= nt_all) return;
+            const index_t bj = p0 + (j % ntile) * BMR;
+            prefetch_bwd(a, bj, p1 - bj < BMR ? p1 - bj : BMR, t - 1, (j / ntile) * NR);
+          };
+          if (last && t > 0)
+            for (index_t j = 0; j < pf; ++j) pf_tile(j);
+          for (index_t ub = 0; ub < nbb; ++ub) {
+            const Real* wblk = a.wb + ub * G * NR;
+            for (index_t b = p0; b < p1; b += BMR) {
+              if (last && t > 0) pf_tile(ub * ntile + (b - p0) / BMR + pf);
+              bwd_tile_any<BMR>(a, b, p1 - b < BMR ? p1 - b : BMR, t, ub, wblk, k0, k1);
+            }
           }
         }
       }
-    }
   }
 };
 

@@ -26,8 +26,10 @@ GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 # (B, T, I, H): B = 1, T = 1, I = 1, H = 1 and H not a multiple of 8 (or 4: the double vector width),
 # several batch tiles (forward tiles of 4 rows, backward of 6), hidden sizes spanning unit blocks.
 # I > 16 takes the GEMM path for dW_ih / dx (smaller inputs: one fused pass over the rows).
+# H > 85: the backward's per-step product runs in K chunks (3H x 2W weight sliver > 16 KiB), over several
+# row panels at B = 20.
 SHAPES = [(1, 1, 1, 1), (1, 1, 3, 5), (2, 3, 1, 8), (1, 6, 2, 3), (3, 7, 8, 13), (5, 4, 6, 17), (7, 5, 3, 24),
-          (4, 6, 5, 33), (13, 3, 2, 64), (9, 4, 16, 70), (3, 5, 17, 12), (2, 4, 40, 9)]
+          (4, 6, 5, 33), (13, 3, 2, 64), (9, 4, 16, 70), (3, 5, 17, 12), (2, 4, 40, 9), (20, 3, 2, 90)]
 
 
 def assert_close(out, refv, rtol, what="value", scale=None):
@@ -191,7 +193,8 @@ def test_sigmoid_tanh_accuracy_across_the_range(rng):
 
 
 # ===================================================================================== 3. fast == naive
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 7, 8, 13), (7, 5, 3, 24), (9, 4, 16, 70), (2, 4, 40, 9)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 7, 8, 13), (7, 5, 3, 24), (9, 4, 16, 70), (2, 4, 40, 9),
+                                   (20, 3, 2, 90)])
 @pytest.mark.parametrize("dt", DTYPES)
 def test_fast_equals_naive(shape, dt, rng):
     B, T, I, H = shape
@@ -220,7 +223,7 @@ def generic_isa():
         _core.gemm_force_isa("auto")
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (5, 4, 6, 17), (13, 3, 2, 64), (2, 4, 40, 9)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (5, 4, 6, 17), (13, 3, 2, 64), (2, 4, 40, 9), (20, 3, 2, 90)])
 @pytest.mark.parametrize("dt", DTYPES)
 def test_portable_kernels_match_reference(shape, dt, rng, generic_isa):
     assert _core.gru_isa() == "generic"
@@ -334,9 +337,11 @@ def test_non_contiguous_and_list_inputs_are_coerced(rng):
 
 
 # ===================================================================================== 6. determinism, threads
-def test_bitwise_repeatable_and_thread_count_independent(rng, threads):
-    # Large enough (> 2 MFLOP per thread) that the recurrence really splits the batch across threads.
-    B, T, I, H = 37, 20, 5, 40
+# Large enough (> 2 MFLOP per thread) that the recurrence really splits the batch across threads; the
+# second shape has the backward's K-chunked step product (H > 85) over several row panels per thread.
+@pytest.mark.parametrize("shape", [(37, 20, 5, 40), (67, 4, 64, 90)])
+def test_bitwise_repeatable_and_thread_count_independent(shape, rng, threads):
+    B, T, I, H = shape
     args = make(rng, B, T, I, H, np.float32)
     dy = rng.standard_normal((B, T, H)).astype(np.float32)
     dh = rng.standard_normal((B, H)).astype(np.float32)
@@ -353,6 +358,29 @@ def test_bitwise_repeatable_and_thread_count_independent(rng, threads):
     for nt in (2, 3):  # the batch split changes nothing: bitwise equal across thread counts
         for u, v in zip(results[1], results[nt]):
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_backward_blocking_does_not_change_results(dt, rng, monkeypatch):
+    # The backward's per-step product runs in K chunks over row panels; ND_GRU_SLIVER_BYTES /
+    # ND_GRU_PANEL_BYTES (read per call) change that blocking. Every element sees the same FMAs in the same
+    # order whatever the blocking: bitwise equal gradients.
+    B, T, I, H = 23, 3, 4, 100
+    args = make(rng, B, T, I, H, dt)
+    dy = rng.standard_normal((B, T, H)).astype(dt)
+    dh = rng.standard_normal((B, H)).astype(dt)
+    out = F.gru_forward(*args)
+    results = []
+    for sliver, panel in ((None, None), ("1000000000", "1000000000"), ("4096", "2048"), ("1000000000", "512")):
+        for name, v in (("ND_GRU_SLIVER_BYTES", sliver), ("ND_GRU_PANEL_BYTES", panel)):
+            if v is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, v)
+        results.append(F.gru_backward(out.cache, dy, dh))
+    for other in results[1:]:
+        for name, u, v in zip(GRAD_NAMES, results[0], other):
+            np.testing.assert_array_equal(u, v, err_msg=name)
 
 
 # ===================================================================================== 7. hypothesis

@@ -1,0 +1,124 @@
+"""GRU layer kernels alone, per-call thread CPU time (robust on a shared VM), 1 thread, float32.
+
+    PYTHONPATH=python python3 bench/gru_cpu_time.py [--torch] [--reps 7] [--only B,T,I,H ...]
+    PYTHONPATH=python python3 bench/gru_cpu_time.py \
+        --variants "old:ND_GRU_PANEL_BYTES=1000000000,ND_GRU_SLIVER_BYTES=1000000000;new:"
+
+Each configuration is one layer (I = H is the second layer of a two-layer stack). Median of --reps calls of
+F.gru_forward and F.gru_backward (dy on every step; dx computed when I = H, as for the second layer of
+bench/rnn.py's two-layer stacks).
+GFLOP/s count 2*B*T*(I+H)*3H for the forward and twice that for the backward.
+--torch: also times torch.nn.GRU (one layer, same weights, torch.set_num_threads(1)) forward under no_grad
+and forward + backward, alternated call by call with ours; "x" is torch time / our time.
+--variants "name:VAR=v,VAR=v;name2:...": A/B inside one process. The kernels read their tuning variables
+(ND_GRU_SLIVER_BYTES, ND_GRU_PANEL_BYTES: the backward step product's blocking) on every call; each
+variant's variables are set before its calls, the variants alternate call by call, and min / median of
+each are printed (forward and backward).
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+import neurodivergent as nd
+from neurodivergent.nn import functional as F
+
+CONFIGS = [(256, 96, 1, 64), (32, 96, 1, 64), (256, 96, 1, 128), (256, 96, 8, 256), (32, 168, 1, 256),
+           (256, 24, 128, 128), (256, 96, 256, 256), (256, 24, 256, 256)]
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--torch", action="store_true")
+ap.add_argument("--reps", type=int, default=7)
+ap.add_argument("--only", nargs="*", default=None, help="B,T,I,H tuples")
+ap.add_argument("--variants", default=None, help='"name:VAR=v,VAR=v;name2:..." (see the docstring)')
+args = ap.parse_args()
+configs = [tuple(int(v) for v in s.split(",")) for s in args.only] if args.only else CONFIGS
+
+nd.set_num_threads(1)
+if args.torch:
+    import torch
+    torch.set_num_threads(1)
+
+
+def make(B, T, I, H, rng):
+    x = rng.normal(size=(B, T, I)).astype(np.float32)
+    w_ih = (rng.normal(size=(3 * H, I)) * 0.1).astype(np.float32)
+    w_hh = (rng.normal(size=(3 * H, H)) * 0.1).astype(np.float32)
+    return x, w_ih, w_hh, np.zeros(3 * H, np.float32), np.ones((B, T, H), np.float32)
+
+
+def timed(f):
+    c = time.thread_time()
+    r = f()
+    return time.thread_time() - c, r
+
+
+def run_variants(spec):
+    variants = []
+    for part in spec.split(";"):
+        name, _, kv = part.partition(":")
+        variants.append((name, dict(x.split("=", 1) for x in kv.split(",") if x)))
+    keys = {k for _, d in variants for k in d}
+    rng = np.random.default_rng(0)
+    for (B, T, I, H) in configs:
+        x, w_ih, w_hh, b, dy = make(B, T, I, H, rng)
+        fl = 2 * B * T * (I + H) * 3 * H
+        fw = {n: [] for n, _ in variants}
+        bw = {n: [] for n, _ in variants}
+        for _ in range(args.reps):
+            for n, d in variants:
+                for k in keys:
+                    os.environ.pop(k, None)
+                os.environ.update(d)
+                tf, o = timed(lambda: F.gru_forward(x, w_ih, w_hh, b, b))
+                tb, _ = timed(lambda: F.gru_backward(o.cache, dy, need_dx=I == H))
+                fw[n].append(tf)
+                bw[n].append(tb)
+        for k in keys:
+            os.environ.pop(k, None)
+        print(f"B={B} T={T} I={I} H={H}:", flush=True)
+        for n, _ in variants:
+            f, g = np.array(fw[n]), np.array(bw[n])
+            print(f"  {n:>10}: fwd min {f.min()*1e3:.1f} med {np.median(f)*1e3:.1f} ms ({fl/np.median(f)/1e9:.1f} GF/s)"
+                  f"  bwd min {g.min()*1e3:.1f} med {np.median(g)*1e3:.1f} ms ({2*fl/np.median(g)/1e9:.1f} GF/s)",
+                  flush=True)
+
+
+def run_plain():
+    rng = np.random.default_rng(0)
+    for (B, T, I, H) in configs:
+        x, w_ih, w_hh, b, dy = make(B, T, I, H, rng)
+        fl = 2 * B * T * (I + H) * 3 * H
+        fw, bw, tf, tb = [], [], [], []
+        if args.torch:
+            mod = torch.nn.GRU(I, H, batch_first=True)
+            with torch.no_grad():
+                mod.weight_ih_l0.copy_(torch.from_numpy(w_ih))
+                mod.weight_hh_l0.copy_(torch.from_numpy(w_hh))
+            xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+            xg = xt.clone().requires_grad_(I == H)
+        for _ in range(args.reps):
+            t, o = timed(lambda: F.gru_forward(x, w_ih, w_hh, b, b))
+            fw.append(t)
+            bw.append(timed(lambda: F.gru_backward(o.cache, dy, need_dx=I == H))[0])
+            if args.torch:
+                def tfwd():
+                    with torch.no_grad():
+                        mod(xt)
+                tf.append(timed(tfwd)[0])
+                tb.append(timed(lambda: mod(xg)[0].backward(dyt))[0])
+                mod.zero_grad()
+        f, bb = np.median(fw), np.median(bw)
+        line = (f"B={B} T={T} I={I} H={H}: fwd {f*1e3:.1f} ms {fl/f/1e9:.1f} GF/s  bwd {bb*1e3:.1f} ms "
+                f"{2*fl/bb/1e9:.1f} GF/s  fwd+bwd {(f+bb)*1e3:.1f} ms {3*fl/(f+bb)/1e9:.1f} GF/s")
+        if args.torch:
+            t1, t2 = np.median(tf), np.median(tb)
+            line += f" | torch fwd {t1*1e3:.1f} ms ({t1/f:.2f}x) fwd+bwd {t2*1e3:.1f} ms ({t2/(f+bb):.2f}x)"
+        print(line, flush=True)
+
+
+if args.variants:
+    run_variants(args.variants)
+else:
+    run_plain()
