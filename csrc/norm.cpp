@@ -198,7 +198,8 @@ ND_AI V8 gelu_grad_v(V8 xv, V8 dyv) {
 ND_AI void gelu_bwd_v(float* dx, const float* dy, const float* x, index_t n) {
   index_t i = 0;
   for (; i + 8 <= n; i += 8)
-    *reinterpret_cast<U8*>(dx + i) = gelu_grad_v(*reinterpret_cast<const U8*>(x + i), *reinterpret_cast<const U8*>(dy + i));
+    *reinterpret_cast<U8*>(dx + i) =
+        gelu_grad_v(*reinterpret_cast<const U8*>(x + i), *reinterpret_cast<const U8*>(dy + i));
   float xt[8] = {}, gt[8] = {}, dt[8];
   for (index_t j = i; j < n; ++j) {
     xt[j - i] = x[j];

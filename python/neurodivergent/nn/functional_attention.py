@@ -10,9 +10,11 @@ Multi-head scaled dot-product attention over q (B, heads, T, d), k, v (B, heads,
 position, so one seed always drops the same weights and the backward regenerates the mask instead of
 storing it (:func:`attention_dropout_mask` returns it). A row whose keys are all masked has no softmax:
 its weights are all zero, its output is zero and no gradient flows through it (PyTorch gives NaN there).
-The kernel is fused per (batch, head): scores are computed, normalised and multiplied by v one block of
-query rows at a time and only the log-sum-exp of each row is kept for the backward (the scores are
-recomputed there), so memory stays O(B * heads * T * d).
+The kernel is fused per (batch, head): the forward makes one pass over the keys per tile of query rows with
+an online softmax (one small block of scores at a time, a running max and sum per row) and only the
+log-sum-exp of each row is kept for the backward (the scores are recomputed there, one block of query
+rows at a time), so memory stays O(B * heads * T * d). :func:`attention_packed_forward` is the same kernel
+for self-attention on a packed (B, T, 3 * heads * d) input projection, with the heads merged on output.
 
 Layer normalisation over the last dimension, ``torch.nn.LayerNorm`` semantics (biased variance).
 
@@ -32,8 +34,8 @@ from .functional_lstm import _grad_buffer
 __all__ = [
     "AttentionCache", "AttentionOutput", "AttentionGrads", "attention_forward", "attention_backward",
     "attention_dropout_mask", "PackedAttentionCache", "PackedAttentionOutput", "attention_packed_forward",
-    "attention_packed_backward", "ff_gelu_forward", "ff_gelu_backward", "LayerNormCache", "LayerNormOutput", "LayerNormGrads", "layer_norm_forward",
-    "layer_norm_backward",
+    "attention_packed_backward", "ff_gelu_forward", "ff_gelu_backward", "LayerNormCache", "LayerNormOutput",
+    "LayerNormGrads", "layer_norm_forward", "layer_norm_backward",
 ]
 
 
@@ -185,7 +187,8 @@ def attention_packed_forward(qkv, heads: int, causal: bool = False, key_padding_
         raise TypeError(f"heads must be an int, got {type(heads).__name__}")
     heads = int(heads)
     if heads < 1 or qkv.shape[2] % (3 * heads) or qkv.shape[2] == 0:
-        raise ValueError(f"qkv's last dimension must be 3 * heads * d with d >= 1 (heads={heads}), got shape {qkv.shape}")
+        raise ValueError(f"qkv's last dimension must be 3 * heads * d with d >= 1 (heads={heads}), "
+                         f"got shape {qkv.shape}")
     if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.floating, np.integer)):
         raise TypeError(f"dropout must be a real number, got {type(dropout).__name__}")
     dropout = float(dropout)
