@@ -137,7 +137,7 @@ def _gelu(tape: Optional[Tape], x: Var) -> Var:
     out = _wrap(tape, F.ff_gelu_forward(x.data))
     if tape is not None:
         held = [x.data]
-        tape.record(out, (x,), lambda g: (F.ff_gelu_backward(held.pop(), g),))  # x released after use
+        tape.record(out, (x,), lambda g: (F.ff_gelu_backward(g, held.pop()),))  # x released after use
     return out
 
 
@@ -161,7 +161,7 @@ def _gelu_linear(tape: Optional[Tape], pb, z: Var, w: str, b: str) -> Var:
             dg = np.empty_like(g)
             _core.linear_backward(dg, dW, dB, dy, g, W)
             del g
-            return (F.ff_gelu_backward(zd, dg),)
+            return (F.ff_gelu_backward(dg, zd),)
 
         tape.record(out, (z,), backward)
     return out

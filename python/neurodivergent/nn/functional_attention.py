@@ -242,8 +242,9 @@ def ff_gelu_forward(x) -> np.ndarray:
     return y
 
 
-def ff_gelu_backward(x, dy) -> np.ndarray:
-    """Backward of ``ff_gelu_forward`` at x: dx = dy * (Phi(x) + x * phi(x)) (fresh)."""
+def ff_gelu_backward(dy, x) -> np.ndarray:
+    """Backward of ``ff_gelu_forward`` at x: dx = dy * (Phi(x) + x * phi(x)) (fresh); argument order as
+    ``gelu_backward``."""
     x = _coerce(x, "x", first="x")
     dy = _coerce(dy, "dy", x.dtype, "x")
     if dy.shape != x.shape:
