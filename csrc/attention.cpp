@@ -3,18 +3,20 @@
 // W SIMD width (8 floats / 4 doubles), Sp, Dp: S, D rounded up to W.
 //
 // Fast path, per (b, h) pair: K^T (D, Sp) (and for the backward V^T, and zero-padded copies of K, Q, dY
-// when D is not a multiple of W) are laid out once in a per-thread workspace; then per block of BQ
-// query rows [i0, i1):
-//   forward   P = scale * Q_blk K^T              (m, nc); nc = S, or min(S, i1) when causal
-//             row softmax in place (masked keys -> exactly 0), lse_i, dropout applied to P
-//             Y_blk = P V
-//   backward  P = exp(scale * Q_blk K^T - lse)    recomputed (no stored scores)
+// when D is not a multiple of W or the operands are strided, see Shape) are laid out once in a per-thread
+// workspace; then
+//   forward   per tile of kTileQ query rows, per chunk of kChunkS keys (online softmax, one pass):
+//             S = scale * Q_tile K^T_chunk (masked -> -inf); m_new = max(m, rowmax S);
+//             O, l *= exp(m - m_new) when the max grew; P = exp(S - m_new); l += rowsum P;
+//             P *= keep (dropout); O += P V_chunk.   At the end y = O / (l (1 - p)), lse = m + log l
+//   backward  per block of kBlockQ query rows [i0, i1):
+//             P = exp(scale * Q_blk K^T - lse)    recomputed (no stored scores)
 //             Pd = P * keep / (1 - p)             (Pd = P without dropout)
 //             dV += Pd^T dY_blk;  dPd = dY_blk V^T
 //             dS = Pd * dPd - P * Dl_i            Dl_i = dY_i . Y_i  (= sum_j P_ij dP_ij)
 //             dQ_blk = scale * dS K;  dK += scale * dS^T Q_blk
 // The products are small (D <= a few hundred, the operands stay in L1/L2), so they use an unpacked
-// register-tiled kernel (4 rows x 2 vectors of accumulators, B rows read in place) instead of the packed
+// register-tiled kernel (6 rows x 2 vectors of accumulators, B rows read in place) instead of the packed
 // GEMM, whose packing costs as much as the arithmetic at these sizes. Everything for one pair is written
 // once with GCC vector extensions and compiled twice, for AVX2+FMA (target attribute, picked at run time
 // as the GEMM's ISA) and for the baseline. The softmax's exp is a vectorisable polynomial for float
@@ -49,7 +51,7 @@
 namespace nd {
 namespace {
 
-constexpr index_t kBlockQ = 64;  // query rows per score block
+constexpr index_t kBlockQ = 60;  // query rows per score block (backward; a multiple of the GEMM's 6-row tile)
 constexpr double kMinWorkPerThread = 2e6;  // FLOPs; under this a parallel region costs more than it saves
 
 // ------------------------------------------------------------------------------------------ dropout hash
@@ -215,45 +217,53 @@ ND_AI void exp_shift(float* out, const float* s, index_t n, float c) {
 // C (m, n) = alpha * op(A) (m, K) * B (K, n)  [+ C when ACC], unpacked operands (they are a few KiB and
 // stay in L1/L2): B rows are read directly (row stride ldb, n a multiple of the vector width W, padded
 // columns of B are zero), op(A)(r, k) = A[r*lda + k] or, transposed, A[k*lda + r]. Register tile MR
-// rows x NV vectors; rows past m repeat the last row (computed, never stored).
-constexpr int kMR = 4;
-
-template <typename F, bool TA, bool ACC, int NV>
+// rows x NV vectors: 6 x 2 (12 accumulators, 2 B vectors and a broadcast in the 16 AVX registers: 12
+// independent FMA chains cover the FMA latency, 8 (4 x 2) did not quite), 4 x 2 for a tail of <= 4 rows;
+// rows past m repeat the last row (computed, never stored).
+template <typename F, bool TA, bool ACC, int NV, int MR>
 ND_AI void sg_tile(const index_t* rows, index_t mr, index_t i0, index_t j0, index_t K, Vec<F> va, const F* A,
                    index_t lda, const F* B, index_t ldb, F* C, index_t ldc) {
   constexpr int W = VT<F>::W;
-  Vec<F> acc[kMR][NV];
-  for (int r = 0; r < kMR; ++r)
+  Vec<F> acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec<F>{};
   for (index_t k = 0; k < K; ++k) {
     const F* bp = B + k * ldb + j0;
     Vec<F> b[NV];
     for (int v = 0; v < NV; ++v) b[v] = ld(bp + v * W);
-    for (int r = 0; r < kMR; ++r) {
-      const Vec<F> a = vset<F>(TA ? A[k * lda + rows[r]] : A[rows[r] * lda + k]);
+    for (int r = 0; r < MR; ++r) {
+      // a scalar operand: GCC broadcasts it with one vbroadcastss from memory (vset, `Vec{} + a`, costs an
+      // add and a register broadcast: two more floating-point uops per broadcast)
+      const F a = TA ? A[k * lda + rows[r]] : A[rows[r] * lda + k];
       for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
     }
   }
-  for (int r = 0; r < kMR; ++r) {
+  for (int r = 0; r < MR; ++r) {
     if (r >= mr) break;
     F* cp = C + (i0 + r) * ldc + j0;
     for (int v = 0; v < NV; ++v) st(cp + v * W, ACC ? ld(cp + v * W) + va * acc[r][v] : va * acc[r][v]);
   }
 }
 
+template <typename F, bool TA, bool ACC, int MR>
+ND_AI void sg_rows(index_t i0, index_t mr, index_t n, index_t K, Vec<F> va, const F* A, index_t lda, const F* B,
+                   index_t ldb, F* C, index_t ldc) {
+  constexpr int W = VT<F>::W;
+  index_t rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = i0 + std::min<index_t>(r, mr - 1);
+  index_t j0 = 0;
+  for (; j0 + 2 * W <= n; j0 += 2 * W) sg_tile<F, TA, ACC, 2, MR>(rows, mr, i0, j0, K, va, A, lda, B, ldb, C, ldc);
+  if (j0 < n) sg_tile<F, TA, ACC, 1, MR>(rows, mr, i0, j0, K, va, A, lda, B, ldb, C, ldc);
+}
+
 template <typename F, bool TA, bool ACC>
 ND_AI void sgemm(index_t m, index_t n, index_t K, F alpha, const F* A, index_t lda, const F* B, index_t ldb, F* C,
                  index_t ldc) {
-  constexpr int W = VT<F>::W;
   const Vec<F> va = vset(alpha);
-  for (index_t i0 = 0; i0 < m; i0 += kMR) {
-    const index_t mr = std::min<index_t>(kMR, m - i0);
-    index_t rows[kMR];
-    for (int r = 0; r < kMR; ++r) rows[r] = i0 + std::min<index_t>(r, mr - 1);
-    index_t j0 = 0;
-    for (; j0 + 2 * W <= n; j0 += 2 * W) sg_tile<F, TA, ACC, 2>(rows, mr, i0, j0, K, va, A, lda, B, ldb, C, ldc);
-    if (j0 < n) sg_tile<F, TA, ACC, 1>(rows, mr, i0, j0, K, va, A, lda, B, ldb, C, ldc);
-  }
+  index_t i0 = 0;
+  for (; i0 + 6 <= m; i0 += 6) sg_rows<F, TA, ACC, 6>(i0, 6, n, K, va, A, lda, B, ldb, C, ldc);
+  if (m - i0 == 5) sg_rows<F, TA, ACC, 6>(i0, 5, n, K, va, A, lda, B, ldb, C, ldc);
+  else if (m > i0) sg_rows<F, TA, ACC, 4>(i0, m - i0, n, K, va, A, lda, B, ldb, C, ldc);
 }
 
 // ------------------------------------------------------------------------------------------ workspace
@@ -264,28 +274,28 @@ F* workspace(std::size_t n, int which) {
   return buf[which].data();
 }
 
-// dst (rows, ldd) <- src (rows, cols), columns past cols zero (a padded copy).
+// dst (rows, ldd) <- src (rows, cols) (row stride lds), columns past cols zero (a padded copy).
 template <typename F>
-ND_AI void pad_copy(F* dst, index_t ldd, const F* src, index_t rows, index_t cols) {
+ND_AI void pad_copy(F* dst, index_t ldd, const F* src, index_t lds, index_t rows, index_t cols) {
   for (index_t r = 0; r < rows; ++r) {
-    for (index_t c = 0; c < cols; ++c) dst[r * ldd + c] = src[r * cols + c];
+    for (index_t c = 0; c < cols; ++c) dst[r * ldd + c] = src[r * lds + c];
     for (index_t c = cols; c < ldd; ++c) dst[r * ldd + c] = F(0);
   }
 }
 
-// dst (cols, ldd) <- src (rows, cols)^T, columns past rows zero.
+// dst (cols, ldd) <- src (rows, cols)^T (src row stride lds), columns past rows zero.
 template <typename F>
-ND_AI void pad_transpose(F* dst, index_t ldd, const F* src, index_t rows, index_t cols) {
+ND_AI void pad_transpose(F* dst, index_t ldd, const F* src, index_t lds, index_t rows, index_t cols) {
   for (index_t c = 0; c < cols; ++c) {
-    for (index_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * cols + c];
+    for (index_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
     for (index_t r = rows; r < ldd; ++r) dst[c * ldd + r] = F(0);
   }
 }
 
 template <typename F>
-ND_AI void unpad_copy(F* dst, const F* src, index_t lds, index_t rows, index_t cols) {
+ND_AI void unpad_copy(F* dst, index_t ldd, const F* src, index_t lds, index_t rows, index_t cols) {
   for (index_t r = 0; r < rows; ++r)
-    for (index_t c = 0; c < cols; ++c) dst[r * cols + c] = src[r * lds + c];
+    for (index_t c = 0; c < cols; ++c) dst[r * ldd + c] = src[r * lds + c];
 }
 
 // ------------------------------------------------------------------------------------------ threading
@@ -309,14 +319,110 @@ void for_pairs(index_t pairs, double work_per_pair, Fn&& f) {
   for (index_t p = 0; p < pairs; ++p) f(p);
 }
 
+// Layout of the operands. Split (packed == false): q, y, dq, dy (B,H,T,D), k, v, dk, dv (B,H,S,D),
+// contiguous. Packed (self-attention, T == S): q, k, v point into one (B,T,3,H,D) array (the input
+// projection's output; k = q + H*D, v = q + 2*H*D), dq, dk, dv likewise into its gradient, and y, dy are
+// (B,T,H,D) (heads merged). Row i of pair (b, h) of an operand is at base + i * rs.
 struct Shape {
   index_t B, H, T, S, D;
   bool causal;
   double scale, dropout;
   std::uint64_t seed;
+  bool packed = false;
+  index_t in_base(index_t pair, index_t n) const {  // q, k, v (n = T or S)
+    return packed ? (pair / H) * n * 3 * H * D + (pair % H) * D : pair * n * D;
+  }
+  index_t out_base(index_t pair) const { return packed ? (pair / H) * T * H * D + (pair % H) * D : pair * T * D; }
+  index_t in_rs() const { return packed ? 3 * H * D : D; }
+  index_t out_rs() const { return packed ? H * D : D; }
 };
 
 // ------------------------------------------------------------------------------------------ fast path
+// Horizontal sum / max of a vector by halving shuffles (log2 W steps, not W dependent scalar steps).
+ND_AI float hsum(Vec<float> a) {
+  typedef std::int32_t M __attribute__((vector_size(32)));
+  a += __builtin_shuffle(a, M{4, 5, 6, 7, 0, 1, 2, 3});
+  a += __builtin_shuffle(a, M{2, 3, 0, 1, 6, 7, 4, 5});
+  a += __builtin_shuffle(a, M{1, 0, 3, 2, 5, 4, 7, 6});
+  return a[0];
+}
+ND_AI double hsum(Vec<double> a) {
+  typedef std::int64_t M __attribute__((vector_size(32)));
+  a += __builtin_shuffle(a, M{2, 3, 0, 1});
+  a += __builtin_shuffle(a, M{1, 0, 3, 2});
+  return a[0];
+}
+ND_AI Vec<float> vmax(Vec<float> a, Vec<float> b) { return b > a ? b : a; }
+ND_AI Vec<double> vmax(Vec<double> a, Vec<double> b) { return b > a ? b : a; }
+ND_AI float hmax(Vec<float> a) {
+  typedef std::int32_t M __attribute__((vector_size(32)));
+  a = vmax(a, __builtin_shuffle(a, M{4, 5, 6, 7, 0, 1, 2, 3}));
+  a = vmax(a, __builtin_shuffle(a, M{2, 3, 0, 1, 6, 7, 4, 5}));
+  a = vmax(a, __builtin_shuffle(a, M{1, 0, 3, 2, 5, 4, 7, 6}));
+  return a[0];
+}
+ND_AI double hmax(Vec<double> a) {
+  typedef std::int64_t M __attribute__((vector_size(32)));
+  a = vmax(a, __builtin_shuffle(a, M{2, 3, 0, 1}));
+  a = vmax(a, __builtin_shuffle(a, M{1, 0, 3, 2}));
+  return a[0];
+}
+
+// Forward, fused online softmax (one pass over the keys per tile of query rows): for each tile of kTileQ
+// query rows and each chunk of kChunkS keys, the (rows, chunk) scores live in an L1 buffer; per row the
+// running max m and sum l are updated (O, l rescaled by exp(m_old - m_new) when the max grows), the chunk's
+// weights p = exp(s - m) are accumulated into l (before dropout) and O += p V_chunk; at the end
+// y = O * (1 / (1 - dropout)) / l and lse = m + log l.
+template <typename F>
+ND_AI F exp_shift_sum(F* s, index_t n, F c) {
+  F t = 0;
+  for (index_t j = 0; j < n; ++j) {
+    s[j] = exp_neg(F(s[j] - c));
+    t += s[j];
+  }
+  return t;
+}
+ND_AI float exp_shift_sum(float* s, index_t n, float c) {  // n a multiple of W
+  constexpr int W = VT<float>::W;
+  const Vec<float> vc = vset(c);
+  Vec<float> a0{}, a1{};
+  index_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    const Vec<float> e0 = exp_neg_v(ld(s + j) - vc), e1 = exp_neg_v(ld(s + j + W) - vc);
+    st(s + j, e0);
+    st(s + j + W, e1);
+    a0 += e0;
+    a1 += e1;
+  }
+  for (; j < n; j += W) {
+    const Vec<float> e0 = exp_neg_v(ld(s + j) - vc);
+    st(s + j, e0);
+    a0 += e0;
+  }
+  return hsum(a0 + a1);
+}
+
+// max of n values (n a multiple of W), vector lanes.
+template <typename F>
+ND_AI F vec_max(const F* s, index_t n) {
+  constexpr int W = VT<F>::W;
+  Vec<F> a = vset(-std::numeric_limits<F>::infinity()), b = a;
+  index_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    const Vec<F> x0 = ld(s + j), x1 = ld(s + j + W);
+    a = x0 > a ? x0 : a;
+    b = x1 > b ? x1 : b;
+  }
+  for (; j < n; j += W) {
+    const Vec<F> x0 = ld(s + j);
+    a = x0 > a ? x0 : a;
+  }
+  return hmax(b > a ? b : a);
+}
+
+constexpr index_t kTileQ = 24;   // query rows per tile (forward; a multiple of the GEMM's 6-row tile)
+constexpr index_t kChunkS = 128;  // keys per chunk (forward; the (24, 128) float score block is 12 KiB)
+
 template <typename F>
 ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const F* k, const F* v,
                              const std::uint8_t* kpm) {
@@ -324,8 +430,9 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   const index_t T = sh.T, S = sh.S, D = sh.D;
   const index_t Sp = round_up(S, W), Dp = round_up(D, W);
   const index_t b = pair / sh.H;
-  const F* qp = q + pair * T * D;
-  F* yp = y + pair * T * D;
+  const index_t ri = sh.in_rs(), ro = sh.out_rs();  // row strides of q, k, v and of y
+  const F* qp = q + sh.in_base(pair, T);
+  F* yp = y + sh.out_base(pair);
   F* lp = lse + pair * T;
   const std::uint8_t* mrow = kpm ? kpm + b * S : nullptr;
   const bool drop = sh.dropout > 0;
@@ -333,51 +440,70 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   const std::uint64_t base = mix64(sh.seed);
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
-  const index_t bq = std::min(kBlockQ, T);
+  const F scale = F(sh.scale);
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp) keys transposed, zero padded
-  pad_transpose(Kt, Sp, k + pair * S * D, S, D);
-  const F* Vp = v + pair * S * D;  // (S, Dp)
-  if (Dp != D) {
+  pad_transpose(Kt, Sp, k + sh.in_base(pair, S), ri, S, D);
+  const F* Vp = v + sh.in_base(pair, S);  // (S, Dp)
+  if (Dp != D || ri != D) {
     F* w = workspace<F>(std::size_t(S) * Dp, 1);
-    pad_copy(w, Dp, Vp, S, D);
+    pad_copy(w, Dp, Vp, ri, S, D);
     Vp = w;
   }
-  F* P = workspace<F>(std::size_t(bq) * Sp, 2);
-  F* Yb = Dp != D ? workspace<F>(std::size_t(bq) * Dp, 3) : nullptr;
-  for (index_t i0 = 0; i0 < T; i0 += kBlockQ) {
-    const index_t i1 = std::min(T, i0 + kBlockQ), m = i1 - i0;
-    const index_t nc = sh.causal ? std::min(S, i1) : S;
-    const index_t ncp = round_up(nc, W);
-    sgemm<F, false, false>(m, ncp, D, F(sh.scale), qp + i0 * D, D, Kt, Sp, P, ncp);
+  F* Sb = workspace<F>(std::size_t(kTileQ) * kChunkS, 2);  // (TQ, chunk) scores / weights
+  F* O = workspace<F>(std::size_t(kTileQ) * Dp, 3);        // (TQ, Dp) output accumulator
+  F mx[kTileQ], l[kTileQ];
+  for (index_t i0 = 0; i0 < T; i0 += kTileQ) {
+    const index_t m = std::min(kTileQ, T - i0);
+    const index_t nkeys = sh.causal ? std::min(S, i0 + m) : S;
+    for (index_t r = 0; r < m; ++r) {
+      mx[r] = ninf;
+      l[r] = F(0);
+    }
+    for (index_t i = 0; i < m * Dp; ++i) O[i] = F(0);
+    for (index_t j0 = 0; j0 < nkeys; j0 += kChunkS) {
+      const index_t nc = std::min(kChunkS, nkeys - j0), ncp = round_up(nc, W);
+      sgemm<F, false, false>(m, ncp, D, scale, qp + i0 * ri, ri, Kt + j0, Sp, Sb, ncp);
+      for (index_t r = 0; r < m; ++r) {
+        const index_t i = i0 + r;
+        F* row = Sb + r * ncp;
+        // keys c < nv of this chunk are not causally masked (nv may be <= 0)
+        const index_t nv = sh.causal ? std::max<index_t>(0, std::min(nc, i + 1 - j0)) : nc;
+        if (mrow) mask_row(row, mrow + j0, nv);
+        for (index_t c = nv; c < ncp; ++c) row[c] = ninf;
+        const F cm = nv > 0 ? vec_max(row, ncp) : ninf;
+        if (cm == ninf) {  // nothing visible in this chunk: zero weights, running state unchanged
+          for (index_t c = 0; c < ncp; ++c) row[c] = F(0);
+          continue;
+        }
+        if (cm > mx[r]) {
+          if (mx[r] != ninf) {
+            const F a = std::exp(mx[r] - cm);
+            l[r] *= a;
+            F* o = O + r * Dp;
+            for (index_t d = 0; d < Dp; ++d) o[d] *= a;
+          }
+          mx[r] = cm;
+        }
+        l[r] += exp_shift_sum(row, ncp, mx[r]);
+        if (drop) {
+          const std::uint64_t n0 = std::uint64_t((pair * T + i) * S + j0);
+          for (index_t c = 0; c < nv; ++c) row[c] = keep_at(base, n0 + c, thr) ? row[c] : F(0);
+        }
+      }
+      sgemm<F, false, true>(m, Dp, nc, F(1), Sb, ncp, Vp + j0 * Dp, Dp, O, Dp);
+    }
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
-      F* row = P + r * ncp;
-      const index_t nv = sh.causal ? std::min(nc, i + 1) : nc;  // keys j < nv are not causally masked
-      if (mrow) mask_row(row, mrow, nv);
-      const F mx = row_max(row, nv);
-      if (mx == ninf) {  // every key masked: zero weights, no softmax
-        for (index_t j = 0; j < nc; ++j) row[j] = F(0);
+      F* yi = yp + i * ro;
+      if (l[r] == F(0)) {  // every key masked: zero output, no softmax
+        for (index_t d = 0; d < D; ++d) yi[d] = F(0);
         lp[i] = ninf;
         continue;
       }
-      exp_shift(row, row, nv, mx);
-      const F sum = row_sum(row, nv);
-      lp[i] = mx + std::log(sum);
-      const F inv = F(1) / sum;
-      if (drop) {
-        const std::uint64_t n0 = std::uint64_t((pair * T + i) * S);
-        const F s = inv * inv_keep;
-        for (index_t j = 0; j < nv; ++j) row[j] = keep_at(base, n0 + j, thr) ? row[j] * s : F(0);
-      } else {
-        for (index_t j = 0; j < nv; ++j) row[j] *= inv;
-      }
-      for (index_t j = nv; j < nc; ++j) row[j] = F(0);
-    }
-    if (Yb) {
-      sgemm<F, false, false>(m, Dp, nc, F(1), P, ncp, Vp, Dp, Yb, Dp);
-      unpad_copy(yp + i0 * D, Yb, Dp, m, D);
-    } else {
-      sgemm<F, false, false>(m, Dp, nc, F(1), P, ncp, Vp, Dp, yp + i0 * D, D);
+      const F s = inv_keep / l[r];
+      const F* o = O + r * Dp;
+      for (index_t d = 0; d < D; ++d) yi[d] = o[d] * s;
+      lp[i] = mx[r] + std::log(l[r]);
     }
   }
 }
@@ -388,16 +514,17 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   constexpr int W = VT<F>::W;
   const index_t T = sh.T, S = sh.S, D = sh.D;
   const index_t Sp = round_up(S, W), Dp = round_up(D, W);
-  const bool padded = Dp != D;
+  const index_t ri = sh.in_rs(), ro = sh.out_rs();  // row strides of q, k, v, dq, dk, dv and of y, dy
+  const bool direct = Dp == D && ri == D && ro == D;  // operands used in place (else padded copies)
   const index_t b = pair / sh.H;
-  const F* qp = q + pair * T * D;
-  const F* kp = k + pair * S * D;
-  const F* yp = y + pair * T * D;
-  const F* dyp = dy + pair * T * D;
+  const F* qp = q + sh.in_base(pair, T);
+  const F* kp = k + sh.in_base(pair, S);
+  const F* yp = y + sh.out_base(pair);
+  const F* dyp = dy + sh.out_base(pair);
   const F* lp = lse + pair * T;
-  F* dqp = dq + pair * T * D;
-  F* dkp = dk + pair * S * D;
-  F* dvp = dv + pair * S * D;
+  F* dqp = dq + sh.in_base(pair, T);
+  F* dkp = dk + sh.in_base(pair, S);
+  F* dvp = dv + sh.in_base(pair, S);
   const std::uint8_t* mrow = kpm ? kpm + b * S : nullptr;
   const bool drop = sh.dropout > 0;
   const std::uint32_t thr = drop_threshold(sh.dropout);
@@ -406,20 +533,20 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   const F ninf = -std::numeric_limits<F>::infinity();
   const index_t bq = std::min(kBlockQ, T);
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp)
-  pad_transpose(Kt, Sp, kp, S, D);
+  pad_transpose(Kt, Sp, kp, ri, S, D);
   F* Vt = workspace<F>(std::size_t(D) * Sp, 1);  // (D, Sp)
-  pad_transpose(Vt, Sp, v + pair * S * D, S, D);
-  const F *Kp = kp, *Qp = qp, *dYp = dyp;  // (S, Dp), (T, Dp), (T, Dp)
+  pad_transpose(Vt, Sp, v + sh.in_base(pair, S), ri, S, D);
+  const F *Kp = kp, *Qp = qp, *dYp = dyp;    // (S, Dp), (T, Dp), (T, Dp)
   F *dKa = dkp, *dVa = dvp, *dQb = nullptr;  // (S, Dp) accumulators, (BQ, Dp) block
-  if (padded) {
+  if (!direct) {
     F* w = workspace<F>(std::size_t(S) * Dp, 2);
-    pad_copy(w, Dp, kp, S, D);
+    pad_copy(w, Dp, kp, ri, S, D);
     Kp = w;
     w = workspace<F>(std::size_t(T) * Dp, 3);
-    pad_copy(w, Dp, qp, T, D);
+    pad_copy(w, Dp, qp, ri, T, D);
     Qp = w;
     w = workspace<F>(std::size_t(T) * Dp, 4);
-    pad_copy(w, Dp, dyp, T, D);
+    pad_copy(w, Dp, dyp, ro, T, D);
     dYp = w;
     dKa = workspace<F>(std::size_t(S) * Dp, 5);
     dVa = workspace<F>(std::size_t(S) * Dp, 6);
@@ -434,7 +561,7 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
     const index_t i1 = std::min(T, i0 + kBlockQ), m = i1 - i0;
     const index_t nc = sh.causal ? std::min(S, i1) : S;
     const index_t ncp = round_up(nc, W);
-    sgemm<F, false, false>(m, ncp, D, F(sh.scale), qp + i0 * D, D, Kt, Sp, P, ncp);
+    sgemm<F, false, false>(m, ncp, D, F(sh.scale), qp + i0 * ri, ri, Kt, Sp, P, ncp);
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
       F* row = P + r * ncp;
@@ -455,31 +582,32 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
         for (index_t j = nv; j < nc; ++j) prow[j] = F(0);
       }
     }
+    const index_t ldy = direct ? D : Dp, ldq = direct ? D : Dp;
     // dV[0:nc] += Pd^T dY_blk
-    sgemm<F, true, true>(nc, Dp, m, F(1), Pd, ncp, dYp + i0 * (padded ? Dp : D), padded ? Dp : D, dVa, Dp);
+    sgemm<F, true, true>(nc, Dp, m, F(1), Pd, ncp, dYp + i0 * ldy, ldy, dVa, Dp);
     // dPd = dY_blk V^T
-    sgemm<F, false, false>(m, ncp, D, F(1), dyp + i0 * D, D, Vt, Sp, dP, ncp);
+    sgemm<F, false, false>(m, ncp, D, F(1), dyp + i0 * ro, ro, Vt, Sp, dP, ncp);
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
-      const F dl = row_dot(dyp + i * D, yp + i * D, D);
+      const F dl = row_dot(dyp + i * ro, yp + i * ro, D);
       const F* prow = P + r * ncp;
       const F* pdrow = Pd + r * ncp;
       F* drow = dP + r * ncp;
       for (index_t j = 0; j < nc; ++j) drow[j] = pdrow[j] * drow[j] - prow[j] * dl;
     }
     // dQ_blk = scale dS K
-    if (padded) {
+    if (!direct) {
       sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dQb, Dp);
-      unpad_copy(dqp + i0 * D, dQb, Dp, m, D);
+      unpad_copy(dqp + i0 * ri, ri, dQb, Dp, m, D);
     } else {
       sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dqp + i0 * D, D);
     }
     // dK[0:nc] += scale dS^T Q_blk
-    sgemm<F, true, true>(nc, Dp, m, F(sh.scale), dP, ncp, Qp + i0 * (padded ? Dp : D), padded ? Dp : D, dKa, Dp);
+    sgemm<F, true, true>(nc, Dp, m, F(sh.scale), dP, ncp, Qp + i0 * ldq, ldq, dKa, Dp);
   }
-  if (padded) {
-    unpad_copy(dkp, dKa, Dp, S, D);
-    unpad_copy(dvp, dVa, Dp, S, D);
+  if (!direct) {
+    unpad_copy(dkp, ri, dKa, Dp, S, D);
+    unpad_copy(dvp, ri, dVa, Dp, S, D);
   }
 }
 
@@ -641,6 +769,40 @@ void attention_backward(F* dq, F* dk, F* dv, const F* dy, const F* q, const F* k
   for_pairs(B * H, work, [&](index_t p) { fn(sh, p, dq, dk, dv, dy, q, k, v, y, lse, kpm); });
 }
 
+template <typename F>
+void attention_packed_forward(F* y, F* lse, const F* qkv, const std::uint8_t* kpm, index_t B, index_t H, index_t T,
+                              index_t D, bool causal, double scale, double dropout, std::uint64_t seed) {
+  Shape sh{B, H, T, T, D, causal, scale, dropout, seed};
+  sh.packed = true;
+  if (B * H * T == 0) return;
+  const double work = 4.0 * double(T) * double(T) * double(D) * (causal ? 0.5 : 1.0);
+  auto fn = forward_pair_generic<F>;
+#if ND_ATTN_X86
+  if (use_avx2()) fn = forward_pair_avx2<F>;
+#endif
+  const F* k = qkv + H * D;
+  const F* v = qkv + 2 * H * D;
+  for_pairs(B * H, work, [&](index_t p) { fn(sh, p, y, lse, qkv, k, v, kpm); });
+}
+
+template <typename F>
+void attention_packed_backward(F* dqkv, const F* dy, const F* qkv, const F* y, const F* lse, const std::uint8_t* kpm,
+                               index_t B, index_t H, index_t T, index_t D, bool causal, double scale, double dropout,
+                               std::uint64_t seed) {
+  Shape sh{B, H, T, T, D, causal, scale, dropout, seed};
+  sh.packed = true;
+  if (B * H * T == 0) return;
+  const double work = 10.0 * double(T) * double(T) * double(D) * (causal ? 0.5 : 1.0);
+  auto fn = backward_pair_generic<F>;
+#if ND_ATTN_X86
+  if (use_avx2()) fn = backward_pair_avx2<F>;
+#endif
+  const index_t d = H * D;
+  for_pairs(B * H, work, [&](index_t p) {
+    fn(sh, p, dqkv, dqkv + d, dqkv + 2 * d, dy, qkv, qkv + d, qkv + 2 * d, y, lse, kpm);
+  });
+}
+
 void attention_dropout_mask(std::uint8_t* keep, index_t B, index_t H, index_t T, index_t S, double dropout,
                             std::uint64_t seed) {
   const std::uint32_t thr = drop_threshold(dropout);
@@ -655,7 +817,12 @@ void attention_dropout_mask(std::uint8_t* keep, index_t B, index_t H, index_t T,
                                      bool);                                                                  \
   template void attention_backward<F>(F*, F*, F*, const F*, const F*, const F*, const F*, const F*, const F*, \
                                       const std::uint8_t*, index_t, index_t, index_t, index_t, index_t, bool, \
-                                      double, double, std::uint64_t, bool);
+                                      double, double, std::uint64_t, bool);                                  \
+  template void attention_packed_forward<F>(F*, F*, const F*, const std::uint8_t*, index_t, index_t, index_t,   \
+                                            index_t, bool, double, double, std::uint64_t);                      \
+  template void attention_packed_backward<F>(F*, const F*, const F*, const F*, const F*, const std::uint8_t*,    \
+                                             index_t, index_t, index_t, index_t, bool, double, double,           \
+                                             std::uint64_t);
 ND_ATTENTION_INSTANTIATE(float)
 ND_ATTENTION_INSTANTIATE(double)
 

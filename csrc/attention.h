@@ -14,9 +14,10 @@
 // instead of storing a (B,H,T,S) mask, and any thread count gives the same mask.
 // Cache: the forward stores only lse (the log-sum-exp of each scaled, masked score row); the backward
 // recomputes the scores block by block from q, k and lse (no (T,S) matrix is ever stored whole).
-// Blocks: for each (b, h), query rows are processed in blocks of kBlockQ; one block of scores
-// (kBlockQ, S) lives in a per-thread workspace. With causal masking a block only visits the keys
-// j < i1 (the masked blocks are skipped, not computed).
+// Blocks: forward, for each (b, h), tiles of query rows and chunks of keys with an online softmax (one
+// (rows, chunk) block of scores in a per-thread workspace, running max / sum per row); backward, blocks
+// of query rows against all keys (one (rows, S) block of scores). With causal masking only the keys
+// j <= i of a block are visited (the masked chunks are skipped, not computed).
 // Gradients: dq, dk, dv are activation gradients: overwritten (=).
 // Threads: nd::num_threads() over the B*H (batch, head) pairs; every pair is computed by the same
 // arithmetic whatever the split, so results are bitwise identical for any thread count.
@@ -50,6 +51,28 @@ void attention_backward(F* dq,                    // (B,H,T,D) out
                         const std::uint8_t* kpm,  // (B,S) or nullptr
                         index_t B, index_t H, index_t T, index_t S, index_t D, bool causal, double scale,
                         double dropout, std::uint64_t seed, bool naive);
+
+// Self-attention on the input projection's packed output, heads split and merged by strides (no copies):
+// qkv (B,T,3,H,D) as torch.nn.MultiheadAttention's in_proj gives it (q, k, v blocks of H*D per row),
+// y (B,T,H,D), lse (B,H,T). Same arithmetic, dropout mask and lse as attention_forward on the split
+// arrays (B,H,T,D): results are bitwise identical to it. dqkv (B,T,3,H,D) is overwritten.
+template <typename F>
+void attention_packed_forward(F* y,                     // (B,T,H*D) out
+                              F* lse,                   // (B,H,T) cache out
+                              const F* qkv,             // (B,T,3*H*D)
+                              const std::uint8_t* kpm,  // (B,T) or nullptr
+                              index_t B, index_t H, index_t T, index_t D, bool causal, double scale,
+                              double dropout, std::uint64_t seed);
+
+template <typename F>
+void attention_packed_backward(F* dqkv,                  // (B,T,3*H*D) out
+                               const F* dy,              // (B,T,H*D)
+                               const F* qkv,             // (B,T,3*H*D)
+                               const F* y,               // (B,T,H*D) forward output
+                               const F* lse,             // (B,H,T) cache
+                               const std::uint8_t* kpm,  // (B,T) or nullptr
+                               index_t B, index_t H, index_t T, index_t D, bool causal, double scale,
+                               double dropout, std::uint64_t seed);
 
 // The dropout keep mask of one call, (B,H,T,S) as 0/1 bytes (tests and documentation only).
 void attention_dropout_mask(std::uint8_t* keep, index_t B, index_t H, index_t T, index_t S, double dropout,

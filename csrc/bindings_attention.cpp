@@ -167,6 +167,80 @@ void py_attention_backward(py::handle dq_, py::handle dk_, py::handle dv_, py::h
   if (dtype_of(q) == DType::F32) run(float{}); else run(double{});
 }
 
+// Packed self-attention: qkv (B,T,3*d) (q, k, v blocks of d = heads * dh per row), y (B,T,d), lse (B,heads,T).
+struct PackedDims {
+  index_t B, H, T, D;
+};
+
+PackedDims packed_dims(const py::array& qkv, py::handle heads_) {
+  need_ndim(qkv, "qkv", 3);
+  const long long H = int_arg(heads_, "heads");
+  if (H < 1) throw py::value_error("heads must be >= 1, got " + std::to_string(H));
+  const index_t B = qkv.shape(0), T = qkv.shape(1), C = qkv.shape(2);
+  if (B < 1 || T < 1 || C < 1 || C % (3 * H) != 0)
+    throw py::value_error("qkv must have shape (B, T, 3 * heads * d) with B, T, d >= 1 and heads = " +
+                          std::to_string(H) + ", got " + shape_str(qkv));
+  return PackedDims{B, index_t(H), T, C / (3 * H)};
+}
+
+void py_attention_packed_forward(py::handle y_, py::handle lse_, py::handle qkv_, py::handle kpm_, py::handle heads_,
+                                 bool causal, py::handle scale_, py::handle dropout_, py::handle seed_) {
+  py::array qkv = kernel_array(qkv_, "qkv");
+  py::array y = kernel_array(y_, "y"), lse = kernel_array(lse_, "lse");
+  std::vector<Named> ins = {{qkv, "qkv"}};
+  std::vector<Named> outs = {{y, "y"}, {lse, "lse"}};
+  for (const auto& a : outs) same_dtype(qkv, "qkv", a.first, a.second);
+  const PackedDims d = packed_dims(qkv, heads_);
+  py::array kpm;
+  const bool has_kpm = mask_arg(kpm_, AttnDims{d.B, d.H, d.T, d.T, d.D}, kpm);
+  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  need_shape(y, "y", {d.B, d.T, d.H * d.D});
+  need_shape(lse, "lse", {d.B, d.H, d.T});
+  check_outputs(outs, ins);
+  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
+  const std::uint64_t seed = seed_arg(seed_);
+  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *yp = mp<T>(y, true), *lp = mp<T>(lse, true);
+    const T* xp = cp<T>(qkv, true);
+    py::gil_scoped_release nogil;
+    attention_packed_forward<T>(yp, lp, xp, mk, d.B, d.H, d.T, d.D, causal, scale, p, seed);
+  };
+  if (dtype_of(qkv) == DType::F32) run(float{}); else run(double{});
+}
+
+void py_attention_packed_backward(py::handle dqkv_, py::handle dy_, py::handle qkv_, py::handle y_, py::handle lse_,
+                                  py::handle kpm_, py::handle heads_, bool causal, py::handle scale_,
+                                  py::handle dropout_, py::handle seed_) {
+  py::array qkv = kernel_array(qkv_, "qkv"), y = kernel_array(y_, "y"), lse = kernel_array(lse_, "lse");
+  py::array dy = kernel_array(dy_, "dy"), dqkv = kernel_array(dqkv_, "dqkv");
+  std::vector<Named> ins = {{qkv, "qkv"}, {y, "y"}, {lse, "lse"}, {dy, "dy"}};
+  std::vector<Named> outs = {{dqkv, "dqkv"}};
+  for (const auto& a : ins) same_dtype(qkv, "qkv", a.first, a.second);
+  for (const auto& a : outs) same_dtype(qkv, "qkv", a.first, a.second);
+  const PackedDims d = packed_dims(qkv, heads_);
+  py::array kpm;
+  const bool has_kpm = mask_arg(kpm_, AttnDims{d.B, d.H, d.T, d.T, d.D}, kpm);
+  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  need_shape(y, "y", {d.B, d.T, d.H * d.D});
+  need_shape(dy, "dy", {d.B, d.T, d.H * d.D});
+  need_shape(lse, "lse", {d.B, d.H, d.T});
+  need_shape(dqkv, "dqkv", {d.B, d.T, 3 * d.H * d.D});
+  check_outputs(outs, ins);
+  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
+  const std::uint64_t seed = seed_arg(seed_);
+  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* gp = mp<T>(dqkv, true);
+    const T *dyp = cp<T>(dy, true), *xp = cp<T>(qkv, true), *yp = cp<T>(y, true), *lp = cp<T>(lse, true);
+    py::gil_scoped_release nogil;
+    attention_packed_backward<T>(gp, dyp, xp, yp, lp, mk, d.B, d.H, d.T, d.D, causal, scale, p, seed);
+  };
+  if (dtype_of(qkv) == DType::F32) run(float{}); else run(double{});
+}
+
 py::array py_attention_dropout_mask(py::handle B_, py::handle H_, py::handle T_, py::handle S_, py::handle dropout_,
                                     py::handle seed_) {
   const long long B = int_arg(B_, "B"), H = int_arg(H_, "H"), T = int_arg(T_, "T"), S = int_arg(S_, "S");
@@ -253,6 +327,41 @@ void py_layer_norm_backward(py::handle dx_, py::handle dw_, py::handle db_, py::
   if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
 }
 
+// ---------------------------------------------------------------------------------------- GELU (feed-forward)
+void py_ff_gelu_forward(py::handle y_, py::handle x_) {
+  py::array x = kernel_array(x_, "x"), y = kernel_array(y_, "y");
+  same_dtype(x, "x", y, "y");
+  same_shape(x, "x", y, "y");
+  check_outputs({{y, "y"}}, {{x, "x"}});
+  const index_t n = x.size();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* yp = mp<T>(y, true);
+    const T* xp = cp<T>(x, true);
+    py::gil_scoped_release nogil;
+    ff_gelu_forward(yp, xp, n);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+
+void py_ff_gelu_backward(py::handle dx_, py::handle dy_, py::handle x_) {
+  py::array x = kernel_array(x_, "x"), dy = kernel_array(dy_, "dy"), dx = kernel_array(dx_, "dx");
+  same_dtype(x, "x", dy, "dy");
+  same_dtype(x, "x", dx, "dx");
+  same_shape(x, "x", dy, "dy");
+  same_shape(x, "x", dx, "dx");
+  check_outputs({{dx, "dx"}}, {{x, "x"}, {dy, "dy"}});
+  const index_t n = x.size();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* dxp = mp<T>(dx, true);
+    const T *dyp = cp<T>(dy, true), *xp = cp<T>(x, true);
+    py::gil_scoped_release nogil;
+    ff_gelu_backward(dxp, dyp, xp, n);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+
 }  // namespace
 
 void register_attention(pybind11::module_& m) {
@@ -268,9 +377,22 @@ void register_attention(pybind11::module_& m) {
         py::arg("key_padding_mask").none(true), py::arg("causal") = false, py::arg("scale").none(true) = py::none(),
         py::arg("dropout") = 0.0, py::arg("seed") = 0, py::arg("naive") = false,
         "Backward of attention_forward (same masks, scale, dropout and seed): dq, dk, dv overwritten");
+  m.def("attention_packed_forward", &py_attention_packed_forward, py::arg("y"), py::arg("lse"), py::arg("qkv"),
+        py::arg("key_padding_mask").none(true), py::arg("heads"), py::arg("causal") = false,
+        py::arg("scale").none(true) = py::none(), py::arg("dropout") = 0.0, py::arg("seed") = 0,
+        "Self-attention on the packed projection qkv (B,T,3*d) (d = heads * dh): writes y (B,T,d) with the heads "
+        "merged and lse (B,heads,T); bitwise equal to attention_forward on the split heads");
+  m.def("attention_packed_backward", &py_attention_packed_backward, py::arg("dqkv"), py::arg("dy"), py::arg("qkv"),
+        py::arg("y"), py::arg("lse"), py::arg("key_padding_mask").none(true), py::arg("heads"),
+        py::arg("causal") = false, py::arg("scale").none(true) = py::none(), py::arg("dropout") = 0.0,
+        py::arg("seed") = 0, "Backward of attention_packed_forward: dqkv (B,T,3*d) overwritten");
   m.def("attention_dropout_mask", &py_attention_dropout_mask, py::arg("B"), py::arg("H"), py::arg("T"),
         py::arg("S"), py::arg("dropout"), py::arg("seed"),
         "The attention dropout keep mask (B,H,T,S) uint8 of a call with this dropout and seed");
+  m.def("ff_gelu_forward", &py_ff_gelu_forward, py::arg("y"), py::arg("x"),
+        "GELU (exact erf form) of the Transformer's feed-forward block, vectorised for float32: y = x Phi(x)");
+  m.def("ff_gelu_backward", &py_ff_gelu_backward, py::arg("dx"), py::arg("dy"), py::arg("x"),
+        "Backward of ff_gelu_forward: dx = dy (Phi(x) + x phi(x)) (overwritten)");
   m.def("layer_norm_forward", &py_layer_norm_forward, py::arg("y"), py::arg("mean"), py::arg("rstd"), py::arg("x"),
         py::arg("weight").none(true), py::arg("bias").none(true), py::arg("eps") = 1e-5, py::arg("naive") = false,
         "Layer norm over the last dim of x (N,C): writes y (N,C), mean and rstd (N)");

@@ -1,9 +1,13 @@
-// Layer normalisation kernels (see norm.h). Dimension letters: N rows, C features.
+// Layer normalisation and feed-forward GELU kernels (see norm.h). Dimension letters: N rows, C features.
 #include "norm.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
+
+#include "gemm.h"
 
 #ifdef ND_OPENMP
 #include <omp.h>
@@ -89,7 +93,177 @@ void backward_rows(F* dx, F* pw, F* pb, const F* dy, const F* x, const F* w, con
   }
 }
 
+// ------------------------------------------------------------------------------------------ GELU
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+#define ND_AI inline __attribute__((always_inline))
+#if defined(ND_X86) && ND_X86 && defined(__x86_64__) && defined(__GNUC__)
+#define ND_NORM_X86 1
+#else
+#define ND_NORM_X86 0
+#endif
+
+typedef float V8 __attribute__((vector_size(32)));
+typedef float U8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef std::int32_t I8 __attribute__((vector_size(32)));
+constexpr double kMinGeluPerThread = 1 << 15;  // elements; under this one thread
+
+ND_AI V8 splat(float a) { return V8{} + a; }
+
+// exp(x) for x <= ~0 (the same Cody-Waite reduction and polynomial as the attention kernel's exp):
+// x < -87 gives exactly 0; relative error ~1e-7.
+ND_AI V8 exp_v(V8 x) {
+  V8 t = x * splat(1.44269504088896341f);
+  t = t < splat(-126.0f) ? splat(-126.0f) : t;
+  const V8 n = (t + splat(12582912.0f)) - splat(12582912.0f);
+  V8 r = x - n * splat(0.693359375f);
+  r = r - n * splat(-2.12194440e-4f);
+  V8 p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  p = p * r * r + r + splat(1.0f);
+  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
+  const V8 res = p * reinterpret_cast<V8>(e);
+  return x < splat(-87.0f) ? V8{} : res;
+}
+
+// Phi(x) = 0.5 erfc(-x / sqrt 2) on 8 floats. erfc(a) for a = |z| >= 0 is t exp(-a^2 + P(t)), t = 1 / (1 + a/2),
+// P the degree-9 Chebyshev fit of Numerical Recipes' erfcc (fractional error < 1.2e-7 for every a >= 0, so
+// both tails keep their relative accuracy); erfc(z) = 2 - erfc(-z) for z < 0.
+ND_AI V8 normal_cdf_v(V8 x) {
+  const V8 z = x * splat(-0.70710678118654752f);
+  const V8 a = z < V8{} ? -z : z;
+  const V8 t = splat(1.0f) / (splat(1.0f) + splat(0.5f) * a);
+  V8 p = splat(0.17087277f);
+  p = p * t + splat(-0.82215223f);
+  p = p * t + splat(1.48851587f);
+  p = p * t + splat(-1.13520398f);
+  p = p * t + splat(0.27886807f);
+  p = p * t + splat(-0.18628806f);
+  p = p * t + splat(0.09678418f);
+  p = p * t + splat(0.37409196f);
+  p = p * t + splat(1.00002368f);
+  p = p * t + splat(-1.26551223f);
+  const V8 e = t * exp_v(p - a * a);  // erfc(a)
+  const V8 c = z < V8{} ? splat(2.0f) - e : e;
+  return splat(0.5f) * c;
+}
+
+template <typename F>
+ND_AI void gelu_fwd_scalar(F* y, const F* x, index_t n) {
+  const F r2 = F(0.70710678118654752440084436210484903928);
+  for (index_t i = 0; i < n; ++i) {
+    const F cdf = F(0.5) * std::erfc(-x[i] * r2);
+    y[i] = cdf == F(0) ? F(0) : x[i] * cdf;
+  }
+}
+template <typename F>
+ND_AI void gelu_bwd_scalar(F* dx, const F* dy, const F* x, index_t n) {
+  const F r2 = F(0.70710678118654752440084436210484903928), rs = F(0.39894228040143267793994605993438186848);
+  for (index_t i = 0; i < n; ++i) {
+    const F xi = x[i];
+    const F cdf = F(0.5) * std::erfc(-xi * r2);
+    const F pdf = std::exp(F(-0.5) * xi * xi) * rs;
+    dx[i] = dy[i] * (cdf + (pdf == F(0) ? F(0) : xi * pdf));
+  }
+}
+
+ND_AI void gelu_fwd_v(float* y, const float* x, index_t n) {
+  index_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const V8 xv = *reinterpret_cast<const U8*>(x + i);
+    const V8 c = normal_cdf_v(xv);
+    *reinterpret_cast<U8*>(y + i) = c == V8{} ? V8{} : xv * c;  // -inf * 0
+  }
+  float xt[8] = {}, yt[8];
+  for (index_t j = i; j < n; ++j) xt[j - i] = x[j];
+  if (i < n) {
+    const V8 xv = *reinterpret_cast<const U8*>(xt);
+    const V8 c = normal_cdf_v(xv);
+    *reinterpret_cast<U8*>(yt) = c == V8{} ? V8{} : xv * c;
+    for (index_t j = i; j < n; ++j) y[j] = yt[j - i];
+  }
+}
+
+ND_AI V8 gelu_grad_v(V8 xv, V8 dyv) {
+  const V8 c = normal_cdf_v(xv);
+  const V8 pdf = exp_v(splat(-0.5f) * xv * xv) * splat(0.39894228040143267794f);
+  return dyv * (c + (pdf == V8{} ? V8{} : xv * pdf));  // inf * 0
+}
+
+ND_AI void gelu_bwd_v(float* dx, const float* dy, const float* x, index_t n) {
+  index_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    *reinterpret_cast<U8*>(dx + i) =
+        gelu_grad_v(*reinterpret_cast<const U8*>(x + i), *reinterpret_cast<const U8*>(dy + i));
+  float xt[8] = {}, gt[8] = {}, dt[8];
+  for (index_t j = i; j < n; ++j) {
+    xt[j - i] = x[j];
+    gt[j - i] = dy[j];
+  }
+  if (i < n) {
+    *reinterpret_cast<U8*>(dt) = gelu_grad_v(*reinterpret_cast<const U8*>(xt), *reinterpret_cast<const U8*>(gt));
+    for (index_t j = i; j < n; ++j) dx[j] = dt[j - i];
+  }
+}
+
+void gelu_fwd_generic(float* y, const float* x, index_t n) { gelu_fwd_v(y, x, n); }
+void gelu_bwd_generic(float* dx, const float* dy, const float* x, index_t n) { gelu_bwd_v(dx, dy, x, n); }
+#if ND_NORM_X86
+__attribute__((target("avx2,fma"))) void gelu_fwd_avx2(float* y, const float* x, index_t n) { gelu_fwd_v(y, x, n); }
+__attribute__((target("avx2,fma"))) void gelu_bwd_avx2(float* dx, const float* dy, const float* x, index_t n) {
+  gelu_bwd_v(dx, dy, x, n);
+}
+#endif
+
+bool gelu_avx2() {
+#if ND_NORM_X86
+  static const bool cpu = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return cpu && std::strcmp(gemm_isa(), "generic") != 0;  // follow a forced GEMM ISA (tests)
+#else
+  return false;
+#endif
+}
+
+template <class Fn>
+void for_ranges(index_t n, Fn&& f) {
+  constexpr index_t kChunk = 1 << 14;  // fixed chunks: the same arithmetic for any thread count
+  const index_t nch = (n + kChunk - 1) / kChunk;
+  for_chunks(nch, 40.0 * double(n), [&](index_t c) {
+    const index_t b = c * kChunk;
+    f(b, std::min(n, b + kChunk));
+  });
+}
+
 }  // namespace
+
+void ff_gelu_forward(float* y, const float* x, index_t n) {
+  auto fn = gelu_fwd_generic;
+#if ND_NORM_X86
+  if (gelu_avx2()) fn = gelu_fwd_avx2;
+#endif
+  for_ranges(n, [&](index_t b, index_t e) { fn(y + b, x + b, e - b); });
+}
+void ff_gelu_forward(double* y, const double* x, index_t n) {
+  for_ranges(n, [&](index_t b, index_t e) { gelu_fwd_scalar(y + b, x + b, e - b); });
+}
+void ff_gelu_backward(float* dx, const float* dy, const float* x, index_t n) {
+  auto fn = gelu_bwd_generic;
+#if ND_NORM_X86
+  if (gelu_avx2()) fn = gelu_bwd_avx2;
+#endif
+  for_ranges(n, [&](index_t b, index_t e) { fn(dx + b, dy + b, x + b, e - b); });
+}
+void ff_gelu_backward(double* dx, const double* dy, const double* x, index_t n) {
+  for_ranges(n, [&](index_t b, index_t e) { gelu_bwd_scalar(dx + b, dy + b, x + b, e - b); });
+}
 
 template <typename F>
 void layer_norm_forward(F* y, F* mean, F* rstd, const F* x, const F* w, const F* b, index_t N, index_t C,

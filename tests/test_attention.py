@@ -356,3 +356,61 @@ def test_matches_torch_sdpa(rng, causal):
     close_scaled(out.y, ty.detach().numpy(), 1e-10, "y")
     for a, t in zip(g, (tq, tk, tv)):
         close_scaled(a, t.grad.numpy(), 1e-10, "grad")
+
+
+# ------------------------------------------------------------------------------ 9. packed self-attention
+def split(qkv, H):
+    """(B, T, 3 * H * d) -> q, k, v (B, H, T, d) contiguous, as torch.nn.MultiheadAttention splits in_proj."""
+    B, T, C = qkv.shape
+    r = qkv.reshape(B, T, 3, H, C // (3 * H)).transpose(2, 0, 3, 1, 4)
+    return [np.ascontiguousarray(a) for a in r]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,H,T,D,causal,mask_frac,dropout", [
+    (1, 1, 1, 1, False, 0.0, 0.0), (2, 3, 7, 5, True, 0.0, 0.0), (2, 4, 70, 16, False, 0.3, 0.2),
+    (1, 2, 130, 9, True, 0.2, 0.1), (3, 2, 24, 32, False, 0.0, 0.0)])
+def test_packed_is_bitwise_the_split_kernel(rng, dtype, B, H, T, D, causal, mask_frac, dropout):
+    """The packed kernel (q, k, v read in place from the projection, heads merged on output) gives the
+    bits of attention_forward / attention_backward on the split heads, masks and dropout included; the
+    split kernel itself is checked against the float64 reference above."""
+    qkv = rng.standard_normal((B, T, 3 * H * D)).astype(dtype)
+    kpm = (rng.random((B, T)) < mask_frac) if mask_frac > 0 else None
+    dy = rng.standard_normal((B, T, H * D)).astype(dtype)
+    out = F.attention_packed_forward(qkv, H, causal=causal, key_padding_mask=kpm, dropout=dropout, seed=7)
+    q, k, v = split(qkv, H)
+    ref_out = F.attention_forward(q, k, v, causal=causal, key_padding_mask=kpm, dropout=dropout, seed=7)
+    np.testing.assert_array_equal(out.y, ref_out.y.transpose(0, 2, 1, 3).reshape(B, T, H * D))
+    np.testing.assert_array_equal(out.cache.lse, ref_out.cache.lse)
+    dqkv = F.attention_packed_backward(out.cache, dy)
+    g = F.attention_backward(ref_out.cache, np.ascontiguousarray(dy.reshape(B, T, H, D).transpose(0, 2, 1, 3)))
+    packed = np.stack(g).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * H * D)
+    np.testing.assert_array_equal(dqkv, packed)
+    assert dqkv.dtype == dtype and out.y.dtype == dtype
+
+
+def test_packed_bad_input(rng):
+    qkv = rng.standard_normal((2, 5, 24)).astype(np.float32)
+    with pytest.raises(ValueError, match="qkv must be 3-D"):
+        F.attention_packed_forward(qkv[0], 2)
+    with pytest.raises(ValueError, match=r"qkv's last dimension must be 3 \* heads \* d"):
+        F.attention_packed_forward(qkv, 5)
+    with pytest.raises(TypeError, match="heads must be an int"):
+        F.attention_packed_forward(qkv, 2.0)
+    with pytest.raises(ValueError, match="key_padding_mask must have shape"):
+        F.attention_packed_forward(qkv, 2, key_padding_mask=np.zeros((2, 4), bool))
+    out = F.attention_packed_forward(qkv, 2)
+    assert out.y.shape == (2, 5, 8) and out.cache.lse.shape == (2, 2, 5)
+    with pytest.raises(ValueError, match="dy must have the shape"):
+        F.attention_packed_backward(out.cache, np.zeros((2, 5, 4), np.float32))
+    with pytest.raises(TypeError, match="dy has dtype float64 but qkv has dtype float32"):
+        F.attention_packed_backward(out.cache, np.zeros((2, 5, 8)))
+    with pytest.raises(TypeError, match="cache must be the PackedAttentionCache"):
+        F.attention_packed_backward(F.attention_forward(*split(qkv, 2)).cache, out.y)
+    y, lse = np.empty_like(out.y), np.empty_like(out.cache.lse)
+    with pytest.raises(ValueError, match="y must have shape"):
+        _core.attention_packed_forward(np.empty((2, 5, 9), np.float32), lse, qkv, None, 2)
+    with pytest.raises(ValueError, match="heads must be >= 1"):
+        _core.attention_packed_forward(y, lse, qkv, None, 0)
+    with pytest.raises(ValueError, match="dqkv overlaps qkv"):
+        _core.attention_packed_backward(qkv, out.y, qkv, out.y, out.cache.lse, None, 2)

@@ -204,3 +204,31 @@ def test_hidden_size_alias_for_shared_searches():
     assert TransformerConfig().width == 64
     with pytest.raises(ValueError, match=r"hidden_size \(30\) must be divisible by num_heads \(4\)"):
         TransformerConfig().with_hidden_size(30)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_feed_forward_gelu_kernel_matches_reference(dtype, rtol):
+    """The feed-forward block's GELU kernel (vectorised erfc / exp for float32) against the float64
+    erfc reference (itself checked by finite differences in tests/test_kernels.py), forward and backward,
+    tails, zeros and infinities included, on a length that is not a multiple of the vector width."""
+    from neurodivergent.nn import functional as F
+    from tests.reference import activations as ref
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(scale=3.0, size=1001), [0.0, -0.0, 1e-8, -1e-8, 5.0, -5.0, 9.0, -9.0, 13.0,
+                                                           -13.0, 30.0, -30.0, 1e30, -1e30]]).astype(dtype)
+    dy = rng.normal(size=x.shape).astype(dtype)
+    y = F.ff_gelu_forward(x)
+    dx = F.ff_gelu_backward(dy, x)
+    assert y.dtype == dtype and dx.dtype == dtype
+    y_ref, dx_ref = ref.gelu(x), ref.gelu_backward(dy, x)
+    # relative error against max(|ref|, 1): the tails (|y| ~ 1e-38) are checked at the absolute floor
+    np.testing.assert_array_less(np.abs(y - y_ref), rtol * np.maximum(np.abs(y_ref), 1.0))
+    np.testing.assert_array_less(np.abs(dx - dx_ref), rtol * np.maximum(np.abs(dx_ref), 1.0))
+    inf = F.ff_gelu_forward(np.array([np.inf, -np.inf], dtype))
+    np.testing.assert_array_equal(inf, [np.inf, 0.0])
+    np.testing.assert_array_equal(F.ff_gelu_backward(np.ones(2, dtype), np.array([np.inf, -np.inf], dtype)), [1.0, 0.0])
+    with pytest.raises(ValueError, match="dy must have the shape of x"):
+        F.ff_gelu_backward(dy[:-1], x)
+    with pytest.raises(TypeError, match="dy has dtype"):
+        F.ff_gelu_backward(dy.astype(np.float64 if dtype == np.float32 else np.float32), x)

@@ -34,6 +34,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from .._backend import core as _core
 from .._config import boolean, cfg_field, config_class, fraction, one_of, optional, positive_int
 from ..data.scalers import SCALERS
 from ..nn import functional as F
@@ -126,36 +127,68 @@ def _layer_norm(tape: Optional[Tape], pb, x: Var, prefix: str) -> Var:
     y = _wrap(tape, out.y)
     if tape is not None:
         dw, db = pb.grad_of(f"{prefix}.weight"), pb.grad_of(f"{prefix}.bias")
-        tape.record(y, (x,), lambda g: (F.layer_norm_backward(out.cache, g, dweight=dw, dbias=db).dx,))
+        held = [out.cache]  # released once the backward has run
+        tape.record(y, (x,), lambda g: (F.layer_norm_backward(held.pop(), g, dweight=dw, dbias=db).dx,))
     return y
 
 
-def _split_heads(a: np.ndarray, B: int, n: int, H: int, dh: int) -> np.ndarray:
-    """(B*n, 3*d) -> three (B, H, n, dh) arrays (q, k, v)."""
-    r = a.reshape(B, n, 3, H, dh).transpose(2, 0, 3, 1, 4)
-    return np.ascontiguousarray(r[0]), np.ascontiguousarray(r[1]), np.ascontiguousarray(r[2])
+def _gelu(tape: Optional[Tape], x: Var) -> Var:
+    """GELU (exact erf form, as torch.nn.GELU()) with the vectorised kernel of the feed-forward block."""
+    out = _wrap(tape, F.ff_gelu_forward(x.data))
+    if tape is not None:
+        held = [x.data]
+        tape.record(out, (x,), lambda g: (F.ff_gelu_backward(g, held.pop()),))  # x released after use
+    return out
+
+
+def _gelu_linear(tape: Optional[Tape], pb, z: Var, w: str, b: str) -> Var:
+    """linear(GELU(z)) (the second half of the feed-forward block) keeping only z for the backward: GELU(z),
+    the largest activation of the layer (B*n, d_ff), is recomputed there in one vectorised pass instead of
+    being stored. Same kernels and arithmetic as ``linear(_gelu(z))``, so the same bits."""
+    W, bias = pb[w], pb[b]
+    g = F.ff_gelu_forward(z.data)
+    y = np.empty((g.shape[0], W.shape[0]), dtype=g.dtype)
+    _core.linear_forward(y, g, W, bias)
+    del g
+    out = _wrap(tape, y)
+    if tape is not None:
+        held = [z.data]
+        dW, dB = pb.grad_of(w), pb.grad_of(b)
+
+        def backward(dy):
+            zd = held.pop()  # run once; z is released after it
+            g = F.ff_gelu_forward(zd)
+            dg = np.empty_like(g)
+            _core.linear_backward(dg, dW, dB, dy, g, W)
+            del g
+            return (F.ff_gelu_backward(dg, zd),)
+
+        tape.record(out, (z,), backward)
+    return out
 
 
 def _self_attention(tape: Optional[Tape], pb, x: Var, prefix: str, B: int, n: int, H: int, p: float,
                     rng: Optional[np.random.Generator]) -> Var:
-    """torch.nn.MultiheadAttention(d, H, batch_first=True) over x (B*n, d) with q = k = v = x."""
+    """torch.nn.MultiheadAttention(d, H, batch_first=True) over x (B*n, d) with q = k = v = x.
+
+    The attention kernel reads q, k and v straight from the input projection (B, n, 3d) and writes the
+    heads merged (B, n, d), so no head split / merge copies exist in either direction; the tape keeps the
+    projection, the output and the row log-sum-exp, and lets go of them once the backward has run."""
     d = x.data.shape[1]
-    dh = d // H
     qkv = layers.linear(tape, pb, x, f"{prefix}.in_proj_weight", f"{prefix}.in_proj_bias")
-    q, k, v = _split_heads(qkv.data, B, n, H, dh)
     train = tape is not None and rng is not None and p > 0
     seed = int(rng.integers(0, 2**63 - 1)) if train else 0
-    out = F.attention_forward(q, k, v, dropout=p if train else 0.0, seed=seed)
-    merged = np.ascontiguousarray(out.y.transpose(0, 2, 1, 3)).reshape(B * n, d)
-    att = _wrap(tape, merged)
+    out = F.attention_packed_forward(qkv.data.reshape(B, n, 3 * d), H, dropout=p if train else 0.0, seed=seed)
+    att = _wrap(tape, out.y.reshape(B * n, d))
     if tape is not None:
+        held = [out.cache]
+
         def backward(g):
-            gy = np.ascontiguousarray(g.reshape(B, n, H, dh).transpose(0, 2, 1, 3))
-            gq, gk, gv = F.attention_backward(out.cache, gy)
-            dqkv = np.stack([gq, gk, gv]).transpose(1, 3, 0, 2, 4).reshape(B * n, 3 * d)
-            return (np.ascontiguousarray(dqkv),)
+            cache = held.pop()  # run once; the cache (projection, output, lse) is released after it
+            return (F.attention_packed_backward(cache, g.reshape(B, n, d)).reshape(B * n, 3 * d),)
 
         tape.record(att, (qkv,), backward)
+    del out
     return layers.linear(tape, pb, att, f"{prefix}.out_proj.weight", f"{prefix}.out_proj.bias")
 
 
@@ -274,9 +307,12 @@ class Transformer(BaseModel):
 
         def ff(v):
             z = layers.linear(tape, pb, v, f"{p}.linear1.weight", f"{p}.linear1.bias")
-            z = layers.activation(tape, c.activation, z)
-            z = layers.dropout(tape, z, drop, rng)
-            z = layers.linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
+            if c.activation == "gelu" and (tape is None or rng is None or drop <= 0):  # no dropout between
+                z = _gelu_linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
+            else:
+                z = _gelu(tape, z) if c.activation == "gelu" else layers.activation(tape, c.activation, z)
+                z = layers.dropout(tape, z, drop, rng)
+                z = layers.linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
             return layers.dropout(tape, z, drop, rng)
 
         if c.norm == "pre":

@@ -10,9 +10,11 @@ Multi-head scaled dot-product attention over q (B, heads, T, d), k, v (B, heads,
 position, so one seed always drops the same weights and the backward regenerates the mask instead of
 storing it (:func:`attention_dropout_mask` returns it). A row whose keys are all masked has no softmax:
 its weights are all zero, its output is zero and no gradient flows through it (PyTorch gives NaN there).
-The kernel is fused per (batch, head): scores are computed, normalised and multiplied by v one block of
-query rows at a time and only the log-sum-exp of each row is kept for the backward (the scores are
-recomputed there), so memory stays O(B * heads * T * d).
+The kernel is fused per (batch, head): the forward makes one pass over the keys per tile of query rows with
+an online softmax (one small block of scores at a time, a running max and sum per row) and only the
+log-sum-exp of each row is kept for the backward (the scores are recomputed there, one block of query
+rows at a time), so memory stays O(B * heads * T * d). :func:`attention_packed_forward` is the same kernel
+for self-attention on a packed (B, T, 3 * heads * d) input projection, with the heads merged on output.
 
 Layer normalisation over the last dimension, ``torch.nn.LayerNorm`` semantics (biased variance).
 
@@ -31,8 +33,9 @@ from .functional_lstm import _grad_buffer
 
 __all__ = [
     "AttentionCache", "AttentionOutput", "AttentionGrads", "attention_forward", "attention_backward",
-    "attention_dropout_mask", "LayerNormCache", "LayerNormOutput", "LayerNormGrads", "layer_norm_forward",
-    "layer_norm_backward",
+    "attention_dropout_mask", "PackedAttentionCache", "PackedAttentionOutput", "attention_packed_forward",
+    "attention_packed_backward", "ff_gelu_forward", "ff_gelu_backward", "LayerNormCache", "LayerNormOutput",
+    "LayerNormGrads", "layer_norm_forward", "layer_norm_backward",
 ]
 
 
@@ -147,11 +150,108 @@ def attention_backward(cache: AttentionCache, dy, *, naive: bool = False) -> Att
     return AttentionGrads(dq, dk, dv)
 
 
+class PackedAttentionCache(NamedTuple):
+    """What ``attention_packed_backward`` needs: the packed projection, the output, each row's
+    log-sum-exp (B, heads, T) and the options of the forward call."""
+
+    qkv: np.ndarray
+    y: np.ndarray
+    lse: np.ndarray
+    key_padding_mask: Optional[np.ndarray]
+    heads: int
+    causal: bool
+    scale: float
+    dropout: float
+    seed: int
+
+
+class PackedAttentionOutput(NamedTuple):
+    y: np.ndarray  # (B, T, heads * d), heads merged
+    cache: PackedAttentionCache
+
+
+def attention_packed_forward(qkv, heads: int, causal: bool = False, key_padding_mask=None, dropout: float = 0.0,
+                             seed: Optional[int] = None, scale: Optional[float] = None) -> PackedAttentionOutput:
+    """Self-attention on a packed input projection, without splitting or merging the heads in numpy.
+
+    ``qkv`` (B, T, 3 * heads * d) is ``x @ in_proj_weight.T + in_proj_bias`` as in
+    ``torch.nn.MultiheadAttention``: each row holds q, then k, then v, each ``heads`` blocks of ``d``.
+    Returns out.y (B, T, heads * d) with the heads merged (head h in columns ``h*d:(h+1)*d``). The kernel
+    reads q, k and v in place with strides and writes y directly, and it is the same arithmetic as
+    :func:`attention_forward` on the split arrays (B, heads, T, d): y, the cache's lse and the dropout mask
+    are bitwise identical to it (the mask is indexed by (b, head, i, j) as there). Options as there."""
+    qkv = _coerce(qkv, "qkv", first="qkv")
+    if qkv.ndim != 3:
+        raise ValueError(f"qkv must be 3-D (B, T, 3 * heads * d), got shape {qkv.shape}")
+    if isinstance(heads, (bool, np.bool_)) or not isinstance(heads, (int, np.integer)):
+        raise TypeError(f"heads must be an int, got {type(heads).__name__}")
+    heads = int(heads)
+    if heads < 1 or qkv.shape[2] % (3 * heads) or qkv.shape[2] == 0:
+        raise ValueError(f"qkv's last dimension must be 3 * heads * d with d >= 1 (heads={heads}), "
+                         f"got shape {qkv.shape}")
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.floating, np.integer)):
+        raise TypeError(f"dropout must be a real number, got {type(dropout).__name__}")
+    dropout = float(dropout)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if scale is not None:
+        scale = float(scale)
+    seed = _seed(seed, dropout)
+    B, T, C = qkv.shape
+    d = C // (3 * heads)
+    mask = _mask(key_padding_mask, B, T)
+    y = np.empty((B, T, heads * d), qkv.dtype)
+    lse = np.empty((B, heads, T), qkv.dtype)
+    _core.attention_packed_forward(y, lse, qkv, mask, heads, bool(causal), scale, dropout, seed)
+    used_scale = float(scale) if scale is not None else 1.0 / float(np.sqrt(d))
+    return PackedAttentionOutput(y, PackedAttentionCache(qkv, y, lse, mask, heads, bool(causal), used_scale, dropout,
+                                                         seed))
+
+
+def attention_packed_backward(cache: PackedAttentionCache, dy) -> np.ndarray:
+    """Backward of ``attention_packed_forward``: dy (B, T, heads * d) -> dqkv (B, T, 3 * heads * d) (fresh),
+    bitwise equal to :func:`attention_backward`'s dq, dk, dv packed the same way."""
+    if not isinstance(cache, PackedAttentionCache):
+        raise TypeError("cache must be the PackedAttentionCache of attention_packed_forward's output, got "
+                        f"{type(cache).__name__}")
+    qkv = cache.qkv
+    dy = _coerce(dy, "dy", qkv.dtype, "qkv")
+    if dy.shape != cache.y.shape:
+        raise ValueError(f"dy must have the shape of the output {cache.y.shape}, got {dy.shape}")
+    dqkv = np.empty_like(qkv)
+    _core.attention_packed_backward(dqkv, dy, qkv, cache.y, cache.lse, cache.key_padding_mask, cache.heads,
+                                    cache.causal, cache.scale, cache.dropout, cache.seed)
+    return dqkv
+
+
 def attention_dropout_mask(shape, dropout: float, seed: int) -> np.ndarray:
     """The keep mask (B, heads, T, S) bool that ``attention_forward`` with this ``dropout`` and ``seed``
     applies (True = weight kept)."""
     B, H, T, S = (int(s) for s in shape)
     return _core.attention_dropout_mask(B, H, T, S, float(dropout), _seed(seed, float(dropout))).astype(bool)
+
+
+# ----------------------------------------------------------------------------------- GELU
+def ff_gelu_forward(x) -> np.ndarray:
+    """GELU of the Transformer's feed-forward block, exact erf form (``torch.nn.GELU()``): x * Phi(x).
+    float32 runs 8 values at a time (rational erfc, polynomial exp; relative error ~1e-6), float64 uses
+    the C library's erfc. -inf gives 0, +inf gives +inf."""
+    x = _coerce(x, "x", first="x")
+    y = np.empty_like(x)
+    _core.ff_gelu_forward(y, x)
+    return y
+
+
+def ff_gelu_backward(dy, x) -> np.ndarray:
+    """Backward of ``ff_gelu_forward`` at x: dx = dy * (Phi(x) + x * phi(x)) (fresh); argument order as
+    ``gelu_backward``."""
+    x = _coerce(x, "x", first="x")
+    dy = _coerce(dy, "dy", x.dtype, "x")
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {x.shape}, got {dy.shape}")
+    dx = np.empty_like(x)
+    _core.ff_gelu_backward(dx, dy, x)
+    return dx
 
 
 # ----------------------------------------------------------------------------------- layer norm
