@@ -66,3 +66,46 @@ def test_gradients_of_a_reused_var_add_up():
     tape.record(c, (a, b), lambda g: (g, g))
     grads = tape.backward(c, np.ones(2))
     np.testing.assert_array_equal(grads[a.id], [3.0, 3.0])  # dc/da = 1 + 2
+
+
+def test_backward_frees_each_step_as_it_runs_and_leaves_the_tape_empty_on_error():
+    import weakref
+
+    class Saved:  # stands for the activations a backward closure keeps
+        pass
+
+    tape = Tape()
+    x = tape.var(np.ones(3))
+    alive_when_called = []
+    refs = []
+    prev = x
+    for k in range(4):
+        saved = Saved()
+        refs.append(weakref.ref(saved))
+        out = tape.var(prev.data * 2.0)
+
+        def fn(g, saved=saved, k=k):
+            # when step k runs, the steps after it (already run) must have been released
+            alive_when_called.append([r() is not None for r in refs[k + 1:]])
+            return (g * 2.0,)
+
+        tape.record(out, [prev], fn)
+        prev = out
+    del saved, fn
+    grads = tape.backward(prev, np.ones(3))
+    assert np.array_equal(grads[x.id], np.full(3, 16.0))
+    assert alive_when_called == [[]] + [[False] * n for n in range(1, 4)]
+    assert all(r() is None for r in refs) and len(tape) == 0
+
+    y = tape.var(np.ones(2))
+    z = tape.var(np.ones(2))
+    tape.record(z, [y], lambda g: (g,))
+
+    def boom(g):
+        raise RuntimeError("backward failed")
+
+    w = tape.var(np.ones(2))
+    tape.record(w, [z], boom)
+    with pytest.raises(RuntimeError, match="backward failed"):
+        tape.backward(w, np.ones(2))
+    assert len(tape) == 0  # no half-replayed entries left for the next step

@@ -48,25 +48,33 @@ class Tape:
         """Run every recorded backward in reverse; returns gradients of Vars that were not consumed
         (e.g. the model inputs)."""
         grads: Dict[int, np.ndarray] = {out.id: grad}
-        for out_id, in_ids, fn in reversed(self._entries):
-            if isinstance(out_id, tuple):
-                gs = tuple(grads.pop(o, None) for o in out_id)
-                if all(g is None for g in gs):
-                    continue
-                in_grads = fn(gs)
-            else:
-                g = grads.pop(out_id, None)
-                if g is None:
-                    continue
-                in_grads = fn(g)
-            for iid, ig in zip(in_ids, in_grads):
-                if ig is None:
-                    continue
-                if iid in grads:
-                    grads[iid] = grads[iid] + ig
+        entries = self._entries
+        try:
+            while entries:
+                # pop each step as it runs: its closure (the saved activations) is freed before the next
+                # one, so memory falls during the backward instead of being held to its end
+                out_id, in_ids, fn = entries.pop()
+                if isinstance(out_id, tuple):
+                    gs = tuple(grads.pop(o, None) for o in out_id)
+                    if all(g is None for g in gs):
+                        continue
+                    in_grads = fn(gs)
                 else:
-                    grads[iid] = ig
-        self._entries.clear()
+                    g = grads.pop(out_id, None)
+                    if g is None:
+                        continue
+                    in_grads = fn(g)
+                fn = None
+                for iid, ig in zip(in_ids, in_grads):
+                    if ig is None:
+                        continue
+                    if iid in grads:
+                        grads[iid] = grads[iid] + ig
+                    else:
+                        grads[iid] = ig
+                in_grads = None
+        finally:
+            entries.clear()
         return grads
 
     def __len__(self) -> int:
