@@ -18,8 +18,11 @@
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc.
-//   2. After the loop, large GEMMs over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}], dW_ih += dG^T x
-//      (or one fused pass with the bias gradients when I is small), dx = dG @ w_ih, dh0 = dG_0 @ w_hh.
+//   2. After the loop, large GEMMs over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}] and dW_ih += dG^T x,
+//      both computed transposed ([h0, y]^T dG, x^T dG, then added transposed: the GEMM then packs the
+//      smaller (B*T, H or I) operand as its transposed one, not the (B*T, 4H) dG), or for dW_ih one fused
+//      pass with the bias gradients when I is small; dx = dG @ w_ih (a pass of row dot products when I is
+//      small), dh0 = dG_0 @ w_hh.
 // Threads: the batch is split into contiguous chunks, one per thread, each running the whole time loop
 // (recurrences are independent: no barrier per step). The GEMMs use nd::gemm's own threading.
 // Every element is computed by the same sequence of operations whichever chunk / tile it lands in, and
@@ -649,6 +652,38 @@ ND_AI void colsum_impl(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, in
   }
 }
 
+// dx[n, q] = sum_g dG[n, g] wt[q, g] for rows n in [n0, n1), I < kSmallI: columns q in groups of 4 (one
+// pass over the row per group, 4 independent accumulators); each sum in W lanes (lane l takes g = l mod W,
+// in order), then the lanes added in order: the same operations for every row.
+template <typename F>
+ND_AI void rowdot_impl(F* dx, const F* dG, const F* wt, index_t n0, index_t n1, index_t G, index_t I) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const index_t gv = G / W * W;
+  for (index_t n = n0; n < n1; ++n) {
+    const F* d = dG + n * G;
+    for (index_t q0 = 0; q0 < I; q0 += 4) {
+      const int nq = static_cast<int>(std::min<index_t>(4, I - q0));
+      const F* w[4];
+      for (int j = 0; j < 4; ++j) w[j] = wt + (q0 + (j < nq ? j : 0)) * G;  // extra columns repeat q0
+      V acc[4] = {V{}, V{}, V{}, V{}};
+      for (index_t g = 0; g < gv; g += W) {
+        const V dv = ld(d + g);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) acc[j] += dv * ld(w[j] + g);
+      }
+      for (int j = 0; j < nq; ++j) {
+        alignas(32) F buf[W];
+        st(buf, acc[j]);
+        F s = 0;
+        for (int l = 0; l < W; ++l) s += buf[l];
+        for (index_t g = gv; g < G; ++g) s += d[g] * w[j][g];
+        dx[n * I + q0 + j] = s;
+      }
+    }
+  }
+}
+
 // ------------------------------------------------------------------------- ISA instances
 // Register tiles: forward MR rows x 4 gate vectors; backward MRB rows x NVB vectors of units.
 constexpr int kMR = 3;
@@ -663,6 +698,7 @@ struct StepKernels {
   void (*bwd)(F*, F*, const F*, const F*, const F*, const F*, const F*, const F*, index_t, index_t, index_t,
               index_t);
   void (*colsum)(F*, F*, F*, const F*, const F*, index_t, index_t, index_t, index_t, index_t);
+  void (*rowdot)(F*, const F*, const F*, index_t, index_t, index_t, index_t);
 };
 
 template <typename F>
@@ -684,7 +720,17 @@ void colsum_generic(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index
   colsum_impl<F>(db_ih, db_hh, dw_ih, dG, x, N, G, I, g0, g1);
 }
 
+template <typename F>
+void rowdot_generic(F* dx, const F* dG, const F* wt, index_t n0, index_t n1, index_t G, index_t I) {
+  rowdot_impl<F>(dx, dG, wt, n0, n1, G, I);
+}
+
 #if ND_LSTM_X86
+template <typename F>
+__attribute__((target("avx2,fma"))) void rowdot_avx2(F* dx, const F* dG, const F* wt, index_t n0, index_t n1,
+                                                      index_t G, index_t I) {
+  rowdot_impl<F>(dx, dG, wt, n0, n1, G, I);
+}
 template <typename F>
 __attribute__((target("avx2,fma"))) void fwd_rows_avx2(F* y, F* gates, F* cell, const F* Wf, const F* bs,
                                                         const F* h0, const F* c0, index_t b0, index_t b1,
@@ -723,9 +769,9 @@ bool use_avx2() {
 template <typename F>
 StepKernels<F> step_kernels() {
 #if ND_LSTM_X86
-  if (use_avx2()) return {&fwd_rows_avx2<F>, &bwd_rows_avx2<F>, &colsum_avx2<F>};
+  if (use_avx2()) return {&fwd_rows_avx2<F>, &bwd_rows_avx2<F>, &colsum_avx2<F>, &rowdot_avx2<F>};
 #endif
-  return {&fwd_rows_generic<F>, &bwd_rows_generic<F>, &colsum_generic<F>};
+  return {&fwd_rows_generic<F>, &bwd_rows_generic<F>, &colsum_generic<F>, &rowdot_generic<F>};
 }
 
 // f(b0, b1) over contiguous batch chunks, one per thread (deterministic split).
@@ -823,6 +869,13 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
 }
 
+// d (R,C) += s^T, s (C,R).
+template <typename F>
+void add_transposed(F* d, const F* s, index_t R, index_t C) {
+  for (index_t r = 0; r < R; ++r)
+    for (index_t c = 0; c < C; ++c) d[r * C + c] += s[c * R + r];
+}
+
 template <typename F>
 void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh, const F* dy, const F* dh,
                    const F* dc, const F* x, const F* w_ih, const F* w_hh, const F* h0, const F* c0, const F* y,
@@ -847,8 +900,12 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   });
   // 3. dh0 (B,H) = dG[:,0] (B,G; row stride T*G) @ w_hh (G,H)
   gemm<F>(false, false, B, H, G, F(1), dGp, T * G, w_hh, H, F(0), dh0, H);
-  // 4. dW_hh (G,H) += sum_{b,t} dG[b,t]^T h_{t-1}[b], first the t = 0 terms with h0 (B rows, stride T*G)
-  if (h0) gemm<F>(true, false, G, H, B, F(1), dGp, T * G, h0, H, F(1), dw_hh, H);
+  // 4. dW_hh (G,H) += sum_{b,t} dG[b,t]^T h_{t-1}[b], computed transposed as tw (H,G) = sum h^T dG (the GEMM
+  //    then packs the (B*T,H) states as its transposed operand instead of the 4x larger dG: packing a
+  //    transposed operand is the slow part) and added at the end; first the t = 0 terms with h0 (B rows,
+  //    stride T*G)
+  std::vector<F> tw(static_cast<std::size_t>(H * G));  // (H,G)
+  if (h0) gemm<F>(true, false, H, G, B, F(1), h0, H, dGp, T * G, F(0), tw.data(), G);
   // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile)
   const bool small_i = I < kSmallI;
   {
@@ -859,16 +916,33 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
       ks.colsum(db_ih, db_hh, dwi, dGp, x, N, G, I, cb * kCols, std::min(G, (cb + 1) * kCols));
     });
   }
-  if (!small_i) gemm<F>(true, false, G, I, N, F(1), dGp, G, x, I, F(1), dw_ih, I);
-  // 6. dx (N,I) = dG (N,G) @ w_ih (G,I)
-  if (dx) gemm<F>(false, false, N, I, G, F(1), dGp, G, w_ih, I, F(0), dx, I);
+  if (!small_i) {  // dW_ih (G,I) += dG^T x, as (I,G) = x^T dG for the same reason
+    std::vector<F> ti(static_cast<std::size_t>(I * G));
+    gemm<F>(true, false, I, G, N, F(1), x, I, dGp, G, F(0), ti.data(), G);
+    add_transposed(dw_ih, ti.data(), G, I);
+  }
+  // 6. dx (N,I) = dG (N,G) @ w_ih (G,I); when I is small, one pass of row dot products (a GEMM with N = I
+  //    would pad I to its 16-column tile and pack all of dG for it)
+  if (dx && small_i) {
+    std::vector<F> wt(static_cast<std::size_t>(I * G));  // (I,G) = w_ih^T
+    for (index_t g = 0; g < G; ++g)
+      for (index_t q = 0; q < I; ++q) wt[q * G + g] = w_ih[g * I + q];
+    const index_t nrb = (N + kRowChunk - 1) / kRowChunk;
+    const F* wtp = wt.data();
+    for_blocks(nrb, 2.0 * double(N) * double(G) * double(I), [&](index_t rb) {
+      ks.rowdot(dx, dGp, wtp, rb * kRowChunk, std::min(N, (rb + 1) * kRowChunk), G, I);
+    });
+  } else if (dx) {
+    gemm<F>(false, false, N, I, G, F(1), dGp, G, w_ih, I, F(0), dx, I);
+  }
   // 7. dW_hh, t >= 1 terms, as ONE GEMM without copying the previous states: with the rows of dG shifted
   //    by one, row (b,t) of dG meets row (b,t-1) of y for t >= 1, and (b,0) meets (b-1,T-1); those
   //    rows of dG are used up (steps 3-6), so they are zeroed and add exact zeros.
   if (T > 1) {
     for (index_t b = 1; b < B; ++b) std::memset(dGp + b * T * G, 0, sizeof(F) * G);
-    gemm<F>(true, false, G, H, N - 1, F(1), dGp + G, G, y, H, F(1), dw_hh, H);
+    gemm<F>(true, false, H, G, N - 1, F(1), y, H, dGp + G, G, h0 ? F(1) : F(0), tw.data(), G);
   }
+  if (T > 1 || h0) add_transposed(dw_hh, tw.data(), G, H);
 }
 
 }  // namespace

@@ -153,6 +153,20 @@ def test_fast_matches_naive(rng, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("I", [7, 15, 16])
+@pytest.mark.parametrize("states", [True, False])
+def test_input_and_weight_gradients_around_the_small_input_threshold(rng, dtype, I, states):
+    # I < 16: dx from the row-dot pass and dW_ih from the column pass; I >= 16: both from GEMMs (dW_ih and
+    # dW_hh computed transposed). G = 4H = 20 is not a multiple of the SIMD width; T = 1 without states
+    # leaves dW_hh untouched (no previous state).
+    for T in (1, 4):
+        B, H = 6, 5
+        p = make(rng, B, T, I, H, dtype, states=states)
+        dy = rng.standard_normal((B, T, H)).astype(dtype)
+        check_against_reference(p, dy, None, None, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_generic_step_kernels_match(rng, dtype):
     if _core.lstm_isa() == "generic":
         pytest.skip("the generic kernels are already the default here")
