@@ -83,10 +83,10 @@ echo "== done $(date -u)"
 if [ "${ND_DEVICE_BENCH:-0}" = 1 ]; then
   python3 -c 'import torch; print("torch", torch.__version__)'
   echo "== rnn --quick, 1 and 2 threads"
-  timeout 200 python3 bench/rnn.py --cell both --quick --threads 1 2 --no-mem --markdown --budget 0.2 --max-reps 5 \
+  timeout 120 python3 bench/rnn.py --cell both --quick --threads 1 2 --no-mem --markdown --budget 0.2 --max-reps 5 \
     >"$out/rnn.md" 2>&1; tail -30 "$out/rnn.md"
   echo "== attention --quick, 1 and 2 threads"
-  timeout 120 python3 bench/attention.py --quick --threads 1 2 --no-mem --markdown --budget 0.2 --max-reps 5 \
+  timeout 60 python3 bench/attention.py --quick --threads 1 2 --no-mem --markdown --budget 0.2 --max-reps 5 \
     >"$out/attention.md" 2>&1; tail -25 "$out/attention.md"
   echo "== bench done $(date -u)"
 fi
