@@ -635,17 +635,7 @@ __attribute__((target("avx2,fma"))) void backward_pair_avx2(const Shape& sh, ind
 }
 #endif
 
-bool use_avx2() {
-#if ND_ATTN_X86
-  static const bool cpu = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return cpu && std::strcmp(gemm_isa(), "generic") != 0;  // follow a forced GEMM ISA (tests)
-#else
-  return false;
-#endif
-}
+bool use_avx2() { return ND_ATTN_X86 && simd_avx2_enabled(); }
 
 // ------------------------------------------------------------------------------------------ naive path
 template <typename F>

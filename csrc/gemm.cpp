@@ -313,6 +313,18 @@ void gemm_naive(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, cons
 
 const char* gemm_isa() { return gemm_detail::current_kernels().name; }
 
+bool simd_avx2_enabled() {
+#if ND_GEMM_X86
+  static const bool cpu = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return cpu && std::strcmp(gemm_isa(), "generic") != 0;
+#else
+  return false;
+#endif
+}
+
 void gemm_force_isa(const char* name) {
   using namespace gemm_detail;
   const std::string s = name ? name : "";

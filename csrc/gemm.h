@@ -23,4 +23,9 @@ const char* gemm_isa();
 // Force a family for tests/bench ("avx512", "avx2", "generic" or "auto"); throws if unsupported here.
 void gemm_force_isa(const char* name);
 
+// Whether the AVX2+FMA paths of the other kernels (LSTM / GRU steps, attention, GELU) may run: the CPU
+// (and OS) support AVX2 and FMA, and the GEMM is not forced to "generic" (tests force it to exercise
+// every portable path at once). Always false on other architectures.
+bool simd_avx2_enabled();
+
 }  // namespace nd

@@ -265,15 +265,7 @@ inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 enum class Isa { Generic, Avx2 };
 
 Isa pick_isa() {
-  if (std::strcmp(gemm_isa(), "generic") == 0) return Isa::Generic;
-#if ND_GRU_X86
-  static const bool avx2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  if (avx2) return Isa::Avx2;
-#endif
-  return Isa::Generic;
+  return ND_GRU_X86 && simd_avx2_enabled() ? Isa::Avx2 : Isa::Generic;
 }
 
 // Workspace: one grow-only buffer per calling thread, kept between calls (as nd::gemm's packing

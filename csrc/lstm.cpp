@@ -753,18 +753,7 @@ __attribute__((target("avx2,fma"))) void colsum_avx2(F* db_ih, F* db_hh, F* dw_i
 }
 #endif
 
-bool use_avx2() {
-#if ND_LSTM_X86
-  static const bool cpu = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  // Follow the GEMM's forced ISA (tests force "generic" to exercise the portable path).
-  return cpu && std::strcmp(gemm_isa(), "generic") != 0;
-#else
-  return false;
-#endif
-}
+bool use_avx2() { return ND_LSTM_X86 && simd_avx2_enabled(); }
 
 template <typename F>
 StepKernels<F> step_kernels() {

@@ -220,17 +220,7 @@ __attribute__((target("avx2,fma"))) void gelu_bwd_avx2(float* dx, const float* d
 }
 #endif
 
-bool gelu_avx2() {
-#if ND_NORM_X86
-  static const bool cpu = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return cpu && std::strcmp(gemm_isa(), "generic") != 0;  // follow a forced GEMM ISA (tests)
-#else
-  return false;
-#endif
-}
+bool gelu_avx2() { return ND_NORM_X86 && simd_avx2_enabled(); }
 
 template <class Fn>
 void for_ranges(index_t n, Fn&& f) {
