@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "simd_exp.h"
 
 #ifdef ND_OPENMP
 #include <omp.h>
@@ -184,26 +185,8 @@ ND_AI void st(F* p, Vec<F> v) {
 }
 inline index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
 
-// exp_neg on W floats at once (same arithmetic as the scalar exp_neg, selects instead of branches).
-ND_AI Vec<float> exp_neg_v(Vec<float> x) {
-  typedef std::int32_t IV __attribute__((vector_size(32)));
-  const Vec<float> lo = vset(-126.0f), big = vset(12582912.0f);
-  Vec<float> t = x * vset(1.44269504088896341f);
-  t = t < lo ? lo : t;
-  const Vec<float> n = (t + big) - big;
-  Vec<float> r = x - n * vset(0.693359375f);
-  r = r - n * vset(-2.12194440e-4f);
-  Vec<float> p = vset(1.9875691500e-4f);
-  p = p * r + vset(1.3981999507e-3f);
-  p = p * r + vset(8.3334519073e-3f);
-  p = p * r + vset(4.1665795894e-2f);
-  p = p * r + vset(1.6666665459e-1f);
-  p = p * r + vset(5.0000001201e-1f);
-  p = p * r * r + r + vset(1.0f);
-  const IV e = (__builtin_convertvector(n, IV) + 127) << 23;
-  const Vec<float> res = p * reinterpret_cast<Vec<float>>(e);
-  return x < vset(-87.0f) ? Vec<float>{} : res;
-}
+// exp_neg on W floats at once: exp8_nonpos (simd_exp.h), the same arithmetic as the scalar exp_neg.
+ND_AI Vec<float> exp_neg_v(Vec<float> x) { return exp8_nonpos(x); }
 
 ND_AI void exp_shift(float* out, const float* s, index_t n, float c) {
   constexpr int W = VT<float>::W;

@@ -102,6 +102,28 @@ std::uint64_t seed_arg(const py::handle& h) {
   return static_cast<std::uint64_t>(s);
 }
 
+// The options every attention binding takes: the key-padding mask (added to `ins` for the overlap check),
+// the scale (None: 1/sqrt(d)), dropout and seed.
+struct AttnOptions {
+  py::array kpm;  // keeps the mask alive while `mask` points into it
+  const std::uint8_t* mask = nullptr;
+  double scale = 0.0, dropout = 0.0;
+  std::uint64_t seed = 0;
+};
+
+AttnOptions attn_options(const py::handle& kpm_, const AttnDims& d, const py::handle& scale_,
+                         const py::handle& dropout_, const py::handle& seed_, std::vector<Named>& ins) {
+  AttnOptions o;
+  if (mask_arg(kpm_, d, o.kpm)) {
+    ins.push_back({o.kpm, "key_padding_mask"});
+    o.mask = static_cast<const std::uint8_t*>(o.kpm.data());
+  }
+  o.scale = scale_arg(scale_, d.D);
+  o.dropout = dropout_arg(dropout_);
+  o.seed = seed_arg(seed_);
+  return o;
+}
+
 void py_attention_forward(py::handle y_, py::handle lse_, py::handle q_, py::handle k_, py::handle v_,
                           py::handle kpm_, bool causal, py::handle scale_, py::handle dropout_, py::handle seed_,
                           bool naive) {
@@ -112,21 +134,17 @@ void py_attention_forward(py::handle y_, py::handle lse_, py::handle q_, py::han
   for (const auto& a : ins) same_dtype(q, "q", a.first, a.second);
   for (const auto& a : outs) same_dtype(q, "q", a.first, a.second);
   const AttnDims d = attn_dims(q, k, v);
-  py::array kpm;
-  const bool has_kpm = mask_arg(kpm_, d, kpm);
-  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  const AttnOptions o = attn_options(kpm_, d, scale_, dropout_, seed_, ins);
   need_shape(y, "y", {d.B, d.H, d.T, d.D});
   need_shape(lse, "lse", {d.B, d.H, d.T});
   check_outputs(outs, ins);
-  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
-  const std::uint64_t seed = seed_arg(seed_);
-  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T *yp = mp<T>(y, true), *lp = mp<T>(lse, true);
     const T *qp = cp<T>(q, true), *kp = cp<T>(k, true), *vp = cp<T>(v, true);
     py::gil_scoped_release nogil;
-    attention_forward<T>(yp, lp, qp, kp, vp, mk, d.B, d.H, d.T, d.S, d.D, causal, scale, p, seed, naive);
+    attention_forward<T>(yp, lp, qp, kp, vp, o.mask, d.B, d.H, d.T, d.S, d.D, causal, o.scale, o.dropout, o.seed,
+                         naive);
   };
   if (dtype_of(q) == DType::F32) run(float{}); else run(double{});
 }
@@ -142,9 +160,7 @@ void py_attention_backward(py::handle dq_, py::handle dk_, py::handle dv_, py::h
   for (const auto& a : ins) same_dtype(q, "q", a.first, a.second);
   for (const auto& a : outs) same_dtype(q, "q", a.first, a.second);
   const AttnDims d = attn_dims(q, k, v);
-  py::array kpm;
-  const bool has_kpm = mask_arg(kpm_, d, kpm);
-  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  const AttnOptions o = attn_options(kpm_, d, scale_, dropout_, seed_, ins);
   need_shape(y, "y", {d.B, d.H, d.T, d.D});
   need_shape(dy, "dy", {d.B, d.H, d.T, d.D});
   need_shape(lse, "lse", {d.B, d.H, d.T});
@@ -152,17 +168,14 @@ void py_attention_backward(py::handle dq_, py::handle dk_, py::handle dv_, py::h
   need_shape(dk, "dk", {d.B, d.H, d.S, d.D});
   need_shape(dv, "dv", {d.B, d.H, d.S, d.D});
   check_outputs(outs, ins);
-  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
-  const std::uint64_t seed = seed_arg(seed_);
-  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T *dqp = mp<T>(dq, true), *dkp = mp<T>(dk, true), *dvp = mp<T>(dv, true);
     const T *dyp = cp<T>(dy, true), *qp = cp<T>(q, true), *kp = cp<T>(k, true), *vp = cp<T>(v, true),
             *yp = cp<T>(y, true), *lp = cp<T>(lse, true);
     py::gil_scoped_release nogil;
-    attention_backward<T>(dqp, dkp, dvp, dyp, qp, kp, vp, yp, lp, mk, d.B, d.H, d.T, d.S, d.D, causal, scale, p,
-                          seed, naive);
+    attention_backward<T>(dqp, dkp, dvp, dyp, qp, kp, vp, yp, lp, o.mask, d.B, d.H, d.T, d.S, d.D, causal, o.scale,
+                          o.dropout, o.seed, naive);
   };
   if (dtype_of(q) == DType::F32) run(float{}); else run(double{});
 }
@@ -191,21 +204,16 @@ void py_attention_packed_forward(py::handle y_, py::handle lse_, py::handle qkv_
   std::vector<Named> outs = {{y, "y"}, {lse, "lse"}};
   for (const auto& a : outs) same_dtype(qkv, "qkv", a.first, a.second);
   const PackedDims d = packed_dims(qkv, heads_);
-  py::array kpm;
-  const bool has_kpm = mask_arg(kpm_, AttnDims{d.B, d.H, d.T, d.T, d.D}, kpm);
-  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  const AttnOptions o = attn_options(kpm_, AttnDims{d.B, d.H, d.T, d.T, d.D}, scale_, dropout_, seed_, ins);
   need_shape(y, "y", {d.B, d.T, d.H * d.D});
   need_shape(lse, "lse", {d.B, d.H, d.T});
   check_outputs(outs, ins);
-  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
-  const std::uint64_t seed = seed_arg(seed_);
-  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T *yp = mp<T>(y, true), *lp = mp<T>(lse, true);
     const T* xp = cp<T>(qkv, true);
     py::gil_scoped_release nogil;
-    attention_packed_forward<T>(yp, lp, xp, mk, d.B, d.H, d.T, d.D, causal, scale, p, seed);
+    attention_packed_forward<T>(yp, lp, xp, o.mask, d.B, d.H, d.T, d.D, causal, o.scale, o.dropout, o.seed);
   };
   if (dtype_of(qkv) == DType::F32) run(float{}); else run(double{});
 }
@@ -220,23 +228,18 @@ void py_attention_packed_backward(py::handle dqkv_, py::handle dy_, py::handle q
   for (const auto& a : ins) same_dtype(qkv, "qkv", a.first, a.second);
   for (const auto& a : outs) same_dtype(qkv, "qkv", a.first, a.second);
   const PackedDims d = packed_dims(qkv, heads_);
-  py::array kpm;
-  const bool has_kpm = mask_arg(kpm_, AttnDims{d.B, d.H, d.T, d.T, d.D}, kpm);
-  if (has_kpm) ins.push_back({kpm, "key_padding_mask"});
+  const AttnOptions o = attn_options(kpm_, AttnDims{d.B, d.H, d.T, d.T, d.D}, scale_, dropout_, seed_, ins);
   need_shape(y, "y", {d.B, d.T, d.H * d.D});
   need_shape(dy, "dy", {d.B, d.T, d.H * d.D});
   need_shape(lse, "lse", {d.B, d.H, d.T});
   need_shape(dqkv, "dqkv", {d.B, d.T, 3 * d.H * d.D});
   check_outputs(outs, ins);
-  const double scale = scale_arg(scale_, d.D), p = dropout_arg(dropout_);
-  const std::uint64_t seed = seed_arg(seed_);
-  const std::uint8_t* mk = has_kpm ? static_cast<const std::uint8_t*>(kpm.data()) : nullptr;
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T* gp = mp<T>(dqkv, true);
     const T *dyp = cp<T>(dy, true), *xp = cp<T>(qkv, true), *yp = cp<T>(y, true), *lp = cp<T>(lse, true);
     py::gil_scoped_release nogil;
-    attention_packed_backward<T>(gp, dyp, xp, yp, lp, mk, d.B, d.H, d.T, d.D, causal, scale, p, seed);
+    attention_packed_backward<T>(gp, dyp, xp, yp, lp, o.mask, d.B, d.H, d.T, d.D, causal, o.scale, o.dropout, o.seed);
   };
   if (dtype_of(qkv) == DType::F32) run(float{}); else run(double{});
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "simd_exp.h"
 
 #ifdef ND_OPENMP
 #include <omp.h>
@@ -111,25 +112,7 @@ constexpr double kMinGeluPerThread = 1 << 15;  // elements; under this one threa
 
 ND_AI V8 splat(float a) { return V8{} + a; }
 
-// exp(x) for x <= ~0 (the same Cody-Waite reduction and polynomial as the attention kernel's exp):
-// x < -87 gives exactly 0; relative error ~1e-7.
-ND_AI V8 exp_v(V8 x) {
-  V8 t = x * splat(1.44269504088896341f);
-  t = t < splat(-126.0f) ? splat(-126.0f) : t;
-  const V8 n = (t + splat(12582912.0f)) - splat(12582912.0f);
-  V8 r = x - n * splat(0.693359375f);
-  r = r - n * splat(-2.12194440e-4f);
-  V8 p = splat(1.9875691500e-4f);
-  p = p * r + splat(1.3981999507e-3f);
-  p = p * r + splat(8.3334519073e-3f);
-  p = p * r + splat(4.1665795894e-2f);
-  p = p * r + splat(1.6666665459e-1f);
-  p = p * r + splat(5.0000001201e-1f);
-  p = p * r * r + r + splat(1.0f);
-  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
-  const V8 res = p * reinterpret_cast<V8>(e);
-  return x < splat(-87.0f) ? V8{} : res;
-}
+ND_AI V8 exp_v(V8 x) { return exp8_nonpos(x); }  // simd_exp.h
 
 // Phi(x) = 0.5 erfc(-x / sqrt 2) on 8 floats. erfc(a) for a = |z| >= 0 is t exp(-a^2 + P(t)), t = 1 / (1 + a/2),
 // P the degree-9 Chebyshev fit of Numerical Recipes' erfcc (fractional error < 1.2e-7 for every a >= 0, so

@@ -23,7 +23,7 @@ Gradient conventions (as every kernel): parameter gradients accumulate (``+=``) 
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -84,6 +84,16 @@ def _seed(seed, dropout: float) -> int:
     return int(seed)
 
 
+def _options(dropout, scale, seed) -> Tuple[float, Optional[float], int]:
+    """Checked (dropout, scale, seed) of an attention call (scale None: 1/sqrt(d) in the kernel)."""
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.floating, np.integer)):
+        raise TypeError(f"dropout must be a real number, got {type(dropout).__name__}")
+    dropout = float(dropout)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return dropout, (None if scale is None else float(scale)), _seed(seed, dropout)
+
+
 def _mask(key_padding_mask, B: int, S: int) -> Optional[np.ndarray]:
     if key_padding_mask is None:
         return None
@@ -117,20 +127,13 @@ def attention_forward(q, k, v, causal: bool = False, key_padding_mask=None, drop
         raise ValueError(f"q must be 4-D (B, heads, T, d), got shape {q.shape}")
     if k.ndim != 4:
         raise ValueError(f"k must be 4-D (B, heads, S, d), got shape {k.shape}")
-    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.floating, np.integer)):
-        raise TypeError(f"dropout must be a real number, got {type(dropout).__name__}")
-    dropout = float(dropout)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if scale is not None:
-        scale = float(scale)
-    seed = _seed(seed, dropout)
+    dropout, scale, seed = _options(dropout, scale, seed)
     B, H, T, D = q.shape
     mask = _mask(key_padding_mask, B, k.shape[2])
     y = np.empty((B, H, T, D), q.dtype)
     lse = np.empty((B, H, T), q.dtype)
     _core.attention_forward(y, lse, q, k, v, mask, bool(causal), scale, dropout, seed, bool(naive))
-    used_scale = float(scale) if scale is not None else 1.0 / float(np.sqrt(D))
+    used_scale = scale if scale is not None else 1.0 / float(np.sqrt(D))
     return AttentionOutput(y, AttentionCache(q, k, v, y, lse, mask, bool(causal), used_scale, dropout, seed))
 
 
@@ -189,21 +192,14 @@ def attention_packed_forward(qkv, heads: int, causal: bool = False, key_padding_
     if heads < 1 or qkv.shape[2] % (3 * heads) or qkv.shape[2] == 0:
         raise ValueError(f"qkv's last dimension must be 3 * heads * d with d >= 1 (heads={heads}), "
                          f"got shape {qkv.shape}")
-    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.floating, np.integer)):
-        raise TypeError(f"dropout must be a real number, got {type(dropout).__name__}")
-    dropout = float(dropout)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if scale is not None:
-        scale = float(scale)
-    seed = _seed(seed, dropout)
+    dropout, scale, seed = _options(dropout, scale, seed)
     B, T, C = qkv.shape
     d = C // (3 * heads)
     mask = _mask(key_padding_mask, B, T)
     y = np.empty((B, T, heads * d), qkv.dtype)
     lse = np.empty((B, heads, T), qkv.dtype)
     _core.attention_packed_forward(y, lse, qkv, mask, heads, bool(causal), scale, dropout, seed)
-    used_scale = float(scale) if scale is not None else 1.0 / float(np.sqrt(d))
+    used_scale = scale if scale is not None else 1.0 / float(np.sqrt(d))
     return PackedAttentionOutput(y, PackedAttentionCache(qkv, y, lse, mask, heads, bool(causal), used_scale, dropout,
                                                          seed))
 

@@ -1,0 +1,33 @@
+// exp on 8 floats at once for the elementwise kernels (attention's softmax, the feed-forward GELU).
+// Internal to csrc/; portable GCC vector code (SSE2 pairs by default, one ymm register inside functions
+// compiled with target("avx2,fma")).
+#pragma once
+#include <cstdint>
+
+namespace nd {
+
+typedef float F8 __attribute__((vector_size(32)));
+
+// exp(x) for x <= ~0: Cody-Waite reduction by ln 2 and a degree-6 polynomial, selects instead of branches;
+// x < -87 gives exactly 0 and the exponent is clamped at -126 (no denormals); relative error ~1e-7.
+inline __attribute__((always_inline)) F8 exp8_nonpos(F8 x) {
+  typedef std::int32_t I8 __attribute__((vector_size(32)));
+  const F8 lo = F8{} - 126.0f, big = F8{} + 12582912.0f;
+  F8 t = x * 1.44269504088896341f;
+  t = t < lo ? lo : t;
+  const F8 n = (t + big) - big;
+  F8 r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  F8 p = F8{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
+  const F8 res = p * reinterpret_cast<F8>(e);
+  return x < -87.0f ? F8{} : res;
+}
+
+}  // namespace nd
