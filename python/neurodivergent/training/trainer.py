@@ -35,7 +35,9 @@ whole data frame (``train(..., data=frame)``). The object it returns provides
 * ``evaluate(sampler)`` -> ``{"validation_loss": ...}``: the validation loss without dropout.
 
 Everything else (positions, optimizer, schedules, the three random generators, early stopping,
-callbacks, monitor, visualizer, checkpoints, retries, graceful shutdown) is the shared loop's.
+callbacks, monitor, visualizer, checkpoints, retries, graceful shutdown) is the shared loop's. The point
+and quantile models go through the same interface (``_PointHooks``: scaled windows, augmentation, the
+configured loss and its per-row weights), so the step has a single path.
 """
 from __future__ import annotations
 
@@ -183,6 +185,40 @@ class _Evaluator:
             for m in self.metrics:
                 out[m.value] = float(fns[m](yy, hh))
         return out
+
+
+class _PointHooks:
+    """The training hooks of the point and quantile models (module docstring): batches of scaled
+    ``(input, target)`` windows, the model's forward, the configured loss (with its per-row weights when
+    the loss computes them from the timestamps). DeepAR brings its own object with the same methods."""
+
+    def __init__(self, model, loss, row_weights, metrics: Sequence[Metric]):
+        self.model, self.loss, self.row_weights = model, loss, row_weights
+        self.scaler = model.config.scaler
+        self.pass_targets = _accepts_targets(model)
+        self.evaluate = _Evaluator(model, loss, row_weights, metrics)
+        self.dpred_buf: Dict[Tuple[int, ...], np.ndarray] = {}
+
+    def check(self, wanted) -> None:
+        return None
+
+    def fingerprint(self) -> Optional[bytes]:
+        return None
+
+    def train_step(self, sampler, idx, tape, dropout_rng, augmentation, augmentation_rng):
+        x, y = _scaled_batch(sampler, idx, self.scaler)
+        if augmentation is not None:
+            x, y = augmentation.apply(x, y, augmentation_rng)
+        w = None
+        if self.row_weights is not None:
+            w = self.row_weights[_target_rows(sampler, idx)].astype(np.float32)
+        out = (self.model._forward(x, tape, dropout_rng, y=y) if self.pass_targets
+               else self.model._forward(x, tape, dropout_rng))
+        buf = self.dpred_buf.get(out.data.shape)
+        if buf is None:
+            buf = self.dpred_buf[out.data.shape] = np.empty_like(out.data)
+        loss_value, dpred = self.loss.value_and_grad(out.data, y, w, out=buf)
+        return out, loss_value, dpred
 
 
 def evaluate_loss(model: "BaseModel", sampler: WindowSampler, config: TrainingConfig,
@@ -365,7 +401,7 @@ class _Run:
         if make_hooks is not None and data is None:
             raise ValueError(f"{type(model).__name__} builds its own training batches: train(..., data=frame) "
                              "needs the whole data frame")
-        self.hooks = make_hooks(data, config) if make_hooks is not None else None
+        own_hooks = make_hooks(data, config) if make_hooks is not None else None
 
         rng = np.random.default_rng(config.seed)
         self.init_rng, self.data_rng, self.drop_rng = (np.random.default_rng(s)
@@ -380,7 +416,7 @@ class _Run:
                              "(+ the validation part)")
         self.has_val = has_val = self.valid_s is not None and self.valid_s.n_windows > 0
         self.fingerprint = data_fingerprint(values, offsets,
-                                            self.hooks.fingerprint() if self.hooks is not None else None)
+                                            own_hooks.fingerprint() if own_hooks is not None else None)
 
         # what to record: the monitor's metrics plus what early stopping watches
         monitor = config.monitor
@@ -393,8 +429,8 @@ class _Run:
                                  "validation windows: set with_validation_split(...) > 0 or monitor Metric.TrainingLoss")
             wanted.add(es_metric)
         self.want_gnorm = Metric.GradientNorm in wanted
-        if self.hooks is not None:
-            self.hooks.check(wanted)
+        if own_hooks is not None:
+            own_hooks.check(wanted)
         self.runner = None
         if monitor is not None:
             from .monitor import MonitorRunner
@@ -413,14 +449,14 @@ class _Run:
         self.clips = _clippings(model, config)
         self.l1, self.l2 = config.l1_regularization, config.l2_regularization
 
-        self.row_weights = None
-        if self.hooks is None and callable(getattr(loss, "compute_weights", None)):
-            if ds is None:
-                raise ValueError(f"{loss!r} needs the data's timestamps (ds) to compute its weights")
-            self.row_weights = np.asarray(loss.compute_weights(ds, values), dtype=np.float64)
-        self.evaluator = (self.hooks.evaluate if self.hooks is not None else
-                          _Evaluator(model, loss, self.row_weights, sorted(wanted, key=lambda m: m.value)))
-        self.pass_targets = _accepts_targets(model)
+        if own_hooks is None:
+            row_weights = None
+            if callable(getattr(loss, "compute_weights", None)):
+                if ds is None:
+                    raise ValueError(f"{loss!r} needs the data's timestamps (ds) to compute its weights")
+                row_weights = np.asarray(loss.compute_weights(ds, values), dtype=np.float64)
+            own_hooks = _PointHooks(model, loss, row_weights, sorted(wanted, key=lambda m: m.value))
+        self.hooks = own_hooks
 
         self.ckpt_cfg = config.resolved_checkpointing()
         self.ft = config.fault_tolerance
@@ -473,7 +509,6 @@ class _Run:
                           if getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end]
         self.checkpointer = _Checkpointer(self, self.ckpt_cfg) if self.ckpt_cfg is not None else None
         self.tape = Tape()
-        self.dpred_buf: Dict[Tuple[int, ...], np.ndarray] = {}
         # a resumed run is not at a clean point until its state is back (saves requested by on_train_begin
         # are then written at the first epoch's end)
         self.phase = "clean" if resume is None else "setup"
@@ -630,9 +665,8 @@ class _Run:
     # ------------------------------------------------------------------ the loop
     def one_epoch(self, shutdown: "GracefulShutdown", watchdog: "Watchdog") -> bool:
         """Run (the rest of) one epoch, its end and its checkpoints; True when training is over."""
-        config, model, logs = self.config, self.model, self.logs
-        pb, opt, loss = self.pb, self.opt, self.loss
-        bs, cfg_m = config.batch_size, model.config
+        config, logs = self.config, self.logs
+        pb, opt, bs = self.pb, self.opt, config.batch_size
         if self.stop:
             return True
         if not self.in_epoch:
@@ -661,24 +695,9 @@ class _Run:
                 if self.warmup:
                     lr *= _warmup_factor(self.warmup, step)
             idx = order[self.pos: self.pos + bs]
-            if hooks is not None:
-                pb.zero_grad()
-                out, loss_value, dpred = hooks.train_step(self.train_s, idx, self.tape, self.drop_rng, self.aug,
-                                                          self.aug_rng)
-            else:
-                x, y = _scaled_batch(self.train_s, idx, cfg_m.scaler)
-                if self.aug is not None:
-                    x, y = self.aug.apply(x, y, self.aug_rng)
-                w = None
-                if self.row_weights is not None:
-                    w = self.row_weights[_target_rows(self.train_s, idx)].astype(np.float32)
-                pb.zero_grad()
-                out = (model._forward(x, self.tape, self.drop_rng, y=y) if self.pass_targets
-                       else model._forward(x, self.tape, self.drop_rng))
-                buf = self.dpred_buf.get(out.data.shape)
-                if buf is None:
-                    buf = self.dpred_buf[out.data.shape] = np.empty_like(out.data)
-                loss_value, dpred = loss.value_and_grad(out.data, y, w, out=buf)
+            pb.zero_grad()
+            out, loss_value, dpred = hooks.train_step(self.train_s, idx, self.tape, self.drop_rng, self.aug,
+                                                      self.aug_rng)
             if not math.isfinite(loss_value):
                 raise TrainingDivergedError(
                     f"training diverged: loss is {loss_value} at epoch {epoch + 1}, step {step + 1}; "
@@ -724,7 +743,7 @@ class _Run:
                                      learning_rate=self.lr)
         self.phase = "epoch_end"
         if self.has_val:
-            entry.update(self.evaluator(self.valid_s))
+            entry.update(self.hooks.evaluate(self.valid_s))
             watchdog.beat()
         if want_gnorm and self.gn_n:
             entry["gradient_norm"] = self.gn_sum / self.gn_n
