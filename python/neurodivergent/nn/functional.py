@@ -321,5 +321,6 @@ from .functional_attention import *  # noqa: E402,F401,F403
 from .functional_attention import __all__ as _attention_all  # noqa: E402
 from .functional_likelihood import *  # noqa: E402,F401,F403
 from .functional_likelihood import __all__ as _likelihood_all  # noqa: E402
+from ._buffers import release_buffers  # noqa: E402,F401
 
-__all__ = list(__all__) + list(_lstm_all) + list(_gru_all) + list(_attention_all) + list(_likelihood_all)
+__all__ = list(__all__) + ["release_buffers"] + list(_lstm_all) + list(_gru_all) + list(_attention_all) + list(_likelihood_all)

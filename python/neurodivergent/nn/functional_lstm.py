@@ -19,6 +19,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .._backend import core as _core
+from ._buffers import POOL as _POOL
 
 __all__ = ["LSTMCache", "LSTMOutput", "LSTMGrads", "lstm_forward", "lstm_backward"]
 
@@ -122,9 +123,11 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, *, naive: bool = F
         raise ValueError(f"w_hh must be 2-D (4*H, H), got shape {w_hh.shape}")
     B, T = x.shape[0], x.shape[1]
     H = w_hh.shape[1]
-    y = np.empty((B, T, H), dt)
-    gates = np.empty((B, T, 4 * H), dt)
-    cell = np.empty((B, T, H), dt)
+    # reused between calls once unreferenced (nn/_buffers.py: saves the OS's page zeroing); every element
+    # is written by the kernel
+    y = _POOL.take("lstm.y", (B, T, H), dt)
+    gates = _POOL.take("lstm.gates", (B, T, 4 * H), dt)
+    cell = _POOL.take("lstm.cell", (B, T, H), dt)
     _core.lstm_forward(y, gates, cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, bool(naive))
     cache = LSTMCache(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, gates, cell)
     return LSTMOutput(y, y[:, -1].copy(), cell[:, -1].copy(), cache)
@@ -156,7 +159,7 @@ def lstm_backward(cache: LSTMCache, dy, dh=None, dc=None, *, need_dx: bool = Tru
     dw_hh = _grad_buffer(dw_hh, "dw_hh", (G, H), dt)
     db_ih = _grad_buffer(db_ih, "db_ih", (G,), dt)
     db_hh = _grad_buffer(db_hh, "db_hh", (G,), dt)
-    dx = np.empty((B, T, I), dt) if need_dx else None
+    dx = _POOL.take("lstm.dx", (B, T, I), dt) if need_dx else None
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
     _core.lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, dh, dc, x, cache.w_ih, cache.w_hh, cache.h0,

@@ -56,6 +56,7 @@ from .._backend import core as _core
 from .._version import __version__
 from ..data.scalers import scale, unscale, window_stats
 from ..data.windows import WindowSampler
+from ..nn._buffers import release_buffers
 from ..nn.tape import Tape
 from .callbacks import EarlyStoppingCallback, check_result
 from .config import MODEL_DEFAULT, Metric, TrainingConfig, _warmup_factor
@@ -867,6 +868,7 @@ def train(model: "BaseModel", values: np.ndarray, offsets: np.ndarray, config: T
     finally:
         model._fit_config = None
         model._active_run = None
+        release_buffers()  # the kernels' reusable arrays (nn/_buffers.py): a finished run keeps no memory
     model._train_state = final
     return logs
 
