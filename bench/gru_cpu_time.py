@@ -13,7 +13,9 @@ and forward + backward, alternated call by call with ours; "x" is torch time / o
 --variants "name:VAR=v,VAR=v;name2:...": A/B inside one process. The kernels read their tuning variables
 (ND_GRU_SLIVER_BYTES, ND_GRU_PANEL_BYTES: the backward step product's blocking) on every call; each
 variant's variables are set before its calls, the variants alternate call by call, and min / median of
-each are printed (forward and backward).
+each are printed (forward and backward). The pseudo-variable POOL=0 turns off functional_gru's reuse of
+output arrays for that variant (fresh y / cache / dx every call, as before the pool), e.g.
+    --variants "pool:;fresh:POOL=0"
 """
 import argparse
 import os
@@ -23,6 +25,9 @@ import numpy as np
 
 import neurodivergent as nd
 from neurodivergent.nn import functional as F
+from neurodivergent.nn import functional_gru as FG
+
+POOL_MIN = FG._POOL.min_bytes
 
 CONFIGS = [(256, 96, 1, 64), (32, 96, 1, 64), (256, 96, 1, 128), (256, 96, 8, 256), (32, 168, 1, 256),
            (256, 24, 128, 128), (256, 96, 256, 256), (256, 24, 256, 256)]
@@ -70,13 +75,15 @@ def run_variants(spec):
             for n, d in variants:
                 for k in keys:
                     os.environ.pop(k, None)
-                os.environ.update(d)
+                os.environ.update({k: v for k, v in d.items() if k != "POOL"})
+                FG._POOL.min_bytes = 1 << 62 if d.get("POOL") == "0" else POOL_MIN
                 tf, o = timed(lambda: F.gru_forward(x, w_ih, w_hh, b, b))
                 tb, _ = timed(lambda: F.gru_backward(o.cache, dy, need_dx=I == H))
                 fw[n].append(tf)
                 bw[n].append(tb)
         for k in keys:
             os.environ.pop(k, None)
+        FG._POOL.min_bytes = POOL_MIN
         print(f"B={B} T={T} I={I} H={H}:", flush=True)
         for n, _ in variants:
             f, g = np.array(fw[n]), np.array(bw[n])

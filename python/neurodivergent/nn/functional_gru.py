@@ -13,6 +13,7 @@ x (B, T, I), w_ih (G, I), w_hh (G, H), b_ih (G,), b_hh (G,), h0 (B, H), y (B, T,
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -104,7 +105,7 @@ def _aligned(shape: tuple, dtype, zero: bool) -> Tuple[np.ndarray, np.ndarray]:
     """(raw, a): a fresh array `a` of `shape` starting on a 64-byte boundary (whole cache lines per SIMD
     tile), a view of the byte array `raw` (its .base)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     raw = (np.zeros if zero else np.empty)(nbytes + 64, np.uint8)
     off = -raw.ctypes.data % 64
     return raw, raw[off:off + nbytes].view(dtype).reshape(shape)
@@ -142,7 +143,7 @@ class _BufferPool:
 
     def take(self, kind: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < self.min_bytes or not hasattr(sys, "getrefcount"):
             return _aligned(shape, dtype, zero)[1]
         key = (kind, tuple(shape), dtype.str)
