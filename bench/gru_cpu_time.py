@@ -13,8 +13,9 @@ and forward + backward, alternated call by call with ours; "x" is torch time / o
 --variants "name:VAR=v,VAR=v;name2:...": A/B inside one process. The kernels read their tuning variables
 (ND_GRU_SLIVER_BYTES, ND_GRU_PANEL_BYTES: the backward step product's blocking) on every call; each
 variant's variables are set before its calls, the variants alternate call by call, and min / median of
-each are printed (forward and backward). The pseudo-variable POOL=0 turns off functional_gru's reuse of
-output arrays for that variant (fresh y / cache / dx every call, as before the pool), e.g.
+each are printed (forward and backward). The pseudo-variable POOL=0 gives that variant functional_gru's
+allocation from before its array pool (fresh arrays every call: np.empty for y and dx, 64-byte aligned
+zeros for the cache), e.g.
     --variants "pool:;fresh:POOL=0"
 """
 import argparse
@@ -27,7 +28,13 @@ import neurodivergent as nd
 from neurodivergent.nn import functional as F
 from neurodivergent.nn import functional_gru as FG
 
-POOL_MIN = FG._POOL.min_bytes
+
+
+def fresh_take(kind, shape, dtype, zero=False):
+    """functional_gru's allocation before the pool (commit cfa5b8f): every call a fresh array."""
+    if kind == "gates":
+        return FG._aligned(shape, dtype, True)[1]
+    return np.empty(shape, dtype)
 
 CONFIGS = [(256, 96, 1, 64), (32, 96, 1, 64), (256, 96, 1, 128), (256, 96, 8, 256), (32, 168, 1, 256),
            (256, 24, 128, 128), (256, 96, 256, 256), (256, 24, 256, 256)]
@@ -76,14 +83,17 @@ def run_variants(spec):
                 for k in keys:
                     os.environ.pop(k, None)
                 os.environ.update({k: v for k, v in d.items() if k != "POOL"})
-                FG._POOL.min_bytes = 1 << 62 if d.get("POOL") == "0" else POOL_MIN
+                if d.get("POOL") == "0":
+                    FG._POOL.take = fresh_take  # shadows the method for this variant's calls
+                else:
+                    FG._POOL.__dict__.pop("take", None)
                 tf, o = timed(lambda: F.gru_forward(x, w_ih, w_hh, b, b))
                 tb, _ = timed(lambda: F.gru_backward(o.cache, dy, need_dx=I == H))
                 fw[n].append(tf)
                 bw[n].append(tb)
         for k in keys:
             os.environ.pop(k, None)
-        FG._POOL.min_bytes = POOL_MIN
+        FG._POOL.__dict__.pop("take", None)
         print(f"B={B} T={T} I={I} H={H}:", flush=True)
         for n, _ in variants:
             f, g = np.array(fw[n]), np.array(bw[n])
