@@ -96,19 +96,19 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, naive: bool = False) -> G
     # the fast kernels write the padding units of the cache (H % 8 != 0) too, the naive one leaves them:
     # fresh arrays then start from zeros (finite values, as gru.h requires)
     gates = _POOL.take("gates", (B, T, _core.gru_cache_width(max(H, 1))), x.dtype,  # H < 1: rejected below
-                       zero=H % 8 != 0)
+                       zero=H % 8 != 0, align=True)
     _core.gru_forward(y, gates, x, w_ih, w_hh, b_ih, b_hh, h0, bool(naive))
     return GRUOutput(y, y[:, -1].copy(), GRUCache(x, w_ih, w_hh, h0, y, gates))
 
 
-def _aligned(shape: tuple, dtype, zero: bool) -> Tuple[np.ndarray, np.ndarray]:
-    """(raw, a): a fresh array `a` of `shape` starting on a 64-byte boundary (whole cache lines per SIMD
-    tile), a view of the byte array `raw` (its .base)."""
+def _aligned(shape: tuple, dtype, zero: bool) -> Tuple[np.ndarray, int, np.ndarray]:
+    """(raw, off, a): a fresh array `a` of `shape` starting on a 64-byte boundary (whole cache lines per
+    SIMD tile), the view raw[off:] of the byte array `raw` (its .base)."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     raw = (np.zeros if zero else np.empty)(nbytes + 64, np.uint8)
     off = -raw.ctypes.data % 64
-    return raw, raw[off:off + nbytes].view(dtype).reshape(shape)
+    return raw, off, raw[off:off + nbytes].view(dtype).reshape(shape)
 
 
 def _refcount(holder: list, i: int) -> int:
@@ -125,7 +125,8 @@ class _BufferPool:
     array it made before when nothing else references it any more: the pool's list is then its only
     owner (every view of an array keeps its base alive, and `sys.getrefcount` counts it), so an array a
     caller still holds -- an earlier call's y, its cache, a view of either -- is never written again.
-    Arrays below `min_bytes` are not pooled (malloc recycles those cheaply); the pool holds at most
+    Arrays below `min_bytes` are not pooled (malloc recycles those cheaply; they come back as plain
+    np.empty / np.zeros, 64-byte aligned only when asked for, as before the pool); the pool holds at most
     `max_bytes` (unreferenced arrays are dropped first, oldest first, to make room; beyond that, fresh
     arrays are not pooled). gru_release_buffers() empties it.
     """
@@ -133,6 +134,7 @@ class _BufferPool:
     def __init__(self, min_bytes: int, max_bytes: int) -> None:
         self.min_bytes, self.max_bytes = min_bytes, max_bytes
         self.slots: Dict[tuple, List[np.ndarray]] = {}  # (kind, shape, dtype) -> raw byte arrays
+        self.offs: Dict[tuple, List[int]] = {}  # the same keys -> where the aligned array starts in each
         self.held = 0
         self.lock = threading.Lock()  # the check "free" and the hand-out are one step for concurrent callers
         probe = [np.empty(1)]
@@ -141,46 +143,51 @@ class _BufferPool:
     def _is_free(self, raws: list, i: int) -> bool:
         return _refcount(raws, i) == self.free_count
 
-    def take(self, kind: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
+    def take(self, kind: str, shape: tuple, dtype, zero: bool = False, align: bool = False) -> np.ndarray:
+        """An array of `shape` to be overwritten (zeros when `zero` and fresh); pooled ones start on a
+        64-byte boundary, unpooled ones when `align`."""
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < self.min_bytes or not hasattr(sys, "getrefcount"):
-            return _aligned(shape, dtype, zero)[1]
+            if align:
+                return _aligned(shape, dtype, zero)[2]
+            return (np.zeros if zero else np.empty)(shape, dtype)
         key = (kind, tuple(shape), dtype.str)
         with self.lock:
             raws = self.slots.setdefault(key, [])
             for i in range(len(raws)):
                 if self._is_free(raws, i):
-                    raw = raws[i]
-                    off = -raw.ctypes.data % 64
-                    return raw[off:off + nbytes].view(dtype).reshape(shape)
+                    off = self.offs[key][i]
+                    return raws[i][off:off + nbytes].view(dtype).reshape(shape)
             need = nbytes + 64
             if self.held + need > self.max_bytes:
                 self._drop_free(self.held + need - self.max_bytes)
-            raw, a = _aligned(shape, dtype, zero)
+            raw, off, a = _aligned(shape, dtype, zero)
             if self.held + need <= self.max_bytes:
                 self.slots.setdefault(key, []).append(raw)
+                self.offs.setdefault(key, []).append(off)
                 self.held += need
             return a
 
     def _drop_free(self, want: int) -> None:
         for key in list(self.slots):
-            raws = self.slots[key]
+            raws, offs = self.slots[key], self.offs[key]
             i = 0
             while i < len(raws) and want > 0:
                 if self._is_free(raws, i):
                     n = raws[i].nbytes
-                    del raws[i]
+                    del raws[i], offs[i]
                     self.held -= n
                     want -= n
                 else:
                     i += 1
             if not raws:
-                del self.slots[key]
+                del self.slots[key], self.offs[key]
 
     def release(self) -> None:
         with self.lock:
             self.slots.clear()
+            self.offs.clear()
             self.held = 0
 
 
