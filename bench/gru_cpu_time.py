@@ -13,7 +13,16 @@ and forward + backward, alternated call by call with ours; "x" is torch time / o
 --variants "name:VAR=v,VAR=v;name2:...": A/B inside one process. The kernels read their tuning variables
 (ND_GRU_SLIVER_BYTES, ND_GRU_PANEL_BYTES: the backward step product's blocking) on every call; each
 variant's variables are set before its calls, the variants alternate call by call, and min / median of
-each are printed (forward and backward).
+each are printed (forward and backward). The pseudo-variable POOL=0 gives that variant functional_gru's
+allocation from before its array pool (fresh arrays every call: np.empty for y and dx, 64-byte aligned
+zeros for the cache), e.g.
+    --variants "pool:;fresh:POOL=0"
+--train: whole training steps of bench/rnn.py instead (its `Ours` and `Torch`: forward of every layer,
+backward into views of one flat gradient buffer, Adam; torch.nn.GRU with num_layers=L), configurations
+B,T,I,H,L; each variant's step and torch's step alternate (our variants in reversed order every other
+round), thread CPU time, min / median per side and "x" = torch median / our median, e.g.
+    PYTHONPATH=python python3 bench/gru_cpu_time.py --train --reps 5 --only 256,24,1,64,2 \
+        --variants "pool:;fresh:POOL=0"
 """
 import argparse
 import os
@@ -23,6 +32,15 @@ import numpy as np
 
 import neurodivergent as nd
 from neurodivergent.nn import functional as F
+from neurodivergent.nn import functional_gru as FG
+
+
+
+def fresh_take(kind, shape, dtype, zero=False, align=False):
+    """functional_gru's allocation before the pool (commit cfa5b8f): every call a fresh array."""
+    if kind == "gates":
+        return FG._aligned(shape, dtype, True)[2]
+    return np.empty(shape, dtype)
 
 CONFIGS = [(256, 96, 1, 64), (32, 96, 1, 64), (256, 96, 1, 128), (256, 96, 8, 256), (32, 168, 1, 256),
            (256, 24, 128, 128), (256, 96, 256, 256), (256, 24, 256, 256)]
@@ -32,8 +50,11 @@ ap.add_argument("--torch", action="store_true")
 ap.add_argument("--reps", type=int, default=7)
 ap.add_argument("--only", nargs="*", default=None, help="B,T,I,H tuples")
 ap.add_argument("--variants", default=None, help='"name:VAR=v,VAR=v;name2:..." (see the docstring)')
+ap.add_argument("--train", action="store_true", help="whole training steps, configurations B,T,I,H,L")
 args = ap.parse_args()
 configs = [tuple(int(v) for v in s.split(",")) for s in args.only] if args.only else CONFIGS
+if args.train and not args.only:
+    configs = [(256, 24, 1, 64, 2), (256, 96, 1, 256, 2)]
 
 nd.set_num_threads(1)
 if args.torch:
@@ -70,13 +91,18 @@ def run_variants(spec):
             for n, d in variants:
                 for k in keys:
                     os.environ.pop(k, None)
-                os.environ.update(d)
+                os.environ.update({k: v for k, v in d.items() if k != "POOL"})
+                if d.get("POOL") == "0":
+                    FG._POOL.take = fresh_take  # shadows the method for this variant's calls
+                else:
+                    FG._POOL.__dict__.pop("take", None)
                 tf, o = timed(lambda: F.gru_forward(x, w_ih, w_hh, b, b))
                 tb, _ = timed(lambda: F.gru_backward(o.cache, dy, need_dx=I == H))
                 fw[n].append(tf)
                 bw[n].append(tb)
         for k in keys:
             os.environ.pop(k, None)
+        FG._POOL.__dict__.pop("take", None)
         print(f"B={B} T={T} I={I} H={H}:", flush=True)
         for n, _ in variants:
             f, g = np.array(fw[n]), np.array(bw[n])
@@ -118,7 +144,59 @@ def run_plain():
         print(line, flush=True)
 
 
-if args.variants:
+def set_variant(d, keys):
+    for k in keys:
+        os.environ.pop(k, None)
+    os.environ.update({k: v for k, v in d.items() if k != "POOL"})
+    if d.get("POOL") == "0":
+        FG._POOL.take = fresh_take  # shadows the method for this variant's calls
+    else:
+        FG._POOL.__dict__.pop("take", None)
+
+
+def run_train(spec):
+    import sys
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import rnn
+
+    torch.set_num_threads(1)
+    variants = []
+    for part in (spec or "ours:").split(";"):
+        name, _, kv = part.partition(":")
+        variants.append((name, dict(x.split("=", 1) for x in kv.split(",") if x)))
+    keys = {k for _, d in variants for k in d}
+    for (B, T, I, H, L) in configs:
+        _, mod, x, dy = rnn.build("gru", B, T, I, H, L)
+        ours = rnn.Ours(F, "gru", mod, L)
+        tor = rnn.Torch(torch, mod)
+        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+        fl = 3 * rnn.flops_fwd("gru", B, T, I, H, L)
+        times = {n: [] for n, _ in variants}
+        times["torch"] = []
+        ours.train_step(x, dy)
+        tor.train_step(xt, dyt)
+        for rep in range(args.reps):
+            # our variants in reversed order every other round, then torch: each variant follows torch's step
+            # (which leaves the caches cold) equally often
+            for n, d in (variants if rep % 2 == 0 else variants[::-1]) + [("torch", None)]:
+                set_variant(d or {}, keys)
+                f = (lambda: tor.train_step(xt, dyt)) if d is None else (lambda: ours.train_step(x, dy))
+                times[n].append(timed(f)[0])
+        set_variant({}, keys)
+        tm = np.median(times["torch"])
+        print(f"B={B} T={T} I={I} H={H} L={L} train step:", flush=True)
+        for n in list(times):
+            v = np.array(times[n])
+            x_ = f"  x {tm / np.median(v):.2f}" if n != "torch" else ""
+            print(f"  {n:>10}: min {v.min()*1e3:.1f} med {np.median(v)*1e3:.1f} ms ({fl/np.median(v)/1e9:.1f} GF/s){x_}",
+                  flush=True)
+
+
+if args.train:
+    run_train(args.variants)
+elif args.variants:
     run_variants(args.variants)
 else:
     run_plain()

@@ -370,6 +370,8 @@ inline index_t bwd_sliver_bytes() { return env_bytes("ND_GRU_SLIVER_BYTES", 16 *
 inline index_t bwd_panel_bytes() { return env_bytes("ND_GRU_PANEL_BYTES", 12 * 1024); }
 // Prefetch distance of the backward epilogue lines, in row tiles (1, 2 and 3 measured alike here).
 constexpr index_t kBwdPrefetchTiles = 1;
+// dx by dx_rows (instead of GEMM) when one (3H, 2W) sliver of W_ih takes at most this many bytes.
+constexpr index_t kDxRowsSliverBytes = 16 * 1024;
 
 // Rows of the (B*T) x 4H gradient buffer are processed in fixed chunks (independent of the thread count);
 // per-chunk partial sums are combined in chunk order, in double.
@@ -385,6 +387,10 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   using K = Api<Real>;
   const index_t W = K::W, NR = 2 * W, G = 3 * H, nbb = ceil_div(H, NR), BT = B * T;
   const bool small_i = I <= K::kSmallI;
+  // dx of a larger input by dx_rows (no packing of the gradient buffer) while a (3H, 2W) sliver of W_ih
+  // fits L1 (H <= 85 in float), else by GEMM.
+  const bool dx_by_rows = dx && !small_i && G * NR * index_t(sizeof(Real)) <= kDxRowsSliverBytes;
+  const index_t nbi = ceil_div(I, NR);
   const index_t CR = chunk_rows(BT), NC = ceil_div(BT, CR), PW = small_i ? G * I + 4 * H : 4 * H;
   // Blocking of the per-step product dG_t (rows, 3H) @ W_hh (3H, H), as a GEMM's: K chunks of kc rows of
   // the (3H, 2W) weight sliver (16 KiB, kept in L1 while the row tiles of a panel run), and row panels
@@ -399,7 +405,8 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
                                                bytes_of<Real>(B * H) + bytes_of<Real>(H + W) +
                                                bytes_of<Real>(B * G) + bytes_of<Real>(NC * PW) +
                                                bytes_of<Real>(I * G) + bytes_of<Real>(G * H) +
-                                               (nkc > 1 ? bytes_of<Real>(nbb * B * NR) : 0)))};
+                                               (nkc > 1 ? bytes_of<Real>(nbb * B * NR) : 0) +
+                                               (dx_by_rows ? bytes_of<Real>(nbi * G * NR) : 0)))};
   Real* wb = c.take<Real>(nbb * G * NR);    // (nbb, 3H, 2W)
   Real* dgates = c.take<Real>(BT * 4 * H);  // (B,T,4H): da_r, da_z, dhn, da_n
   Real* dhd = c.take<Real>(B * H);          // (B,H)
@@ -409,7 +416,9 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   Real* wihT = c.take<Real>(I * G);         // (I, 3H): W_ih^T (small-I pass)
   Real* dwh = c.take<Real>(G * H);          // (3H, H): this call's dW_hh, added to dw_hh once
   Real* acc = nkc > 1 ? c.take<Real>(nbb * B * NR) : nullptr;  // (nbb, B, 2W)
+  Real* wi = dx_by_rows ? c.take<Real>(nbi * G * NR) : nullptr;    // (nbi, 3H, 2W): W_ih slivers for dx_rows
   K::pack_backward(wb, w_hh, H);
+  if (dx_by_rows) K::pack_slivers(wi, w_ih, G, I);
   for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
 
   // 1. the recurrence, per batch range.
@@ -419,7 +428,8 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
 
   // 2. dW_ih, dx and the bias sums over all B*T rows: with a small input size, one pass over the rows
   //    (a GEMM with N or M = I <= 16 would run at a fraction of peak and pack the whole buffer for it);
-  //    else GEMMs. Chunk partials are combined in chunk order in double.
+  //    else GEMMs, except dx at H <= 85 (dx_rows, in the same pass over the row chunks). Chunk partials are
+  //    combined in chunk order in double.
   if (small_i)
     for (index_t k = 0; k < I; ++k)
       for (index_t j = 0; j < G; ++j) wihT[k * G + j] = w_ih[j * I + k];
@@ -430,6 +440,7 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
         K::small_input_rows(part + ch * PW, dx, dgates, x, wihT, n0, n1, I, H);
       else
         K::column_sum_rows(part + ch * PW, dgates, n0, n1, H);
+      if (dx_by_rows) K::dx_rows(dx, dgates, wi, n0, n1, I, H);
     }
   };
   {
@@ -469,7 +480,7 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   } else {
     gemm<Real>(true, false, 2 * H, I, BT, Real(1), dgates, 4 * H, x, I, Real(1), dw_ih, I);  // r, z
     gemm<Real>(true, false, H, I, BT, Real(1), dgates + 3 * H, 4 * H, x, I, Real(1), dw_ih + 2 * H * I, I);  // n
-    if (dx) {
+    if (dx && !dx_by_rows) {
       gemm<Real>(false, false, BT, I, 2 * H, Real(1), dgates, 4 * H, w_ih, I, Real(0), dx, I);
       gemm<Real>(false, false, BT, I, H, Real(1), dgates + 3 * H, 4 * H, w_ih + 2 * H * I, I, Real(1), dx, I);
     }
@@ -786,14 +797,52 @@ struct Api {
   }
 
   // wb (nbb, 3H, 2W): the (3H, H) matrix W_hh in slivers of 2W columns (zero padded).
-  static void pack_backward(Real* wb, const Real* w_hh, index_t H) {
-    const index_t NR = 2 * W, nbb = (H + NR - 1) / NR, G = 3 * H;
+  static void pack_backward(Real* wb, const Real* w_hh, index_t H) { pack_slivers(wb, w_hh, 3 * H, H); }
+
+  // dst (ceil(N / 2W), K, 2W): the (K, N) matrix src in slivers of 2W columns (zero padded).
+  static void pack_slivers(Real* dst, const Real* src, index_t K, index_t N) {
+    const index_t NR = 2 * W, nbb = (N + NR - 1) / NR;
     for (index_t ub = 0; ub < nbb; ++ub) {
-      Real* dst = wb + ub * G * NR;
-      for (index_t k = 0; k < G; ++k)
+      Real* d = dst + ub * K * NR;
+      for (index_t k = 0; k < K; ++k)
         for (int u = 0; u < NR; ++u) {
           const index_t j = ub * NR + u;
-          dst[k * NR + u] = j < H ? w_hh[k * H + j] : Real(0);
+          d[k * NR + u] = j < N ? src[k * N + j] : Real(0);
+        }
+    }
+  }
+
+  // dx rows [n0, n1) = D_x W_ih without packing D (the GEMM packed all B*T rows of it for an N = I of
+  // 17 .. ~85, where it ran at ~40 GFLOP/s): tiles of up to BMR rows of the gradient buffer D (BT, 4H),
+  // broadcast as in the per-step product, against W_ih in (3H, 2W) slivers wi (packed once per call);
+  // k runs over da_r, da_z (columns 0 .. 2H), then da_n (3H .. 4H).
+  static void dx_rows(Real* dx, const Real* D, const Real* wi, index_t n0, index_t n1, index_t I, index_t H) {
+    for (index_t n = n0; n < n1; n += BMR) {
+      switch (n1 - n < BMR ? n1 - n : BMR) {
+        case BMR: dx_tile<BMR>(dx, D, wi, n, I, H); break;
+        case 5: dx_tile<5>(dx, D, wi, n, I, H); break;
+        case 4: dx_tile<4>(dx, D, wi, n, I, H); break;
+        case 3: dx_tile<3>(dx, D, wi, n, I, H); break;
+        case 2: dx_tile<2>(dx, D, wi, n, I, H); break;
+        default: dx_tile<1>(dx, D, wi, n, I, H); break;
+      }
+    }
+  }
+  template <int MR>
+  static inline void dx_tile(Real* dx, const Real* D, const Real* wi, index_t n, index_t I, index_t H) {
+    const index_t NR = 2 * W, G = 3 * H, C = 4 * H, nbi = (I + NR - 1) / NR;
+    const Real* A = D + n * C;
+    alignas(64) Real sums[MR][2][W];
+    for (index_t jb = 0; jb < nbi; ++jb) {
+      const Real* w = wi + jb * G * NR;
+      bwd_product<MR>(&sums[0][0][0], nullptr, A, C, 2 * H, w);                             // r, z
+      bwd_product<MR>(&sums[0][0][0], &sums[0][0][0], A + 3 * H, C, H, w + 2 * H * NR);  // n
+#pragma GCC unroll 1
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < 2; ++v) {
+          const index_t j = jb * NR + v * W;
+          if (j >= I) break;
+          stn(dx + (n + i) * I + j, VT::load(sums[i][v]), I - j < W ? int(I - j) : W);
         }
     }
   }

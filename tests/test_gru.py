@@ -9,7 +9,8 @@
 6. large inputs (x * 1e3, T = 1000) stay finite; bitwise repeatable, equal across thread counts;
 7. hypothesis over shapes and values;
 8. bad input raises TypeError / ValueError naming the argument;
-9. (optional) torch.nn.GRU with copied weights, when torch is importable.
+9. (optional) torch.nn.GRU with copied weights, when torch is importable;
+10. the output arrays the functions keep for reuse are never handed out while something references them.
 """
 import numpy as np
 import pytest
@@ -28,8 +29,10 @@ GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 # I > 16 takes the GEMM path for dW_ih / dx (smaller inputs: one fused pass over the rows).
 # H > 85: the backward's per-step product runs in K chunks (3H x 2W weight sliver > 16 KiB), over several
 # row panels at B = 20.
+# I > 16 and H <= 85 (float) / 42 (double): dx by row tiles instead of GEMM; both sides of those limits.
 SHAPES = [(1, 1, 1, 1), (1, 1, 3, 5), (2, 3, 1, 8), (1, 6, 2, 3), (3, 7, 8, 13), (5, 4, 6, 17), (7, 5, 3, 24),
-          (4, 6, 5, 33), (13, 3, 2, 64), (9, 4, 16, 70), (3, 5, 17, 12), (2, 4, 40, 9), (20, 3, 2, 90)]
+          (4, 6, 5, 33), (13, 3, 2, 64), (9, 4, 16, 70), (3, 5, 17, 12), (2, 4, 40, 9), (20, 3, 2, 90),
+          (3, 4, 20, 85), (3, 4, 20, 86), (8, 3, 33, 42), (8, 3, 33, 43)]
 
 
 def assert_close(out, refv, rtol, what="value", scale=None):
@@ -338,8 +341,9 @@ def test_non_contiguous_and_list_inputs_are_coerced(rng):
 
 # ===================================================================================== 6. determinism, threads
 # Large enough (> 2 MFLOP per thread) that the recurrence really splits the batch across threads; the
-# second shape has the backward's K-chunked step product (H > 85) over several row panels per thread.
-@pytest.mark.parametrize("shape", [(37, 20, 5, 40), (67, 4, 64, 90)])
+# second shape has the backward's K-chunked step product (H > 85) over several row panels per thread, the
+# third computes dx by row tiles (I > 16, H <= 85) in two row chunks.
+@pytest.mark.parametrize("shape", [(37, 20, 5, 40), (67, 4, 64, 90), (41, 9, 24, 40)])
 def test_bitwise_repeatable_and_thread_count_independent(shape, rng, threads):
     B, T, I, H = shape
     args = make(rng, B, T, I, H, np.float32)
@@ -563,6 +567,92 @@ def test_bad_input_leaves_outputs_untouched():
     with pytest.raises(ValueError):
         F.gru_backward(out.cache, np.ones((2, 3, 4), np.float32), dw_hh=acc)
     assert np.all(acc == 7.0)
+
+
+# ===================================================================================== 10. reused output arrays
+@pytest.fixture
+def pool(monkeypatch):
+    """A fresh buffer pool that takes every size (the module's own skips arrays under 1 MiB)."""
+    from neurodivergent.nn import functional_gru as fg
+
+    p = fg._BufferPool(min_bytes=0, max_bytes=1 << 26)
+    monkeypatch.setattr(fg, "_POOL", p)
+    return p
+
+
+def _addresses(*arrays):
+    return {a.__array_interface__["data"][0] for a in arrays}
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_pooled_arrays_are_reused_only_when_nothing_references_them(dt, rng, pool):
+    B, T, I, H = 5, 4, 3, 13  # H % 8 != 0: cache padding
+    a1, a2 = make(rng, B, T, I, H, dt), make(rng, B, T, I, H, dt)
+    dy = rng.standard_normal((B, T, H)).astype(dt)
+    want1, want2 = F.gru_forward(*a1), F.gru_forward(*a2)  # fresh arrays (the pool makes them the first time)
+    g1, g2 = F.gru_backward(want1.cache, dy), F.gru_backward(want2.cache, dy)
+    want1 = (want1.y.copy(), want1.cache.gates.copy(), g1.dx.copy())
+    want2 = (want2.y.copy(), want2.cache.gates.copy(), g2.dx.copy())
+    del g1, g2
+
+    held = F.gru_forward(*a1)
+    view = held.y[:, 1]  # a view alone keeps the array in use
+    gb = F.gru_backward(held.cache, dy)
+    seen = _addresses(held.y, gb.dx)  # (the cache itself is free once `held` goes)
+    del held
+    for _ in range(3):  # while the view and gb live, later calls never write into their arrays
+        o = F.gru_forward(*a2)
+        g = F.gru_backward(o.cache, dy)
+        assert not _addresses(o.y, o.cache.gates, g.dx) & seen
+        np.testing.assert_array_equal(view, want1[0][:, 1])
+        np.testing.assert_array_equal(gb.dx, want1[2])
+        np.testing.assert_array_equal(o.y, want2[0])
+        np.testing.assert_array_equal(o.cache.gates, want2[1])
+        np.testing.assert_array_equal(g.dx, want2[2])
+        del o, g
+    del view, gb
+    o = F.gru_forward(*a1)
+    g = F.gru_backward(o.cache, dy)
+    assert _addresses(o.y, o.cache.gates) <= pool_addresses(pool)  # reused, not fresh
+    np.testing.assert_array_equal(o.y, want1[0])
+    np.testing.assert_array_equal(o.cache.gates, want1[1])
+    np.testing.assert_array_equal(g.dx, want1[2])
+
+
+def pool_addresses(pool):
+    out = set()
+    for raws in pool.slots.values():
+        for raw in raws:
+            base = raw.__array_interface__["data"][0]
+            out.add(base + (-base % 64))
+    return out
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_reused_cache_after_naive_and_fast_calls_matches_reference(dt, rng, pool):
+    B, T, I, H = 7, 5, 2, 11  # H % 8 != 0: the naive forward leaves the padding units of the cache alone
+    for naive in (False, True, False, True):
+        args = make(rng, B, T, I, H, dt, xscale=3.0)
+        dy = rng.standard_normal((B, T, H)).astype(dt)
+        check_against_reference(args, dy, None, dt, naive=naive)
+    assert pool.held > 0
+
+
+def test_pool_stays_within_its_bound_and_releases(rng, monkeypatch):
+    from neurodivergent.nn import functional_gru as fg
+
+    p = fg._BufferPool(min_bytes=0, max_bytes=6000)
+    monkeypatch.setattr(fg, "_POOL", p)
+    args = make(rng, 3, 4, 2, 16, np.float32)  # y 768 B, cache 3072 B (+ 64 B alignment slack each)
+    outs = [F.gru_forward(*args) for _ in range(4)]  # all held: the pool cannot reuse, stays bounded
+    assert 0 < p.held <= 6000
+    ys = [o.y.copy() for o in outs]
+    for o, y in zip(outs, ys):
+        np.testing.assert_array_equal(o.y, y)
+    del outs
+    F.gru_release_buffers()
+    assert p.held == 0 and not p.slots
+    assert "gru_release_buffers" in F.__all__
 
 
 # ===================================================================================== 9. torch (optional)
