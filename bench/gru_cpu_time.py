@@ -32,14 +32,15 @@ import numpy as np
 
 import neurodivergent as nd
 from neurodivergent.nn import functional as F
+from neurodivergent.nn import _buffers
 from neurodivergent.nn import functional_gru as FG
 
 
 
 def fresh_take(kind, shape, dtype, zero=False, align=False):
     """functional_gru's allocation before the pool (commit cfa5b8f): every call a fresh array."""
-    if kind == "gates":
-        return FG._aligned(shape, dtype, True)[2]
+    if kind == "gru.gates":
+        return _buffers.aligned(shape, dtype, True)[2]
     return np.empty(shape, dtype)
 
 CONFIGS = [(256, 96, 1, 64), (32, 96, 1, 64), (256, 96, 1, 128), (256, 96, 8, 256), (32, 168, 1, 256),

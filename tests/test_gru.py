@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurodivergent import _core
+from neurodivergent.nn import _buffers
 from neurodivergent.nn import functional as F
 from tests.reference import gru as ref
 
@@ -575,7 +576,7 @@ def pool(monkeypatch):
     """A fresh buffer pool that takes every size (the module's own skips arrays under 1 MiB)."""
     from neurodivergent.nn import functional_gru as fg
 
-    p = fg._BufferPool(min_bytes=0, max_bytes=1 << 26)
+    p = _buffers.BufferPool(min_bytes=0, max_bytes=1 << 26)
     monkeypatch.setattr(fg, "_POOL", p)
     return p
 
@@ -641,7 +642,7 @@ def test_reused_cache_after_naive_and_fast_calls_matches_reference(dt, rng, pool
 def test_pool_stays_within_its_bound_and_releases(rng, monkeypatch):
     from neurodivergent.nn import functional_gru as fg
 
-    p = fg._BufferPool(min_bytes=0, max_bytes=6000)
+    p = _buffers.BufferPool(min_bytes=0, max_bytes=6000)
     monkeypatch.setattr(fg, "_POOL", p)
     args = make(rng, 3, 4, 2, 16, np.float32)  # y 768 B, cache 3072 B (+ 64 B alignment slack each)
     outs = [F.gru_forward(*args) for _ in range(4)]  # all held: the pool cannot reuse, stays bounded
@@ -650,9 +651,8 @@ def test_pool_stays_within_its_bound_and_releases(rng, monkeypatch):
     for o, y in zip(outs, ys):
         np.testing.assert_array_equal(o.y, y)
     del outs
-    F.gru_release_buffers()
+    p.release()
     assert p.held == 0 and not p.slots
-    assert "gru_release_buffers" in F.__all__
 
 
 # ===================================================================================== 9. torch (optional)

@@ -13,17 +13,14 @@ x (B, T, I), w_ih (G, I), w_hh (G, H), b_ih (G,), b_hh (G,), h0 (B, H), y (B, T,
 """
 from __future__ import annotations
 
-import math
-import sys
-import threading
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from .._backend import core as _core
+from ._buffers import POOL as _POOL  # reused output arrays (nn/_buffers.py)
 
-__all__ = ["GRUCache", "GRUOutput", "GRUGrads", "gru_forward", "gru_backward", "gru_cache_gates",
-           "gru_release_buffers"]
+__all__ = ["GRUCache", "GRUOutput", "GRUGrads", "gru_forward", "gru_backward", "gru_cache_gates"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -92,113 +89,14 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, naive: bool = False) -> G
     _need_ndim(w_hh, "w_hh", 2, "(3H, H)")
     B, T, _ = x.shape
     H = w_hh.shape[1]
-    y = _POOL.take("y", (B, T, H), x.dtype)
+    y = _POOL.take("gru.y", (B, T, H), x.dtype)
     # the fast kernels write the padding units of the cache (H % 8 != 0) too, the naive one leaves them:
     # fresh arrays then start from zeros (finite values, as gru.h requires)
-    gates = _POOL.take("gates", (B, T, _core.gru_cache_width(max(H, 1))), x.dtype,  # H < 1: rejected below
+    gates = _POOL.take("gru.gates", (B, T, _core.gru_cache_width(max(H, 1))), x.dtype,  # H < 1: rejected below
                        zero=H % 8 != 0, align=True)
     _core.gru_forward(y, gates, x, w_ih, w_hh, b_ih, b_hh, h0, bool(naive))
     return GRUOutput(y, y[:, -1].copy(), GRUCache(x, w_ih, w_hh, h0, y, gates))
 
-
-def _aligned(shape: tuple, dtype, zero: bool) -> Tuple[np.ndarray, int, np.ndarray]:
-    """(raw, off, a): a fresh array `a` of `shape` starting on a 64-byte boundary (whole cache lines per
-    SIMD tile), the view raw[off:] of the byte array `raw` (its .base)."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = (np.zeros if zero else np.empty)(nbytes + 64, np.uint8)
-    off = -raw.ctypes.data % 64
-    return raw, off, raw[off:off + nbytes].view(dtype).reshape(shape)
-
-
-def _refcount(holder: list, i: int) -> int:
-    return sys.getrefcount(holder[i])
-
-
-class _BufferPool:
-    """The large arrays the kernels write (forward: y and the cache; backward: dx), kept between calls.
-
-    A fresh array of a few MiB or more costs more to obtain than the kernel spends writing it: new pages
-    are zeroed by the OS on first touch (numpy maps large arrays with huge pages, zeroed 2 MiB at a time),
-    or calloc zeroes recycled heap memory; at B = 256, H = 64 that was 25-35% of a forward call
-    (bench/RESULTS.md, GRU). A training loop asks for the same shapes every step, so the pool hands out an
-    array it made before when nothing else references it any more: the pool's list is then its only
-    owner (every view of an array keeps its base alive, and `sys.getrefcount` counts it), so an array a
-    caller still holds -- an earlier call's y, its cache, a view of either -- is never written again.
-    Arrays below `min_bytes` are not pooled (malloc recycles those cheaply; they come back as plain
-    np.empty / np.zeros, 64-byte aligned only when asked for, as before the pool); the pool holds at most
-    `max_bytes` (unreferenced arrays are dropped first, oldest first, to make room; beyond that, fresh
-    arrays are not pooled). gru_release_buffers() empties it.
-    """
-
-    def __init__(self, min_bytes: int, max_bytes: int) -> None:
-        self.min_bytes, self.max_bytes = min_bytes, max_bytes
-        self.slots: Dict[tuple, List[np.ndarray]] = {}  # (kind, shape, dtype) -> raw byte arrays
-        self.offs: Dict[tuple, List[int]] = {}  # the same keys -> where the aligned array starts in each
-        self.held = 0
-        self.lock = threading.Lock()  # the check "free" and the hand-out are one step for concurrent callers
-        probe = [np.empty(1)]
-        self.free_count = _refcount(probe, 0)  # the count of an array referenced by a pool list only
-
-    def _is_free(self, raws: list, i: int) -> bool:
-        return _refcount(raws, i) == self.free_count
-
-    def take(self, kind: str, shape: tuple, dtype, zero: bool = False, align: bool = False) -> np.ndarray:
-        """An array of `shape` to be overwritten (zeros when `zero` and fresh); pooled ones start on a
-        64-byte boundary, unpooled ones when `align`."""
-        dtype = np.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes < self.min_bytes or not hasattr(sys, "getrefcount"):
-            if align:
-                return _aligned(shape, dtype, zero)[2]
-            return (np.zeros if zero else np.empty)(shape, dtype)
-        key = (kind, tuple(shape), dtype.str)
-        with self.lock:
-            raws = self.slots.setdefault(key, [])
-            for i in range(len(raws)):
-                if self._is_free(raws, i):
-                    off = self.offs[key][i]
-                    return raws[i][off:off + nbytes].view(dtype).reshape(shape)
-            need = nbytes + 64
-            if self.held + need > self.max_bytes:
-                self._drop_free(self.held + need - self.max_bytes)
-            raw, off, a = _aligned(shape, dtype, zero)
-            if self.held + need <= self.max_bytes:
-                self.slots.setdefault(key, []).append(raw)
-                self.offs.setdefault(key, []).append(off)
-                self.held += need
-            return a
-
-    def _drop_free(self, want: int) -> None:
-        for key in list(self.slots):
-            raws, offs = self.slots[key], self.offs[key]
-            i = 0
-            while i < len(raws) and want > 0:
-                if self._is_free(raws, i):
-                    n = raws[i].nbytes
-                    del raws[i], offs[i]
-                    self.held -= n
-                    want -= n
-                else:
-                    i += 1
-            if not raws:
-                del self.slots[key], self.offs[key]
-
-    def release(self) -> None:
-        with self.lock:
-            self.slots.clear()
-            self.offs.clear()
-            self.held = 0
-
-
-_POOL = _BufferPool(min_bytes=1 << 20, max_bytes=2 << 30)
-
-
-def gru_release_buffers() -> None:
-    """Let go of the arrays gru_forward / gru_backward keep for reuse between calls (up to 2 GiB, see
-    _BufferPool): memory is returned once no result of an earlier call references it. Results already
-    returned stay valid."""
-    _POOL.release()
 
 
 def gru_cache_gates(cache: GRUCache) -> np.ndarray:
@@ -257,7 +155,7 @@ def gru_backward(cache: GRUCache, dy, dh=None, *, need_dx: bool = True, dw_ih=No
     dw_hh = _accumulator(dw_hh, "dw_hh", (G, H), dt)
     db_ih = _accumulator(db_ih, "db_ih", (G,), dt)
     db_hh = _accumulator(db_hh, "db_hh", (G,), dt)
-    dx = _POOL.take("dx", (B, T, I), dt) if need_dx else None
+    dx = _POOL.take("gru.dx", (B, T, I), dt) if need_dx else None
     dh0 = np.empty((B, H), dt)
     _core.gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dy, dh, x, w_ih, w_hh, h0, y, gates, bool(naive))
     return GRUGrads(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
