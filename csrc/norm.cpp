@@ -194,10 +194,49 @@ ND_AI void gelu_bwd_v(float* dx, const float* dy, const float* x, index_t n) {
   }
 }
 
+// y = GELU(x) and d = GELU'(x) from one evaluation of Phi: the same values as gelu_fwd_v and as the factor
+// that gelu_grad_v multiplies dy by (so dy * d is bitwise gelu_bwd_v's dx).
+ND_AI void gelu_fwd_grad8(float* y, float* d, V8 xv) {
+  const V8 c = normal_cdf_v(xv);
+  const V8 pdf = exp_v(splat(-0.5f) * xv * xv) * splat(0.39894228040143267794f);
+  *reinterpret_cast<U8*>(y) = c == V8{} ? V8{} : xv * c;
+  *reinterpret_cast<U8*>(d) = c + (pdf == V8{} ? V8{} : xv * pdf);
+}
+
+ND_AI void gelu_fwd_grad_v(float* y, float* d, const float* x, index_t n) {
+  index_t i = 0;
+  for (; i + 8 <= n; i += 8) gelu_fwd_grad8(y + i, d + i, *reinterpret_cast<const U8*>(x + i));
+  if (i < n) {
+    float xt[8] = {}, yt[8], dt[8];
+    for (index_t j = i; j < n; ++j) xt[j - i] = x[j];
+    gelu_fwd_grad8(yt, dt, *reinterpret_cast<const U8*>(xt));
+    for (index_t j = i; j < n; ++j) {
+      y[j] = yt[j - i];
+      d[j] = dt[j - i];
+    }
+  }
+}
+
+template <typename F>
+ND_AI void gelu_fwd_grad_scalar(F* y, F* d, const F* x, index_t n) {
+  const F r2 = F(0.70710678118654752440084436210484903928), rs = F(0.39894228040143267793994605993438186848);
+  for (index_t i = 0; i < n; ++i) {
+    const F xi = x[i];
+    const F cdf = F(0.5) * std::erfc(-xi * r2);
+    const F pdf = std::exp(F(-0.5) * xi * xi) * rs;
+    y[i] = cdf == F(0) ? F(0) : xi * cdf;
+    d[i] = cdf + (pdf == F(0) ? F(0) : xi * pdf);
+  }
+}
+
 void gelu_fwd_generic(float* y, const float* x, index_t n) { gelu_fwd_v(y, x, n); }
+void gelu_fwd_grad_generic(float* y, float* d, const float* x, index_t n) { gelu_fwd_grad_v(y, d, x, n); }
 void gelu_bwd_generic(float* dx, const float* dy, const float* x, index_t n) { gelu_bwd_v(dx, dy, x, n); }
 #if ND_NORM_X86
 __attribute__((target("avx2,fma"))) void gelu_fwd_avx2(float* y, const float* x, index_t n) { gelu_fwd_v(y, x, n); }
+__attribute__((target("avx2,fma"))) void gelu_fwd_grad_avx2(float* y, float* d, const float* x, index_t n) {
+  gelu_fwd_grad_v(y, d, x, n);
+}
 __attribute__((target("avx2,fma"))) void gelu_bwd_avx2(float* dx, const float* dy, const float* x, index_t n) {
   gelu_bwd_v(dx, dy, x, n);
 }
@@ -226,6 +265,16 @@ void ff_gelu_forward(float* y, const float* x, index_t n) {
 }
 void ff_gelu_forward(double* y, const double* x, index_t n) {
   for_ranges(n, [&](index_t b, index_t e) { gelu_fwd_scalar(y + b, x + b, e - b); });
+}
+void ff_gelu_forward_grad(float* y, float* d, const float* x, index_t n) {
+  auto fn = gelu_fwd_grad_generic;
+#if ND_NORM_X86
+  if (gelu_avx2()) fn = gelu_fwd_grad_avx2;
+#endif
+  for_ranges(n, [&](index_t b, index_t e) { fn(y + b, d + b, x + b, e - b); });
+}
+void ff_gelu_forward_grad(double* y, double* d, const double* x, index_t n) {
+  for_ranges(n, [&](index_t b, index_t e) { gelu_fwd_grad_scalar(y + b, d + b, x + b, e - b); });
 }
 void ff_gelu_backward(float* dx, const float* dy, const float* x, index_t n) {
   auto fn = gelu_bwd_generic;
