@@ -6,9 +6,10 @@
 // - float with the AVX2 GEMM in use ("fused"): op(B) (w^T for y, w for dx = dy w) is packed once per call
 //   into 16-column slivers (K, 16); x is read in place (no packing of the large operand), 6 rows x 16
 //   columns of accumulators per tile, and the bias (and residual) are added to the tile in registers before
-//   its only store. At K = d_model = 64..128 a GEMM is bandwidth-bound: the former separate bias pass (read
-//   and write all of y) and the caller's residual add (numpy: read two, write one) cost about as much as
-//   the product. Used while the packed op(B) fits in L2 (kFusedMaxB), else the general path.
+//   its only store. The former separate bias pass (read and write all of y) cost 5-20% of the product at
+//   the Transformer's shapes (K = d_model = 64..128; bench/RESULTS.md), the caller's residual add (numpy:
+//   read two, write one) as much again. Used while the packed op(B) fits in L2 (kFusedMaxB), else the
+//   general path.
 // - otherwise: nd::gemm, then the bias and the residual in separate vectorised passes.
 // Bits: the fused tile repeats the GEMM's arithmetic exactly: the same K blocks (gemm.cpp: balanced blocks
 // of at most kc = 256, rounded to 8), within a block fma in k order from zero, blocks summed in order
@@ -400,8 +401,9 @@ void linear_backward(T* dx,        // (N,I) or nullptr
                      const T* w,   // (O,I)
                      index_t N, index_t I, index_t O) {
   ND_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_backward: negative size");
-  // One pass over dy pays when dy is the wider operand (in_proj, linear1: O = 3 d, 4 d > I = d); with O <= I
-  // the per-block GEMM calls cost more than the re-reads of the narrow dy they save (measured: 0.91-0.93x).
+  // One pass over dy when dy is the wider operand (in_proj, linear1: O = 3 d, 4 d > I = d), where it saves the
+  // most re-reading; at O <= I the two variants were within the noise of a same-build A/B (bench/RESULTS.md),
+  // so those keep the three passes.
   if (O > I && try_fused_backward<T>(dx, dw, db, dy, x, w, false, false, N, I, O)) return;
   if (dx && N > 0 && I > 0) {
     if (O == 0) {
