@@ -9,6 +9,7 @@
 //             S = scale * Q_tile K^T_chunk (masked -> -inf); m_new = max(m, rowmax S);
 //             O, l *= exp(m - m_new) when the max grew; P = exp(S - m_new); l += rowsum P;
 //             P *= keep (dropout); O += P V_chunk.   At the end y = O / (l (1 - p)), lse = m + log l
+//             (float: in base 2, S scaled by log2 e, P = 2^(S - m_new), lse = (m + log2 l) ln 2; see SoftmaxBase)
 //   backward  per block of kBlockQ query rows [i0, i1):
 //             P = exp(scale * Q_blk K^T - lse)    recomputed (no stored scores)
 //             Pd = P * keep / (1 - p)             (Pd = P without dropout)
@@ -356,6 +357,25 @@ ND_AI double hmax(Vec<double> a) {
 // running max m and sum l are updated (O, l rescaled by exp(m_old - m_new) when the max grows), the chunk's
 // weights p = exp(s - m) are accumulated into l (before dropout) and O += p V_chunk; at the end
 // y = O * (1 / (1 - dropout)) / l and lse = m + log l.
+// The forward's softmax runs in base 2 for float: the scores are scaled by scale * log2 e in the product, so
+// p = 2^(s - m) (exp2_8_nonpos, no multiply by log2 e, no ln 2 reduction) and lse = (m + log2 l) ln 2 in
+// natural units as before (the backward recomputes exp(scale q.k - lse)). Double stays in base e (std::exp),
+// the path the tests hold to 1e-10 and to finite differences.
+template <typename F>
+struct SoftmaxBase {  // double: natural exp
+  static constexpr double kScoreScale = 1.0;
+  static F exp(F x) { return std::exp(x); }
+  static F lse(F m, F l) { return m + std::log(l); }
+};
+template <>
+struct SoftmaxBase<float> {  // float: base 2
+  static constexpr double kScoreScale = 1.4426950408889634074;  // log2 e
+  static float exp(float x) { return std::exp2(x); }
+  static float lse(float m, float l) {
+    return float((double(m) + std::log2(double(l))) * 0.69314718055994530942);
+  }
+};
+
 template <typename F>
 ND_AI F exp_shift_sum(F* s, index_t n, F c) {
   F t = 0;
@@ -365,20 +385,20 @@ ND_AI F exp_shift_sum(F* s, index_t n, F c) {
   }
   return t;
 }
-ND_AI float exp_shift_sum(float* s, index_t n, float c) {  // n a multiple of W
+ND_AI float exp_shift_sum(float* s, index_t n, float c) {  // n a multiple of W; base 2: s[j] = 2^(s[j] - c)
   constexpr int W = VT<float>::W;
   const Vec<float> vc = vset(c);
   Vec<float> a0{}, a1{};
   index_t j = 0;
   for (; j + 2 * W <= n; j += 2 * W) {
-    const Vec<float> e0 = exp_neg_v(ld(s + j) - vc), e1 = exp_neg_v(ld(s + j + W) - vc);
+    const Vec<float> e0 = exp2_8_nonpos(ld(s + j) - vc), e1 = exp2_8_nonpos(ld(s + j + W) - vc);
     st(s + j, e0);
     st(s + j + W, e1);
     a0 += e0;
     a1 += e1;
   }
   for (; j < n; j += W) {
-    const Vec<float> e0 = exp_neg_v(ld(s + j) - vc);
+    const Vec<float> e0 = exp2_8_nonpos(ld(s + j) - vc);
     st(s + j, e0);
     a0 += e0;
   }
@@ -423,7 +443,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   const std::uint64_t base = mix64(sh.seed);
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
-  const F scale = F(sh.scale);
+  const F scale = F(sh.scale * SoftmaxBase<F>::kScoreScale);  // float: scores in log2 units
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp) keys transposed, zero padded
   pad_transpose(Kt, Sp, k + sh.in_base(pair, S), ri, S, D);
   const F* Vp = v + sh.in_base(pair, S);  // (S, Dp)
@@ -460,7 +480,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
         }
         if (cm > mx[r]) {
           if (mx[r] != ninf) {
-            const F a = std::exp(mx[r] - cm);
+            const F a = SoftmaxBase<F>::exp(mx[r] - cm);
             l[r] *= a;
             F* o = O + r * Dp;
             for (index_t d = 0; d < Dp; ++d) o[d] *= a;
@@ -486,7 +506,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
       const F s = inv_keep / l[r];
       const F* o = O + r * Dp;
       for (index_t d = 0; d < D; ++d) yi[d] = o[d] * s;
-      lp[i] = mx[r] + std::log(l[r]);
+      lp[i] = SoftmaxBase<F>::lse(mx[r], l[r]);
     }
   }
 }

@@ -15,6 +15,7 @@
 #include "attention.h"
 #include "bindings_register.h"
 #include "bindings_util.h"
+#include "linear.h"
 #include "norm.h"
 
 namespace nd {
@@ -365,6 +366,110 @@ void py_ff_gelu_backward(py::handle dx_, py::handle dy_, py::handle x_) {
   if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
 }
 
+// ---------------------------------------------------------------------------------------- linear + residual
+void linear_residual_impl(py::handle y_, py::handle x_, py::handle w_, py::handle b_, py::handle r_, bool gelu) {
+  const char* xn = gelu ? "z" : "x";
+  py::array x = kernel_array(x_, xn), w = kernel_array(w_, "w"), y = kernel_array(y_, "y"), b, r;
+  const bool hb = opt_array(b_, "b", b), hr = opt_array(r_, "residual", r);
+  same_dtype(x, xn, w, "w");
+  same_dtype(x, xn, y, "y");
+  need_ndim(x, xn, 2);
+  need_ndim(w, "w", 2);
+  const index_t N = x.shape(0), I = x.shape(1), O = w.shape(0);
+  need_shape(w, "w", {O, I});
+  need_shape(y, "y", {N, O});
+  std::vector<Named> ins{{x, xn}, {w, "w"}};
+  if (hb) {
+    same_dtype(x, xn, b, "b");
+    need_shape(b, "b", {O});
+    ins.push_back({b, "b"});
+  }
+  if (hr) {
+    same_dtype(x, xn, r, "residual");
+    need_shape(r, "residual", {N, O});
+    ins.push_back({r, "residual"});
+  }
+  check_outputs({{y, "y"}}, ins);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* yp = mp<T>(y, true);
+    const T *xp = cp<T>(x, true), *wp = cp<T>(w, true), *bp = cp<T>(b, hb), *rp = cp<T>(r, hr);
+    py::gil_scoped_release nogil;
+    if (gelu)
+      linear_gelu_forward<T>(yp, xp, wp, bp, rp, N, I, O);
+    else
+      linear_forward_residual<T>(yp, xp, wp, bp, rp, N, I, O);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+void py_linear_residual_forward(py::handle y_, py::handle x_, py::handle w_, py::handle b_, py::handle r_) {
+  linear_residual_impl(y_, x_, w_, b_, r_, false);
+}
+void py_linear_gelu_forward(py::handle y_, py::handle z_, py::handle w_, py::handle b_, py::handle r_) {
+  linear_residual_impl(y_, z_, w_, b_, r_, true);
+}
+
+void py_ff_gelu_forward_grad(py::handle y_, py::handle d_, py::handle x_) {
+  py::array x = kernel_array(x_, "x"), y = kernel_array(y_, "y"), d = kernel_array(d_, "d");
+  same_dtype(x, "x", y, "y");
+  same_dtype(x, "x", d, "d");
+  same_shape(x, "x", y, "y");
+  same_shape(x, "x", d, "d");
+  check_outputs({{y, "y"}, {d, "d"}}, {{x, "x"}});
+  const index_t n = x.size();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *yp = mp<T>(y, true), *dp = mp<T>(d, true);
+    const T* xp = cp<T>(x, true);
+    py::gil_scoped_release nogil;
+    ff_gelu_forward_grad(yp, dp, xp, n);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+
+// dgate (in: the gate, out: (dy @ w) * gate), dw, db += as linear_backward.
+void gated_backward_impl(py::handle dx_, py::handle dw_, py::handle db_, py::handle dy_, py::handle x_,
+                         py::handle w_, bool gelu) {
+  const char *xn = gelu ? "z" : "x", *dxn = gelu ? "dz" : "dx";
+  py::array dx = kernel_array(dx_, dxn), dw = kernel_array(dw_, "dw"), dy = kernel_array(dy_, "dy"),
+            x = kernel_array(x_, xn), w = kernel_array(w_, "w"), db;
+  const bool hb = opt_array(db_, "db", db);
+  for (const Named& a : std::vector<Named>{{dx, dxn}, {dw, "dw"}, {dy, "dy"}, {w, "w"}}) same_dtype(x, xn, a.first, a.second);
+  need_ndim(x, xn, 2);
+  need_ndim(w, "w", 2);
+  const index_t N = x.shape(0), I = x.shape(1), O = w.shape(0);
+  need_shape(w, "w", {O, I});
+  need_shape(dx, dxn, {N, I});
+  need_shape(dw, "dw", {O, I});
+  need_shape(dy, "dy", {N, O});
+  std::vector<Named> outs{{dx, dxn}, {dw, "dw"}};
+  if (hb) {
+    same_dtype(x, xn, db, "db");
+    need_shape(db, "db", {O});
+    outs.push_back({db, "db"});
+  }
+  check_outputs(outs, {{x, xn}, {w, "w"}, {dy, "dy"}});
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *dxp = mp<T>(dx, true), *dwp = mp<T>(dw, true), *dbp = mp<T>(db, hb);
+    const T *dyp = cp<T>(dy, true), *xp = cp<T>(x, true), *wp = cp<T>(w, true);
+    py::gil_scoped_release nogil;
+    if (gelu)
+      linear_gelu_backward<T>(dxp, dwp, dbp, dyp, xp, wp, N, I, O);
+    else
+      linear_backward_gated<T>(dxp, dwp, dbp, dyp, xp, wp, N, I, O);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+void py_linear_gated_backward(py::handle dx_, py::handle dw_, py::handle db_, py::handle dy_, py::handle x_,
+                              py::handle w_) {
+  gated_backward_impl(dx_, dw_, db_, dy_, x_, w_, false);
+}
+void py_linear_gelu_backward(py::handle dz_, py::handle dw_, py::handle db_, py::handle dy_, py::handle z_,
+                             py::handle w_) {
+  gated_backward_impl(dz_, dw_, db_, dy_, z_, w_, true);
+}
+
 }  // namespace
 
 void register_attention(pybind11::module_& m) {
@@ -396,6 +501,22 @@ void register_attention(pybind11::module_& m) {
         "GELU (exact erf form) of the Transformer's feed-forward block, vectorised for float32: y = x Phi(x)");
   m.def("ff_gelu_backward", &py_ff_gelu_backward, py::arg("dx"), py::arg("dy"), py::arg("x"),
         "Backward of ff_gelu_forward: dx = dy (Phi(x) + x phi(x)) (overwritten)");
+  m.def("linear_residual_forward", &py_linear_residual_forward, py::arg("y"), py::arg("x"), py::arg("w"),
+        py::arg("b").none(true), py::arg("residual").none(true),
+        "y = x @ w.T + b + residual in one pass (b, residual may be None); bitwise linear_forward then residual + y");
+  m.def("linear_gated_backward", &py_linear_gated_backward, py::arg("dx"), py::arg("dw"), py::arg("db").none(true),
+        py::arg("dy"), py::arg("x"), py::arg("w"),
+        "Backward of linear(x) whose input gradient is gated: dw, db += as linear_backward; dx holds the gate and "
+        "is overwritten with (dy @ w) * gate");
+  m.def("linear_gelu_forward", &py_linear_gelu_forward, py::arg("y"), py::arg("z"), py::arg("w"),
+        py::arg("b").none(true), py::arg("residual").none(true),
+        "y = GELU(z) @ w.T + b + residual, GELU(z) never stored (bitwise ff_gelu_forward then "
+        "linear_residual_forward)");
+  m.def("linear_gelu_backward", &py_linear_gelu_backward, py::arg("dz"), py::arg("dw"), py::arg("db").none(true),
+        py::arg("dy"), py::arg("z"), py::arg("w"),
+        "Backward of linear_gelu_forward: dz = (dy @ w) * GELU'(z) overwritten, dw += dy^T GELU(z), db += sum dy");
+  m.def("ff_gelu_forward_grad", &py_ff_gelu_forward_grad, py::arg("y"), py::arg("d"), py::arg("x"),
+        "y = GELU(x) and d = GELU'(x) in one pass (bitwise ff_gelu_forward's y; dy * d is ff_gelu_backward's dx)");
   m.def("layer_norm_forward", &py_layer_norm_forward, py::arg("y"), py::arg("mean"), py::arg("rstd"), py::arg("x"),
         py::arg("weight").none(true), py::arg("bias").none(true), py::arg("eps") = 1e-5, py::arg("naive") = false,
         "Layer norm over the last dim of x (N,C): writes y (N,C), mean and rstd (N)");

@@ -42,6 +42,11 @@ void layer_norm_backward(F* dx,          // (N,C) out or nullptr
 void ff_gelu_forward(float* y, const float* x, index_t n);
 void ff_gelu_forward(double* y, const double* x, index_t n);
 void ff_gelu_backward(float* dx, const float* dy, const float* x, index_t n);
+// y = GELU(x) and d = GELU'(x) = Phi(x) + x phi(x) from one evaluation (the feed-forward backward, which
+// recomputes GELU(z) for dW and needs GELU'(z) for dz): bitwise ff_gelu_forward's y, and dy * d is bitwise
+// ff_gelu_backward's dx.
+void ff_gelu_forward_grad(float* y, float* d, const float* x, index_t n);
+void ff_gelu_forward_grad(double* y, double* d, const double* x, index_t n);
 void ff_gelu_backward(double* dx, const double* dy, const double* x, index_t n);
 
 }  // namespace nd

@@ -30,4 +30,26 @@ inline __attribute__((always_inline)) F8 exp8_nonpos(F8 x) {
   return x < -87.0f ? F8{} : res;
 }
 
+// 2^t for t <= 0 (the attention forward's scores, already scaled by log2 e): n = round(t) (the 1.5 * 2^23
+// trick), f = t - n in [-1/2, 1/2] exactly, 2^f by a degree-6 polynomial fitted here for relative error
+// (max 8e-8 evaluated in float), times 2^n built in the exponent bits; t < -126 gives exactly 0 (the one
+// select also covers -inf, whose n is meaningless). No ln 2 reduction and no clamp: ~25% fewer operations
+// than exp8_nonpos.
+inline __attribute__((always_inline)) F8 exp2_8_nonpos(F8 t) {
+  typedef std::int32_t I8 __attribute__((vector_size(32)));
+  const F8 big = F8{} + 12582912.0f;
+  const F8 n = (t + big) - big;
+  const F8 f = t - n;
+  F8 p = F8{} + 1.5353360614e-4f;
+  p = p * f + 1.3398874867e-3f;
+  p = p * f + 9.6184373665e-3f;
+  p = p * f + 5.5503324697e-2f;
+  p = p * f + 2.4022647913e-1f;
+  p = p * f + 6.9314720286e-1f;
+  p = p * f + 1.0f;
+  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
+  const F8 res = p * reinterpret_cast<F8>(e);
+  return t < -126.0f ? F8{} : res;
+}
+
 }  // namespace nd

@@ -232,3 +232,59 @@ def test_feed_forward_gelu_kernel_matches_reference(dtype, rtol):
         F.ff_gelu_backward(dy[:-1], x)
     with pytest.raises(TypeError, match="dy has dtype"):
         F.ff_gelu_backward(dy.astype(np.float64 if dtype == np.float32 else np.float32), x)
+
+
+def _unfused_layer(model, tape, h, B, n, norm):
+    """The encoder layer as separate ops (linear, then the residual add; GELU, then linear): what the layer
+    ran before its residual adds and GELU moved into the linear kernels."""
+    from neurodivergent.models import transformer as T
+    from neurodivergent.nn import layers
+
+    pb, p, c = model.params, "encoder.layers.0", model.config
+
+    def attn(v):
+        return T._self_attention(tape, pb, v, f"{p}.self_attn", B, n, c.num_heads, 0.0, None)
+
+    def ff(v):
+        z = layers.linear(tape, pb, v, f"{p}.linear1.weight", f"{p}.linear1.bias")
+        z = T._gelu(tape, z) if c.activation == "gelu" else layers.activation(tape, c.activation, z)
+        return layers.linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
+
+    if norm == "pre":
+        h = T._add(tape, h, attn(T._layer_norm(tape, pb, h, f"{p}.norm1")))
+        return T._add(tape, h, ff(T._layer_norm(tape, pb, h, f"{p}.norm2")))
+    h = T._layer_norm(tape, pb, T._add(tape, h, attn(h)), f"{p}.norm1")
+    return T._layer_norm(tape, pb, T._add(tape, h, ff(h)), f"{p}.norm2")
+
+
+@pytest.mark.parametrize("norm, activation, d", [("pre", "gelu", 32), ("post", "gelu", 20), ("pre", "relu", 24)])
+def test_fused_encoder_layer_is_bitwise_the_separate_ops(norm, activation, d):
+    """Without dropout the layer adds its residuals inside the output projection's and the second linear's
+    kernels and runs GELU' with the recomputed GELU in one pass: output, input gradient and every parameter
+    gradient are bitwise those of the separate ops (float32, the users' dtype)."""
+    from neurodivergent.nn.tape import Var
+
+    cfg = (TransformerConfig().with_input_size(40).with_horizon(3).with_d_model(d).with_num_heads(4)
+           .with_num_layers(1).with_d_ff(3 * d).with_patch_len(1).with_stride(1).with_norm(norm)
+           .with_activation(activation).with_dropout(0.0))
+    model = Transformer(cfg)
+    model.params = ParameterBuffer(model._parameter_specs())
+    model._init_parameters(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for name in model.params.names:
+        if "norm" in name or name.endswith("bias"):
+            model.params[name][...] += rng.normal(scale=0.3, size=model.params[name].shape).astype(np.float32)
+    B, n = 5, model.num_patches
+    h = rng.normal(size=(B * n, d)).astype(np.float32)
+    dy = rng.normal(size=(B * n, d)).astype(np.float32)
+    outs = []
+    for fused in (True, False):
+        tape = Tape()
+        hv = tape.var(h)
+        out = model._encoder_layer(tape, hv, 0, B, n, None) if fused else _unfused_layer(model, tape, hv, B, n, norm)
+        model.params.zero_grad()
+        dx = tape.backward(out, dy)[hv.id]
+        infer = model._encoder_layer(None, Var(h, -1), 0, B, n, None).data if fused else out.data
+        outs.append((out.data.copy(), infer.copy(), dx.copy(), model.params.grad.copy()))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a.view(np.int32), b.view(np.int32))

@@ -141,35 +141,55 @@ def _gelu(tape: Optional[Tape], x: Var) -> Var:
     return out
 
 
-def _gelu_linear(tape: Optional[Tape], pb, z: Var, w: str, b: str) -> Var:
-    """linear(GELU(z)) (the second half of the feed-forward block) keeping only z for the backward: GELU(z),
-    the largest activation of the layer (B*n, d_ff), is recomputed there in one vectorised pass instead of
-    being stored. Same kernels and arithmetic as ``linear(_gelu(z))``, so the same bits."""
+def _linear_residual(tape: Optional[Tape], pb, x: Var, w: str, b: str, res: Var) -> Var:
+    """res + linear(x) in one kernel pass (the bias and the residual added to each output tile before its
+    only store): bitwise ``_add(tape, res, layers.linear(tape, pb, x, w, b))``, without the (N, O) sum pass."""
     W, bias = pb[w], pb[b]
-    g = F.ff_gelu_forward(z.data)
-    y = np.empty((g.shape[0], W.shape[0]), dtype=g.dtype)
-    _core.linear_forward(y, g, W, bias)
-    del g
+    xd = x.data
+    y = np.empty((xd.shape[0], W.shape[0]), dtype=xd.dtype)
+    _core.linear_residual_forward(y, xd, W, bias, res.data)
     out = _wrap(tape, y)
     if tape is not None:
-        held = [z.data]
         dW, dB = pb.grad_of(w), pb.grad_of(b)
 
         def backward(dy):
-            zd = held.pop()  # run once; z is released after it
-            g = F.ff_gelu_forward(zd)
-            dg = np.empty_like(g)
-            _core.linear_backward(dg, dW, dB, dy, g, W)
-            del g
-            return (F.ff_gelu_backward(dg, zd),)
+            dx = np.empty_like(xd)
+            _core.linear_backward(dx, dW, dB, dy, xd, W)
+            return (dx, dy)
 
-        tape.record(out, (z,), backward)
+        tape.record(out, (x, res), backward)
+    return out
+
+
+def _gelu_linear(tape: Optional[Tape], pb, z: Var, w: str, b: str, res: Optional[Var] = None) -> Var:
+    """linear(GELU(z)) (the second half of the feed-forward block), plus ``res`` when given (the residual),
+    in one kernel: GELU(z), the largest activation of the layer (B*n, d_ff), is evaluated a few rows at a
+    time right before the product and never stored; the backward keeps only z and evaluates GELU(z) and
+    GELU'(z) one GEMM block at a time for dW and dz = (dy W) * GELU'(z). Same arithmetic as
+    ``linear(_gelu(z))`` (+ ``_add``), so the same bits."""
+    W, bias = pb[w], pb[b]
+    zd = z.data
+    y = np.empty((zd.shape[0], W.shape[0]), dtype=zd.dtype)
+    _core.linear_gelu_forward(y, zd, W, bias, None if res is None else res.data)
+    out = _wrap(tape, y)
+    if tape is not None:
+        held = [zd]
+        dW, dB = pb.grad_of(w), pb.grad_of(b)
+
+        def backward(dy):
+            zb = held.pop()  # run once; z is released after it
+            dz = np.empty_like(zb)
+            _core.linear_gelu_backward(dz, dW, dB, dy, zb, W)
+            return (dz,) if res is None else (dz, dy)
+
+        tape.record(out, (z,) if res is None else (z, res), backward)
     return out
 
 
 def _self_attention(tape: Optional[Tape], pb, x: Var, prefix: str, B: int, n: int, H: int, p: float,
-                    rng: Optional[np.random.Generator]) -> Var:
-    """torch.nn.MultiheadAttention(d, H, batch_first=True) over x (B*n, d) with q = k = v = x.
+                    rng: Optional[np.random.Generator], residual: Optional[Var] = None) -> Var:
+    """torch.nn.MultiheadAttention(d, H, batch_first=True) over x (B*n, d) with q = k = v = x (plus
+    ``residual`` when given, added by the output projection's kernel).
 
     The attention kernel reads q, k and v straight from the input projection (B, n, 3d) and writes the
     heads merged (B, n, d), so no head split / merge copies exist in either direction; the tape keeps the
@@ -189,6 +209,8 @@ def _self_attention(tape: Optional[Tape], pb, x: Var, prefix: str, B: int, n: in
 
         tape.record(att, (qkv,), backward)
     del out
+    if residual is not None:  # residual + out_proj(att) in the projection's pass
+        return _linear_residual(tape, pb, att, f"{prefix}.out_proj.weight", f"{prefix}.out_proj.bias", residual)
     return layers.linear(tape, pb, att, f"{prefix}.out_proj.weight", f"{prefix}.out_proj.bias")
 
 
@@ -301,25 +323,34 @@ class Transformer(BaseModel):
         drop = self._dropout_rate()
         adrop = self._attention_dropout()
 
-        def attn(v):
-            a = _self_attention(tape, pb, v, f"{p}.self_attn", B, n, c.num_heads, adrop, rng)
-            return layers.dropout(tape, a, drop, rng)
+        # Without dropout on the residual branches (inference, or drop = 0) the residual adds are done by the
+        # output projection's and the second feed-forward linear's kernels (bitwise the same sums).
+        fuse = tape is None or rng is None or drop <= 0
 
-        def ff(v):
+        def attn(v, res=None):
+            if fuse and res is not None:
+                return _self_attention(tape, pb, v, f"{p}.self_attn", B, n, c.num_heads, adrop, rng, residual=res)
+            a = _self_attention(tape, pb, v, f"{p}.self_attn", B, n, c.num_heads, adrop, rng)
+            a = layers.dropout(tape, a, drop, rng)
+            return a if res is None else _add(tape, res, a)
+
+        def ff(v, res=None):
             z = layers.linear(tape, pb, v, f"{p}.linear1.weight", f"{p}.linear1.bias")
-            if c.activation == "gelu" and (tape is None or rng is None or drop <= 0):  # no dropout between
-                z = _gelu_linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
-            else:
-                z = _gelu(tape, z) if c.activation == "gelu" else layers.activation(tape, c.activation, z)
-                z = layers.dropout(tape, z, drop, rng)
-                z = layers.linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
-            return layers.dropout(tape, z, drop, rng)
+            if c.activation == "gelu" and fuse:  # no dropout between
+                return _gelu_linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias", res)
+            z = _gelu(tape, z) if c.activation == "gelu" else layers.activation(tape, c.activation, z)
+            z = layers.dropout(tape, z, drop, rng)
+            if fuse and res is not None:
+                return _linear_residual(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias", res)
+            z = layers.linear(tape, pb, z, f"{p}.linear2.weight", f"{p}.linear2.bias")
+            z = layers.dropout(tape, z, drop, rng)
+            return z if res is None else _add(tape, res, z)
 
         if c.norm == "pre":
-            h = _add(tape, h, attn(_layer_norm(tape, pb, h, f"{p}.norm1")))
-            return _add(tape, h, ff(_layer_norm(tape, pb, h, f"{p}.norm2")))
-        h = _layer_norm(tape, pb, _add(tape, h, attn(h)), f"{p}.norm1")
-        return _layer_norm(tape, pb, _add(tape, h, ff(h)), f"{p}.norm2")
+            h = attn(_layer_norm(tape, pb, h, f"{p}.norm1"), h)
+            return ff(_layer_norm(tape, pb, h, f"{p}.norm2"), h)
+        h = _layer_norm(tape, pb, attn(h, h), f"{p}.norm1")
+        return _layer_norm(tape, pb, ff(h, h), f"{p}.norm2")
 
     def _forward(self, x: np.ndarray, tape: Optional[Tape], rng: Optional[np.random.Generator]) -> Var:
         c = self.config

@@ -1,0 +1,149 @@
+"""The Transformer's fused linear kernels (csrc/linear.cpp): the residual added in the linear forward's own
+pass, the gated backward (dx = (dy W) * gate, written over the gate) and the GELU value + derivative pass.
+Each equals the float64 reference, and bitwise the unfused kernels it replaces (linear_forward then
+``r + y``; linear_backward's dx times the gate; ff_gelu_forward / ff_gelu_backward), on the AVX2 path and
+on the portable one, with shapes that leave partial 6-row / 16-column tiles and K split in two GEMM blocks."""
+import numpy as np
+import pytest
+
+from neurodivergent import _core
+
+SHAPES = [(1, 1, 1), (7, 5, 3), (13, 64, 17), (50, 64, 192), (37, 300, 40), (20, 512, 33), (6, 16, 16)]
+
+
+def _bits(a):
+    return a.view(np.int64 if a.dtype == np.float64 else np.int32)
+
+
+@pytest.fixture(params=["auto", "generic"])
+def isa(request):
+    _core.gemm_force_isa(request.param)
+    yield request.param
+    _core.gemm_force_isa("auto")
+
+
+def _data(rng, N, I, O, dtype):
+    return (rng.normal(size=(N, I)).astype(dtype), (rng.normal(size=(O, I)) / np.sqrt(I)).astype(dtype),
+            rng.normal(size=O).astype(dtype), rng.normal(size=(N, O)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("N, I, O", SHAPES)
+def test_linear_residual_forward(isa, dtype, rtol, N, I, O):
+    rng = np.random.default_rng(N * 1000 + I)
+    x, w, b, r = _data(rng, N, I, O, dtype)
+    ref = x.astype(np.float64) @ w.astype(np.float64).T + b + r
+    for bias, res in ((b, r), (None, r), (b, None), (None, None)):
+        y = np.empty((N, O), dtype)
+        _core.linear_residual_forward(y, x, w, bias, res)
+        want = x.astype(np.float64) @ w.astype(np.float64).T + (0 if bias is None else b) + (0 if res is None else r)
+        np.testing.assert_allclose(y, want, rtol=rtol, atol=rtol * np.abs(ref).max())
+        # bitwise the unfused sequence: linear_forward, then residual + y
+        y0 = np.empty((N, O), dtype)
+        _core.linear_forward(y0, x, w, bias)
+        if res is not None:
+            y0 = res + y0
+        np.testing.assert_array_equal(_bits(y), _bits(y0))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("N, I, O", SHAPES)
+def test_linear_gated_backward(isa, dtype, rtol, N, I, O):
+    rng = np.random.default_rng(N * 7 + O)
+    x, w, b, dy = _data(rng, N, I, O, dtype)
+    gate = rng.normal(size=(N, I)).astype(dtype)
+    dw0, db0 = rng.normal(size=(O, I)).astype(dtype), rng.normal(size=O).astype(dtype)
+    dx, dw, db = gate.copy(), dw0.copy(), db0.copy()
+    _core.linear_gated_backward(dx, dw, db, dy, x, w)
+    d64 = dy.astype(np.float64)
+    np.testing.assert_allclose(dx, (d64 @ w) * gate, rtol=rtol, atol=rtol * np.abs((d64 @ w) * gate).max())
+    np.testing.assert_allclose(dw, dw0 + d64.T @ x, rtol=rtol, atol=rtol * np.abs(d64.T @ x).max())
+    np.testing.assert_allclose(db, db0 + d64.sum(0), rtol=rtol, atol=rtol * (1 + np.abs(d64.sum(0)).max()))
+    # bitwise linear_backward (dw, db accumulated the same way; dx then times the gate)
+    ex, ew, eb = np.empty_like(x), dw0.copy(), db0.copy()
+    _core.linear_backward(ex, ew, eb, dy, x, w)
+    np.testing.assert_array_equal(_bits(dx), _bits(ex * gate))
+    np.testing.assert_array_equal(_bits(dw), _bits(ew))
+    np.testing.assert_array_equal(_bits(db), _bits(eb))
+    # no bias gradient
+    dx2, dw2 = gate.copy(), dw0.copy()
+    _core.linear_gated_backward(dx2, dw2, None, dy, x, w)
+    np.testing.assert_array_equal(_bits(dx2), _bits(dx))
+    np.testing.assert_array_equal(_bits(dw2), _bits(dw))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gelu_forward_grad_matches_the_two_kernels(isa, dtype):
+    from neurodivergent.nn import functional as F
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.normal(scale=3.0, size=1003), [0.0, -0.0, 9.0, -9.0, 30.0, -30.0, np.inf, -np.inf]])
+    x = x.astype(dtype)
+    dy = rng.normal(size=x.shape).astype(dtype)
+    y, d = np.empty_like(x), np.empty_like(x)
+    _core.ff_gelu_forward_grad(y, d, x)
+    np.testing.assert_array_equal(_bits(y), _bits(F.ff_gelu_forward(x)))
+    np.testing.assert_array_equal(_bits(dy * d), _bits(F.ff_gelu_backward(dy, x)))
+
+
+def test_bad_input():
+    f32 = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    x, w, b, r = f32(4, 3), f32(5, 3), f32(5), f32(4, 5)
+    with pytest.raises(ValueError, match="residual must have shape"):
+        _core.linear_residual_forward(f32(4, 5), x, w, b, f32(4, 4))
+    with pytest.raises(ValueError, match="y must have shape"):
+        _core.linear_residual_forward(f32(4, 4), x, w, b, r)
+    with pytest.raises(TypeError, match="residual has dtype"):
+        _core.linear_residual_forward(f32(4, 5), x, w, b, r.astype(np.float64))
+    with pytest.raises(ValueError, match="overlap"):
+        _core.linear_residual_forward(r, x, w, b, r)
+    with pytest.raises(ValueError, match="dx must have shape"):
+        _core.linear_gated_backward(f32(4, 4), f32(5, 3), None, r, x, w)
+    with pytest.raises(ValueError, match="dw must have shape"):
+        _core.linear_gated_backward(f32(4, 3), f32(3, 5), None, r, x, w)
+    with pytest.raises(ValueError, match="overlap"):
+        g = f32(4, 3)
+        _core.linear_gated_backward(g, f32(5, 3), None, r, g, w)
+    with pytest.raises(ValueError, match="d must have the same shape as x"):
+        _core.ff_gelu_forward_grad(f32(3), f32(4), f32(3))
+    with pytest.raises(ValueError, match="overlap"):
+        y = f32(3)
+        _core.ff_gelu_forward_grad(y, y, f32(3))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("N, I, O", [(1, 1, 1), (13, 64, 17), (300, 40, 24), (37, 300, 40), (531, 16, 8)])
+def test_linear_gelu_forward_backward(isa, dtype, rtol, N, I, O):
+    """y = GELU(z) w^T + b + r and its backward, GELU(z) never stored: equal to the float64 reference and
+    bitwise the separate kernels (ff_gelu_forward_grad, linear_residual_forward, linear_gated_backward).
+    N = 531 spans three GEMM K blocks of the backward (balanced blocks of 184 rows)."""
+    from tests.reference import activations as ref
+
+    rng = np.random.default_rng(N + I + O)
+    z, w, b, r = _data(rng, N, I, O, dtype)
+    z *= 2.0
+    dy = rng.normal(size=(N, O)).astype(dtype)
+    g64 = ref.gelu(z.astype(np.float64))
+    for res in (r, None):
+        y = np.empty((N, O), dtype)
+        _core.linear_gelu_forward(y, z, w, b, res)
+        want = g64 @ w.astype(np.float64).T + b + (0 if res is None else r)
+        np.testing.assert_allclose(y, want, rtol=rtol, atol=rtol * np.abs(want).max())
+        g, d = np.empty_like(z), np.empty_like(z)
+        _core.ff_gelu_forward_grad(g, d, z)
+        y0 = np.empty((N, O), dtype)
+        _core.linear_residual_forward(y0, g, w, b, res)
+        np.testing.assert_array_equal(_bits(y), _bits(y0))
+    dw0, db0 = rng.normal(size=(O, I)).astype(dtype), rng.normal(size=O).astype(dtype)
+    dz, dw, db = np.empty_like(z), dw0.copy(), db0.copy()
+    _core.linear_gelu_backward(dz, dw, db, dy, z, w)
+    d64 = dy.astype(np.float64)
+    dz_ref = ref.gelu_backward(d64 @ w.astype(np.float64), z.astype(np.float64))
+    np.testing.assert_allclose(dz, dz_ref, rtol=rtol, atol=rtol * np.abs(dz_ref).max())
+    np.testing.assert_allclose(dw, dw0 + d64.T @ g64, rtol=rtol, atol=rtol * np.abs(d64.T @ g64).max())
+    e, ew, eb = d.copy(), dw0.copy(), db0.copy()
+    _core.linear_gated_backward(e, ew, eb, dy, g, w)
+    for a, want in ((dz, e), (dw, ew), (db, eb)):
+        np.testing.assert_array_equal(_bits(a), _bits(want))
+    with pytest.raises(ValueError, match="dz must have shape"):
+        _core.linear_gelu_backward(np.empty((N, I + 1), dtype), dw, db, dy, z, w)
