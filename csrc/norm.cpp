@@ -35,6 +35,20 @@ void for_chunks(index_t nchunks, double work, Fn&& f) {
   for (index_t c = 0; c < nchunks; ++c) f(c);
 }
 
+// The row's statistics and its normalised, affine output (shared by the scalar and the vectorised rows).
+template <typename F>
+inline void write_row(F* yr, F* mean, F* rstd, const F* xr, const F* w, const F* b, index_t C, double mu,
+                      double r) {
+  *mean = F(mu);
+  *rstd = F(r);
+  const F fm = F(mu), fr = F(r);
+  if (w && b) {
+    for (index_t c = 0; c < C; ++c) yr[c] = (xr[c] - fm) * fr * w[c] + b[c];
+  } else {
+    for (index_t c = 0; c < C; ++c) yr[c] = (xr[c] - fm) * fr * (w ? w[c] : F(1)) + (b ? b[c] : F(0));
+  }
+}
+
 template <typename F>
 void forward_rows(F* y, F* mean, F* rstd, const F* x, const F* w, const F* b, index_t n0, index_t n1, index_t C,
                   double eps) {
@@ -49,15 +63,7 @@ void forward_rows(F* y, F* mean, F* rstd, const F* x, const F* w, const F* b, in
       const double d = double(xr[c]) - mu;
       ss += d * d;
     }
-    const double r = 1.0 / std::sqrt(ss / double(C) + eps);
-    mean[n] = F(mu);
-    rstd[n] = F(r);
-    const F fm = F(mu), fr = F(r);
-    if (w && b) {
-      for (index_t c = 0; c < C; ++c) yr[c] = (xr[c] - fm) * fr * w[c] + b[c];
-    } else {
-      for (index_t c = 0; c < C; ++c) yr[c] = (xr[c] - fm) * fr * (w ? w[c] : F(1)) + (b ? b[c] : F(0));
-    }
+    write_row(yr, mean + n, rstd + n, xr, w, b, C, mu, 1.0 / std::sqrt(ss / double(C) + eps));
   }
 }
 
@@ -138,15 +144,7 @@ inline void forward_rows_fast(F* y, F* mean, F* rstd, const F* x, const F* w, co
       const double d = double(xr[c]) - mu;
       ss += d * d;
     }
-    const double r = 1.0 / std::sqrt(ss / double(C) + eps);
-    mean[n] = F(mu);
-    rstd[n] = F(r);
-    const F fm = F(mu), fr = F(r);
-    if (w && b) {
-      for (index_t k = 0; k < C; ++k) yr[k] = (xr[k] - fm) * fr * w[k] + b[k];
-    } else {
-      for (index_t k = 0; k < C; ++k) yr[k] = (xr[k] - fm) * fr * (w ? w[k] : F(1)) + (b ? b[k] : F(0));
-    }
+    write_row(yr, mean + n, rstd + n, xr, w, b, C, mu, 1.0 / std::sqrt(ss / double(C) + eps));
   }
 }
 
