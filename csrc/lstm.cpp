@@ -14,11 +14,12 @@
 //      c and h update) runs while they are still in registers.
 //   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
 //      accumulates h_{t-1} times the sliver, then the fused epilogue writes the activated gates (over the
-//      projection, in place), c_t and h_t. Small H (< kPackedFwdMinH): h_{t-1} is read straight from y,
-//      rows walked in L1-sized panels. Large H: [x_t, h_{t-1}] rows live in a contiguous double buffer
-//      per thread (the epilogue also writes h_t there) and are walked in L2-sized blocks, GEMM-style: the
-//      rows of y / dG of one step are T*H / T*G elements apart, so a panel of them shares L1 / L2 sets
-//      (4 KiB-aliased at H = 256) and the sliver had to be re-streamed from L3 for every small panel.
+//      projection, in place), c_t and h_t. Small H (< kPackedFwdMinH) or I >= kSmallI: h_{t-1} is read
+//      straight from y, rows walked in L1-sized panels. Otherwise the [x_t, h_{t-1}] rows live in a
+//      contiguous double buffer per thread (the epilogue also writes h_t there) and are walked in
+//      L2-sized blocks, GEMM-style: the rows of y / dG of one step are T*H / T*G elements apart, so a
+//      panel of them shares L1 / L2 sets (4 KiB-aliased at H = 256), and the slivers were re-streamed
+//      from L3 for every small panel.
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. For
@@ -556,6 +557,8 @@ ND_AI void fwd_tile_packed(F* y, F* gates, F* cell, const F* wp, const F* bs, co
 // Bytes of packed state rows walked as one block (kept in L2 while the slivers stream past; 64 KiB measured
 // the same within noise).
 constexpr index_t kBlockBytes = 128 * 1024;
+// Bytes of partial sums of one sub-panel of a block (see fwd_rows_packed).
+constexpr index_t kPartBytes = 4 * 1024;
 
 template <typename F, int MR>
 ND_AI void fwd_rows_packed(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0,
@@ -568,12 +571,15 @@ ND_AI void fwd_rows_packed(F* y, F* gates, F* cell, const F* Wf, const F* bs, co
   const index_t nkc = (KS * 4 * W * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
   const index_t kc = (KS + nkc - 1) / nkc;
   const index_t block = std::max<index_t>(MR, (kBlockBytes / (S * index_t(sizeof(F)))) / MR * MR);
+  // With K chunks, a block's rows go through each unit block in sub-panels whose partial sums (4W per row)
+  // stay in L1 next to the sliver chunk (a whole block's would take as much L1 as the sliver).
+  const index_t sub = nkc > 1 ? std::max<index_t>(MR, (kPartBytes / (4 * W * index_t(sizeof(F)))) / MR * MR) : block;
   // two state buffers (rows, S), 64-byte aligned
   std::vector<F> buf(static_cast<std::size_t>(2 * nrows * S + 64 / sizeof(F)), F(0));
   F* st0 = buf.data();
   while (reinterpret_cast<std::uintptr_t>(st0) % 64) ++st0;
   F* sb[2] = {st0, st0 + nrows * S};
-  std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((std::min(block, nrows) + MR) * 4 * W) : 1);
+  std::vector<F> part_buf(static_cast<std::size_t>((sub + MR) * 4 * W));
   if (h0)
     for (index_t b = b0; b < b1; ++b) std::memcpy(sb[0] + (b - b0) * S + KX, h0 + b * H, sizeof(F) * H);
   for (index_t t = 0; t < T; ++t) {
@@ -588,16 +594,19 @@ ND_AI void fwd_rows_packed(F* y, F* gates, F* cell, const F* Wf, const F* bs, co
         const index_t j0 = jb * W;
         const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
         const F* wp = Wf + jb * KS * 4 * W;  // (KX+H, 4, W) sliver
-        index_t k0 = 0;
-        do {  // at least one pass (kend = 0: bias and projection only)
-          const index_t k1 = std::min(kend, k0 + kc);
-          for (index_t r = p0; r < p1; r += MR) {
-            const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
-            fwd_tile_packed<F, MR>(y, gates, cell, wp, bs, c0, cur, nxt, S, b0, r, m, t, j0, nu, k0, k1, kend,
-                                   part_buf.data() + (r - p0) * 4 * W, a);
-          }
-          k0 = k1;
-        } while (k0 < kend);
+        for (index_t s0 = p0; s0 < p1; s0 += sub) {
+          const index_t s1 = std::min(p1, s0 + sub);
+          index_t k0 = 0;
+          do {  // at least one pass (kend = 0: bias and projection only)
+            const index_t k1 = std::min(kend, k0 + kc);
+            for (index_t r = s0; r < s1; r += MR) {
+              const int m = static_cast<int>(std::min<index_t>(MR, s1 - r));
+              fwd_tile_packed<F, MR>(y, gates, cell, wp, bs, c0, cur, nxt, S, b0, r, m, t, j0, nu, k0, k1, kend,
+                                     part_buf.data() + (r - s0) * 4 * W, a);
+            }
+            k0 = k1;
+          } while (k0 < kend);
+        }
       }
     }
   }
@@ -718,7 +727,7 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
   const index_t NU = NV * W, nbb = (H + NU - 1) / NU, G = 4 * H;
   const index_t nkc = (G * NU * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
   const index_t kc = (G + nkc - 1) / nkc;
-  std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * NU) : 1);  // (rows, NV, W)
+  std::vector<F> part_buf(static_cast<std::size_t>((b1 - b0 + MR) * NU));  // (rows, NV, W)
   // Row panels, as in the forward: a panel's dG_{t+1} rows (one K chunk) stay in L1 across unit blocks.
   const index_t panel = std::max<index_t>(MR, (kPanelBytes / (kc * index_t(sizeof(F)))) / MR * MR);
   for (index_t t = T - 1; t >= 0; --t)
@@ -756,7 +765,7 @@ ND_AI void bwd_rows_packed(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh,
   F* st0 = buf.data();
   while (reinterpret_cast<std::uintptr_t>(st0) % 64) ++st0;
   F* sb[2] = {st0, st0 + nrows * S};
-  std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((std::min(block, nrows) + MR) * NU) : 1);
+  std::vector<F> part_buf(static_cast<std::size_t>((std::min(block, nrows) + MR) * NU));
   for (index_t t = T - 1; t >= 0; --t) {
     F* cur = sb[(t + 1) & 1];  // dG_{t+1} (unused at t = T-1)
     F* nxt = sb[t & 1];
@@ -866,11 +875,13 @@ constexpr int kMRB6 = 6;  // ... and for chunks of >= kRowsMR6 rows (12 accumula
 constexpr index_t kRowsMR6 = 24;
 constexpr int kNVB = 2;
 
-// Packed-state step kernels from these sizes on (bench/RESULTS.md, "LSTM packed state rows"): the forward
-// gains nothing measurable at H = 64 (its K loop is short next to the epilogue), the backward gains there too.
-constexpr index_t kPackedFwdMinH = 128;
-constexpr index_t kPackedBwdMinH = 64;
-inline bool use_packed_fwd(index_t H) { return H >= kPackedFwdMinH; }
+// Packed-state step kernels from these sizes on (bench/RESULTS.md, "LSTM packed state rows"): measured
+// 5-9% faster at H = 256 (forward and backward), neutral to 10% slower at H = 64 / 128 (in-process A/B on
+// the loaded VM); the forward not with the projection from the input GEMM (KX = 0: 9% slower at B=256 T=96
+// I=H=256 in one A/B, neutral in another).
+constexpr index_t kPackedFwdMinH = 256;
+constexpr index_t kPackedBwdMinH = 256;
+inline bool use_packed_fwd(index_t H, index_t KX) { return H >= kPackedFwdMinH && KX > 0; }
 inline bool use_packed_bwd(index_t H) { return H >= kPackedBwdMinH; }
 
 template <typename F>
@@ -885,7 +896,7 @@ struct StepKernels {
 template <typename F>
 void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0, index_t b0,
                       index_t b1, const FwdArgs<F>& a) {
-  if (use_packed_fwd(a.H))
+  if (use_packed_fwd(a.H, a.KX))
     fwd_rows_packed<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
   else
     fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
@@ -921,7 +932,7 @@ template <typename F>
 __attribute__((target("avx2,fma"))) void fwd_rows_avx2(F* y, F* gates, F* cell, const F* Wf, const F* bs,
                                                         const F* h0, const F* c0, index_t b0, index_t b1,
                                                         const FwdArgs<F>& a) {
-  if (use_packed_fwd(a.H))
+  if (use_packed_fwd(a.H, a.KX))
     fwd_rows_packed<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
   else
     fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
