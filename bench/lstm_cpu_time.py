@@ -100,8 +100,8 @@ def inproc(old_so, new_so, shapes, reps):
 
     mods = (load("nd_old", old_so), load("nd_new", new_so))
     rng = np.random.default_rng(0)
-    print("| shape | fwd old ms | fwd new ms | new/old | bwd old ms | bwd new ms | new/old | bitwise equal |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| shape | fwd old ms | fwd new ms | new/old | paired | bwd old ms | bwd new ms | new/old | paired | bitwise equal |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (B, T, I, H) in shapes:
         G = 4 * H
         x = rng.normal(size=(B, T, I)).astype(np.float32)
@@ -127,8 +127,11 @@ def inproc(old_so, new_so, shapes, reps):
                 res[k] = (y, g, c, dx, dh0, dc0, dwi, dwh, dbi)
         same = all(np.array_equal(u, v) for u, v in zip(*res))
         f0, f1, b0, b1 = (np.median(v) * 1e3 for v in (tf[0], tf[1], tb[0], tb[1]))
-        print(f"| B={B} T={T} I={I} H={H} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f} | {b0:.2f} | {b1:.2f} | {b1 / b0:.2f} "
-              f"| {same} |", flush=True)
+        # paired: median over repetitions of new/old of the two calls made back to back
+        pf = np.median(np.array(tf[1]) / np.array(tf[0]))
+        pb = np.median(np.array(tb[1]) / np.array(tb[0]))
+        print(f"| B={B} T={T} I={I} H={H} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f} | {pf:.2f} | {b0:.2f} | {b1:.2f} "
+              f"| {b1 / b0:.2f} | {pb:.2f} | {same} |", flush=True)
 
 
 def ab(dirs, rounds, shapes, reps, fwd_only):

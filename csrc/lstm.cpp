@@ -13,17 +13,11 @@
 //      (MR rows x 4 vectors) holds the four pre-activations of W units and the epilogue (sigmoid / tanh,
 //      c and h update) runs while they are still in registers.
 //   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
-//      accumulates h_{t-1} times the sliver, then the fused epilogue writes the activated gates (over the
-//      projection, in place), c_t and h_t. Small H (< kPackedFwdMinH) or I >= kSmallI: h_{t-1} is read
-//      straight from y, rows walked in L1-sized panels. Otherwise the [x_t, h_{t-1}] rows live in a
-//      contiguous double buffer per thread (the epilogue also writes h_t there) and are walked in
-//      L2-sized blocks, GEMM-style: the rows of y / dG of one step are T*H / T*G elements apart, so a
-//      panel of them shares L1 / L2 sets (4 KiB-aliased at H = 256), and the slivers were re-streamed
-//      from L3 for every small panel.
+//      accumulates h_{t-1} (read straight from y) times the sliver, then the fused epilogue writes the
+//      activated gates (over the projection, in place), c_t and h_t.
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
-//      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. For
-//      H >= kPackedBwdMinH, dG_{t+1} is read from a contiguous double buffer as in the forward.
+//      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc.
 //   2. After the loop, large GEMMs over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}] and dW_ih += dG^T x,
 //      both computed transposed ([h0, y]^T dG, x^T dG, then added transposed: the GEMM then packs the
 //      smaller (B*T, H or I) operand as its transposed one, not the (B*T, 4H) dG), or for dW_ih one fused
@@ -43,7 +37,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -353,38 +346,6 @@ struct FwdArgs {
   const F* x;  // (B,T,I)
 };
 
-// The fused epilogue of one batch row b and W units [j0, j0 + nu): acc (4 vectors) holds the recurrent
-// (+ fused input) sums of the i, f, g, o pre-activations; adds the biases (and the GEMM's projection when
-// KX = 0), activates, updates c and h, and stores the activated gates, c_t and h_t (h_t also into hnext
-// when given: the next step's packed state row).
-template <typename F>
-ND_AI void fwd_finish(F* y, F* gates, F* cell, const F* bs, const F* c0, index_t b, index_t t, index_t j0, int nu,
-                      const Vec<F>* acc, F* hnext, const FwdArgs<F>& a) {
-  using V = Vec<F>;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
-  const index_t row = b * T + t;
-  F* g = gates + row * G + j0;  // (4 gate blocks of H)
-  V p0 = acc[0] + ld(bs + j0), p1 = acc[1] + ld(bs + Hp + j0);
-  V p2 = acc[2] + ld(bs + 2 * Hp + j0), p3 = acc[3] + ld(bs + 3 * Hp + j0);
-  if (a.KX == 0) {  // projection from the GEMM
-    p0 += ldn(g, nu);
-    p1 += ldn(g + H, nu);
-    p2 += ldn(g + 2 * H, nu);
-    p3 += ldn(g + 3 * H, nu);
-  }
-  V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
-  V cp = t > 0 ? ldn(cell + (row - 1) * H + j0, nu) : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
-  V c = vf * cp + vi * vg;
-  V h = vo * vtanh<F>(c);
-  stn(g, vi, nu);
-  stn(g + H, vf, nu);
-  stn(g + 2 * H, vg, nu);
-  stn(g + 3 * H, vo, nu);
-  stn(cell + row * H + j0, c, nu);
-  stn(y + row * H + j0, h, nu);
-  if (hnext) stn(hnext + j0, h, nu);
-}
-
 template <typename F, int MR>
 ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* h0, const F* c0, index_t r,
                     int m, index_t t, index_t j0, int nu, index_t k0, index_t k1, F* part,
@@ -392,7 +353,7 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
   // K chunk [k0, k1) of the (KX + H) sliver rows; part (MR, 4, W): partial sums between chunks.
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, G = 4 * H, KX = a.KX;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX;
   const bool first = k0 == 0, last = k1 == KX + H;
   V acc[MR][4];
 #pragma GCC unroll 8
@@ -459,8 +420,30 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
     return;
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-    if (i < m) fwd_finish<F>(y, gates, cell, bs, c0, r + i, t, j0, nu, acc[i], nullptr, a);
+  for (int i = 0; i < MR; ++i) {
+    if (i < m) {
+      const index_t b = r + i, row = b * T + t;
+      F* g = gates + row * G + j0;  // (4 gate blocks of H)
+      V p0 = acc[i][0] + ld(bs + j0), p1 = acc[i][1] + ld(bs + Hp + j0);
+      V p2 = acc[i][2] + ld(bs + 2 * Hp + j0), p3 = acc[i][3] + ld(bs + 3 * Hp + j0);
+      if (KX == 0) {  // projection from the GEMM
+        p0 += ldn(g, nu);
+        p1 += ldn(g + H, nu);
+        p2 += ldn(g + 2 * H, nu);
+        p3 += ldn(g + 3 * H, nu);
+      }
+      V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
+      V cp = t > 0 ? ldn(cell + (row - 1) * H + j0, nu) : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
+      V c = vf * cp + vi * vg;
+      V h = vo * vtanh<F>(c);
+      stn(g, vi, nu);
+      stn(g + H, vf, nu);
+      stn(g + 2 * H, vg, nu);
+      stn(g + 3 * H, vo, nu);
+      stn(cell + row * H + j0, c, nu);
+      stn(y + row * H + j0, h, nu);
+    }
+  }
 }
 
 template <typename F, int MR>
@@ -496,132 +479,14 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
     }
 }
 
-// Packed-state forward (large H): the step input [x_t, h_{t-1}] of every row of the thread's chunk lives in
-// a contiguous double buffer (rows, S), S = KX + H rounded up to 16 (the caller's y rows of one step are
-// T*H elements apart, 4 KiB-aliased for H = 256: a block of them thrashes L1 and L2 sets). The epilogue
-// writes h_t into the other buffer. Rows are then walked in L2-sized blocks (kBlockBytes of state) with
-// every unit block's sliver chunk kept in L1 across the block's row tiles (the GEMM's mc x kc blocking),
-// so the packed weights stream from L3 once per block instead of once per small L1 panel.
-// Same operations per element, in the same order, as fwd_tile: results are bitwise identical.
-template <typename F, int MR>
-ND_AI void fwd_tile_packed(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* c0, const F* cur,
-                           F* nxt, index_t S, index_t b0, index_t r, int m, index_t t, index_t j0, int nu,
-                           index_t k0, index_t k1, index_t kend, F* part, const FwdArgs<F>& a) {
-  // K chunk [k0, k1) of the kend active sliver rows (kend = KX at t = 0 without h0); part as in fwd_tile.
-  using V = Vec<F>;
-  constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, G = 4 * H, KX = a.KX;
-  const bool first = k0 == 0, last = k1 == kend;
-  V acc[MR][4];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) acc[i][q] = first ? V{} : ld(part + (i * 4 + q) * W);
-  if (first && t + 1 < T) {
-    for (int i = 0; i < m; ++i) {
-      const index_t row = (r + i) * T + t + 1;
-      const F* g = gates + row * G + j0;
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) __builtin_prefetch(g + q * H, 1, 2);
-      __builtin_prefetch(cell + row * H + j0, 1, 2);
-      __builtin_prefetch(y + row * H + j0, 1, 2);
-    }
-  }
-  const F* hp[MR];  // packed [x_t, h_{t-1}] rows; rows past m repeat row 0 (computed, never stored)
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) hp[i] = cur + (r - b0 + (i < m ? i : 0)) * S;
-  for (index_t k = k0; k < k1; ++k) {
-    const F* w = wp + k * 4 * W;
-    const V w0 = ld(w), w1 = ld(w + W), w2 = ld(w + 2 * W), w3 = ld(w + 3 * W);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const F h = hp[i][k];
-      acc[i][0] += h * w0;
-      acc[i][1] += h * w1;
-      acc[i][2] += h * w2;
-      acc[i][3] += h * w3;
-    }
-  }
-  if (!last) {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) st(part + (i * 4 + q) * W, acc[i][q]);
-    return;
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-    if (i < m) fwd_finish<F>(y, gates, cell, bs, c0, r + i, t, j0, nu, acc[i], nxt + (r - b0 + i) * S + KX, a);
-}
-
-// Bytes of packed state rows walked as one block (kept in L2 while the slivers stream past; 64 KiB measured
-// the same within noise).
-constexpr index_t kBlockBytes = 128 * 1024;
-// Bytes of partial sums of one sub-panel of a block (see fwd_rows_packed).
-constexpr index_t kPartBytes = 4 * 1024;
-
-template <typename F, int MR>
-ND_AI void fwd_rows_packed(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0,
-                           index_t b0, index_t b1, const FwdArgs<F>& a) {
-  constexpr int W = VT<F>::W;
-  const index_t nb = a.Hp / W, KX = a.KX, H = a.H, T = a.T, I = a.I, KS = KX + H;
-  const index_t nrows = b1 - b0;
-  index_t S = (KS + 15) / 16 * 16;
-  if ((S * index_t(sizeof(F))) % 4096 == 0) S += 16;  // rows 4 KiB apart would share L1 sets
-  const index_t nkc = (KS * 4 * W * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
-  const index_t kc = (KS + nkc - 1) / nkc;
-  const index_t block = std::max<index_t>(MR, (kBlockBytes / (S * index_t(sizeof(F)))) / MR * MR);
-  // With K chunks, a block's rows go through each unit block in sub-panels whose partial sums (4W per row)
-  // stay in L1 next to the sliver chunk (a whole block's would take as much L1 as the sliver).
-  const index_t sub = nkc > 1 ? std::max<index_t>(MR, (kPartBytes / (4 * W * index_t(sizeof(F)))) / MR * MR) : block;
-  // two state buffers (rows, S), 64-byte aligned
-  std::vector<F> buf(static_cast<std::size_t>(2 * nrows * S + 64 / sizeof(F)), F(0));
-  F* st0 = buf.data();
-  while (reinterpret_cast<std::uintptr_t>(st0) % 64) ++st0;
-  F* sb[2] = {st0, st0 + nrows * S};
-  std::vector<F> part_buf(static_cast<std::size_t>((sub + MR) * 4 * W));
-  if (h0)
-    for (index_t b = b0; b < b1; ++b) std::memcpy(sb[0] + (b - b0) * S + KX, h0 + b * H, sizeof(F) * H);
-  for (index_t t = 0; t < T; ++t) {
-    F* cur = sb[t & 1];
-    F* nxt = sb[(t + 1) & 1];
-    if (KX)
-      for (index_t b = b0; b < b1; ++b) std::memcpy(cur + (b - b0) * S, a.x + (b * T + t) * I, sizeof(F) * KX);
-    const index_t kend = (t > 0 || h0) ? KS : KX;  // no h_{t-1} term at t = 0 without h0
-    for (index_t p0 = b0; p0 < b1; p0 += block) {
-      const index_t p1 = std::min(b1, p0 + block);
-      for (index_t jb = 0; jb < nb; ++jb) {
-        const index_t j0 = jb * W;
-        const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
-        const F* wp = Wf + jb * KS * 4 * W;  // (KX+H, 4, W) sliver
-        for (index_t s0 = p0; s0 < p1; s0 += sub) {
-          const index_t s1 = std::min(p1, s0 + sub);
-          index_t k0 = 0;
-          do {  // at least one pass (kend = 0: bias and projection only)
-            const index_t k1 = std::min(kend, k0 + kc);
-            for (index_t r = s0; r < s1; r += MR) {
-              const int m = static_cast<int>(std::min<index_t>(MR, s1 - r));
-              fwd_tile_packed<F, MR>(y, gates, cell, wp, bs, c0, cur, nxt, S, b0, r, m, t, j0, nu, k0, k1, kend,
-                                     part_buf.data() + (r - s0) * 4 * W, a);
-            }
-            k0 = k1;
-          } while (k0 < kend);
-        }
-      }
-    }
-  }
-}
-
 // =========================================================================================== backward steps
 // Packed recurrent weight for the backward: Wb (nbb, G, NV*W), nbb = ceil(H / (NV*W));
 //   Wb[(jb*G + k)*NV*W + u] = w_hh[k*H + jb*NV*W + u]  (0 for units >= H).
 template <typename F, int MR, int NV>
 ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const F* gates, const F* cell,
                     const F* c0, index_t r, int m, index_t t, index_t j0, index_t T, index_t H, index_t k0,
-                    index_t k1, F* part, const F* cur = nullptr, F* nxt = nullptr, index_t S = 0,
-                    index_t b0 = 0) {
-  // K chunk [k0, k1) of G; part (MR, NV, W): partial sums between chunks. With cur / nxt (packed rows,
-  // stride S, first row b0): dG_{t+1} is read from cur and dG_t is also stored into nxt.
+                    index_t k1, F* part) {
+  // K chunk [k0, k1) of G; part (MR, NV, W): partial sums between chunks.
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
   const index_t G = 4 * H;
@@ -662,8 +527,7 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
   } else {
     const F* ap[MR];  // dG rows of step t+1; rows past m repeat row 0
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-      ap[i] = cur ? cur + (r - b0 + (i < m ? i : 0)) * S : dG + ((r + (i < m ? i : 0)) * T + t + 1) * G;
+    for (int i = 0; i < MR; ++i) ap[i] = dG + ((r + (i < m ? i : 0)) * T + t + 1) * G;
     for (index_t k = k0; k < k1; ++k) {
       V w[NV];
 #pragma GCC unroll 4
@@ -700,19 +564,10 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
           V tc = vtanh<F>(ct);
           V dct = ldn(dcs + b * H + j, nu) + dht * go * (F(1) - tc * tc);
           F* d = dG + row * G + j;
-          const V d0 = dct * gg * gi * (F(1) - gi), d1 = dct * cp * gf * (F(1) - gf);
-          const V d2 = dct * gi * (F(1) - gg * gg), d3 = dht * tc * go * (F(1) - go);
-          stn(d, d0, nu);
-          stn(d + H, d1, nu);
-          stn(d + 2 * H, d2, nu);
-          stn(d + 3 * H, d3, nu);
-          if (nxt) {
-            F* e = nxt + (b - b0) * S + j;
-            stn(e, d0, nu);
-            stn(e + H, d1, nu);
-            stn(e + 2 * H, d2, nu);
-            stn(e + 3 * H, d3, nu);
-          }
+          stn(d, dct * gg * gi * (F(1) - gi), nu);
+          stn(d + H, dct * cp * gf * (F(1) - gf), nu);
+          stn(d + 2 * H, dct * gi * (F(1) - gg * gg), nu);
+          stn(d + 3 * H, dht * tc * go * (F(1) - go), nu);
           stn(dcs + b * H + j, dct * gf, nu);
         }
       }
@@ -727,7 +582,7 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
   const index_t NU = NV * W, nbb = (H + NU - 1) / NU, G = 4 * H;
   const index_t nkc = (G * NU * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
   const index_t kc = (G + nkc - 1) / nkc;
-  std::vector<F> part_buf(static_cast<std::size_t>((b1 - b0 + MR) * NU));  // (rows, NV, W)
+  std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * NU) : 1);  // (rows, NV, W)
   // Row panels, as in the forward: a panel's dG_{t+1} rows (one K chunk) stay in L1 across unit blocks.
   const index_t panel = std::max<index_t>(MR, (kPanelBytes / (kc * index_t(sizeof(F)))) / MR * MR);
   for (index_t t = T - 1; t >= 0; --t)
@@ -746,44 +601,6 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
         }
       }
     }
-}
-
-// Packed-state backward (large H), as the packed forward: dG_{t+1} of the chunk's rows is read from a
-// contiguous double buffer (rows, S) instead of the (B,T,G) dG rows (T*G elements apart), and the rows are
-// walked in L2-sized blocks with each sliver chunk in L1 across the block's tiles. Bitwise identical.
-template <typename F, int MR, int NV>
-ND_AI void bwd_rows_packed(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
-                           const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
-  constexpr int W = VT<F>::W;
-  const index_t NU = NV * W, nbb = (H + NU - 1) / NU, G = 4 * H, nrows = b1 - b0;
-  const index_t nkc = (G * NU * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
-  const index_t kc = (G + nkc - 1) / nkc;
-  index_t S = (G + 15) / 16 * 16;
-  if ((S * index_t(sizeof(F))) % 4096 == 0) S += 16;  // rows 4 KiB apart would share L1 sets
-  const index_t block = std::max<index_t>(MR, (kBlockBytes / (S * index_t(sizeof(F)))) / MR * MR);
-  std::vector<F> buf(static_cast<std::size_t>(2 * nrows * S + 64 / sizeof(F)), F(0));
-  F* st0 = buf.data();
-  while (reinterpret_cast<std::uintptr_t>(st0) % 64) ++st0;
-  F* sb[2] = {st0, st0 + nrows * S};
-  std::vector<F> part_buf(static_cast<std::size_t>((std::min(block, nrows) + MR) * NU));
-  for (index_t t = T - 1; t >= 0; --t) {
-    F* cur = sb[(t + 1) & 1];  // dG_{t+1} (unused at t = T-1)
-    F* nxt = sb[t & 1];
-    for (index_t p0 = b0; p0 < b1; p0 += block) {
-      const index_t p1 = std::min(b1, p0 + block);
-      for (index_t jb = 0; jb < nbb; ++jb) {
-        const F* wb = Wb + jb * G * NU;  // (G, NV*W) sliver
-        for (index_t k0 = 0; k0 < G; k0 += (t == T - 1 ? G : kc)) {
-          const index_t k1 = t == T - 1 ? G : std::min(G, k0 + kc);
-          for (index_t r = p0; r < p1; r += MR) {
-            const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
-            bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H, k0, k1,
-                                part_buf.data() + (r - p0) * NU, cur, nxt, S, b0);
-          }
-        }
-      }
-    }
-  }
 }
 
 // db_ih += sum_n dG, db_hh += sum_n dG and, when I < kSmallI, dw_ih += dG^T x: one pass over dG
@@ -875,15 +692,6 @@ constexpr int kMRB6 = 6;  // ... and for chunks of >= kRowsMR6 rows (12 accumula
 constexpr index_t kRowsMR6 = 24;
 constexpr int kNVB = 2;
 
-// Packed-state step kernels from these sizes on (bench/RESULTS.md, "LSTM packed state rows"): measured
-// 5-9% faster at H = 256 (forward and backward), neutral to 10% slower at H = 64 / 128 (in-process A/B on
-// the loaded VM); the forward not with the projection from the input GEMM (KX = 0: 9% slower at B=256 T=96
-// I=H=256 in one A/B, neutral in another).
-constexpr index_t kPackedFwdMinH = 256;
-constexpr index_t kPackedBwdMinH = 256;
-inline bool use_packed_fwd(index_t H, index_t KX) { return H >= kPackedFwdMinH && KX > 0; }
-inline bool use_packed_bwd(index_t H) { return H >= kPackedBwdMinH; }
-
 template <typename F>
 struct StepKernels {
   void (*fwd)(F*, F*, F*, const F*, const F*, const F*, const F*, index_t, index_t, const FwdArgs<F>&);
@@ -896,17 +704,12 @@ struct StepKernels {
 template <typename F>
 void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0, index_t b0,
                       index_t b1, const FwdArgs<F>& a) {
-  if (use_packed_fwd(a.H, a.KX))
-    fwd_rows_packed<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
-  else
-    fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
+  fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
 }
 template <typename F>
 void bwd_rows_generic(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
                       const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
-  if (b1 - b0 >= kRowsMR6 && use_packed_bwd(H))
-    bwd_rows_packed<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
-  else if (b1 - b0 >= kRowsMR6)
+  if (b1 - b0 >= kRowsMR6)
     bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
   else
     bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
@@ -932,18 +735,13 @@ template <typename F>
 __attribute__((target("avx2,fma"))) void fwd_rows_avx2(F* y, F* gates, F* cell, const F* Wf, const F* bs,
                                                         const F* h0, const F* c0, index_t b0, index_t b1,
                                                         const FwdArgs<F>& a) {
-  if (use_packed_fwd(a.H, a.KX))
-    fwd_rows_packed<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
-  else
-    fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
+  fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
 }
 template <typename F>
 __attribute__((target("avx2,fma"))) void bwd_rows_avx2(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh,
                                                         const F* gates, const F* cell, const F* c0, index_t b0,
                                                         index_t b1, index_t T, index_t H) {
-  if (b1 - b0 >= kRowsMR6 && use_packed_bwd(H))
-    bwd_rows_packed<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
-  else if (b1 - b0 >= kRowsMR6)
+  if (b1 - b0 >= kRowsMR6)
     bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
   else
     bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);

@@ -156,10 +156,9 @@ def test_fast_matches_naive(rng, dtype, shape):
 @pytest.mark.parametrize("I", [5, 20])
 @pytest.mark.parametrize("states", [True, False])
 def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
-    # H = 259 runs the packed-state backward, and with I = 5 (fused into the step) the packed-state forward
-    # (I = 20: the projection from the input GEMM, panel forward). H is not a multiple of 8, K spans three
-    # K chunks of the forward sliver (sub-panels of 30 rows) and five of the backward's, and B = 140 makes
-    # several row blocks (forward: 2 in float, 3 in double; backward: 5 / 12).
+    # large H: the step kernels' K chunks (partial sums kept between chunks): H = 259 is not a multiple of
+    # 8, K = I + H spans three chunks of the forward sliver and K = 4H five of the backward's, B = 140 makes
+    # several row panels; I = 5 is fused into the forward step, I = 20 comes from the input GEMM.
     B, T, H = 140, 3, 259
     p = make(rng, B, T, I, H, dtype, states=states)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
@@ -284,10 +283,9 @@ def test_threads_repeatable_and_consistent(rng, threads, dtype):
 
 # ------------------------------------------------------------------------------ 7. optional arguments
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_threads_packed_state_bitwise(rng, threads, dtype):
-    # the packed-state step kernels (H >= 256; backward chunks of >= 24 rows): each thread packs its own
-    # rows; every element's arithmetic is the same whatever the split, so 1 and 2 threads give the same bits
-    # for the forward and for the backward's dh0 / dc0 / dx (the weight gradients are GEMMs over all rows)
+def test_threads_large_hidden_bitwise(rng, threads, dtype):
+    # large H (K chunks in the step kernels): every element's arithmetic is the same whatever the batch
+    # split, so 1 and 2 threads give the same bits for the forward and for the backward's dh0 / dc0 / dx
     B, T, I, H = 56, 4, 3, 264
     p = make(rng, B, T, I, H, dtype)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
