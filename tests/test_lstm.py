@@ -136,7 +136,8 @@ def test_naive_matches_reference(rng, dtype):
 
 # ------------------------------------------------------------------------------ 3. fast == naive, generic == avx2
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (5, 6, 3, 11), (16, 5, 8, 64), (30, 4, 3, 64), (33, 3, 24, 40)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (5, 6, 3, 11), (16, 5, 8, 64), (30, 4, 3, 64), (33, 3, 24, 40),
+                                   (70, 4, 3, 13), (66, 3, 20, 9)])
 def test_fast_matches_naive(rng, dtype, shape):
     B, T, I, H = shape
     p = make(rng, B, T, I, H, dtype)
@@ -158,7 +159,8 @@ def test_fast_matches_naive(rng, dtype, shape):
 def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
     # large H: the step kernels' K chunks (partial sums kept between chunks): H = 259 is not a multiple of
     # 8, K = I + H spans three chunks of the forward sliver and K = 4H five of the backward's, B = 140 makes
-    # several row panels; I = 5 is fused into the forward step, I = 20 comes from the input GEMM.
+    # several row panels; I = 5 is fused into the forward step; I = 20 (projection from the input GEMM) runs
+    # the per-step GEMM forward (B >= 128, H >= 256).
     B, T, H = 140, 3, 259
     p = make(rng, B, T, I, H, dtype, states=states)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
@@ -284,9 +286,10 @@ def test_threads_repeatable_and_consistent(rng, threads, dtype):
 # ------------------------------------------------------------------------------ 7. optional arguments
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threads_large_hidden_bitwise(rng, threads, dtype):
-    # large H (K chunks in the step kernels): every element's arithmetic is the same whatever the batch
-    # split, so 1 and 2 threads give the same bits for the forward and for the backward's dh0 / dc0 / dx
-    B, T, I, H = 56, 4, 3, 264
+    # large H (K chunks in the backward step kernel) with B >= 128 and I >= 16 (the per-step GEMM forward,
+    # chosen on the whole batch): every element's arithmetic is the same whatever the batch split, so 1 and
+    # 2 threads give the same bits for the forward and for the backward's dh0 / dc0 / dx
+    B, T, I, H = 130, 4, 20, 264
     p = make(rng, B, T, I, H, dtype)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
     res = []
