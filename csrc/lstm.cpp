@@ -15,6 +15,9 @@
 //   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
 //      accumulates h_{t-1} (read straight from y) times the sliver, then the fused epilogue writes the
 //      activated gates (over the projection, in place), c_t and h_t.
+//      Large batch and H with I >= kSmallI (kGemmFwdMinRows, kGemmFwdMinH): instead, per step one nd::gemm
+//      h_{t-1} @ w_hh^T added onto the projection in the gates rows (the GEMM packs the strided rows and
+//      runs its own blocking), then a separate vectorised epilogue pass.
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc.
@@ -343,7 +346,10 @@ constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 template <typename F>
 struct FwdArgs {
   index_t T, H, Hp, I, KX;
-  const F* x;  // (B,T,I)
+  bool step_gemm;  // per-step GEMM forward (decided on the whole batch: the same for every thread count)
+  const F* x;     // (B,T,I)
+  const F* w_hh;  // (G,H)
+  const F* wx;    // (KX,G) = w_ih^T when KX > 0
 };
 
 template <typename F, int MR>
@@ -478,6 +484,65 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
       }
     }
 }
+
+// Large batch chunks: per step, one nd::gemm of the chunk's h_{t-1} rows (read from y with lda = T*H; the GEMM
+// packs them) by w_hh^T into the gates rows (ldc = T*G; beta = 1 over the input projection when KX = 0), then a
+// separate vectorised epilogue pass over the rows (biases, the fused small-input terms, activations, c, h).
+template <typename F>
+ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0, const F* c0, index_t b0, index_t b1,
+                              const FwdArgs<F>& a) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX, rows = b1 - b0;
+  for (index_t t = 0; t < T; ++t) {
+    const bool hprev = t > 0 || h0;
+    if (hprev) {
+      const F* A = t > 0 ? y + (b0 * T + t - 1) * H : h0 + b0 * H;
+      gemm<F>(false, true, rows, G, H, F(1), A, t > 0 ? T * H : H, a.w_hh, H, KX == 0 ? F(1) : F(0),
+              gates + (b0 * T + t) * G, T * G);
+    }
+    const bool has = hprev || KX == 0;  // the gates rows hold a partial sum
+    for (index_t b = b0; b < b1; ++b) {
+      const index_t row = b * T + t;
+      F* g = gates + row * G;
+      const F* xr = a.x + row * a.I;
+      for (index_t j = 0; j < H; j += W) {
+        const int nu = static_cast<int>(std::min<index_t>(W, H - j));
+        V p0 = has ? ldn(g + j, nu) : V{}, p1 = has ? ldn(g + H + j, nu) : V{};
+        V p2 = has ? ldn(g + 2 * H + j, nu) : V{}, p3 = has ? ldn(g + 3 * H + j, nu) : V{};
+        p0 += ld(bs + j);
+        p1 += ld(bs + Hp + j);
+        p2 += ld(bs + 2 * Hp + j);
+        p3 += ld(bs + 3 * Hp + j);
+        for (index_t k = 0; k < KX; ++k) {
+          const F xv = xr[k];
+          const F* w = a.wx + k * G + j;
+          p0 += xv * ldn(w, nu);
+          p1 += xv * ldn(w + H, nu);
+          p2 += xv * ldn(w + 2 * H, nu);
+          p3 += xv * ldn(w + 3 * H, nu);
+        }
+        V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
+        V cp = t > 0 ? ldn(cell + (row - 1) * H + j, nu) : (c0 ? ldn(c0 + b * H + j, nu) : V{});
+        V c = vf * cp + vi * vg;
+        V h = vo * vtanh<F>(c);
+        stn(g + j, vi, nu);
+        stn(g + H + j, vf, nu);
+        stn(g + 2 * H + j, vg, nu);
+        stn(g + 3 * H + j, vo, nu);
+        stn(cell + row * H + j, c, nu);
+        stn(y + row * H + j, h, nu);
+      }
+    }
+  }
+}
+
+// The per-step GEMM forward runs for batches of at least kGemmFwdMinRows rows, H >= kGemmFwdMinH and the
+// projection from the input GEMM (KX = 0): there it measured 10-13% faster (B=256, I=H=256, T=24 and 96);
+// neutral at H=128, 14-46% slower at H=64 or with the small input fused (bench/RESULTS.md). B=128 is not
+// measured.
+constexpr index_t kGemmFwdMinRows = 128;
+constexpr index_t kGemmFwdMinH = 256;
 
 // =========================================================================================== backward steps
 // Packed recurrent weight for the backward: Wb (nbb, G, NV*W), nbb = ceil(H / (NV*W));
@@ -704,7 +769,10 @@ struct StepKernels {
 template <typename F>
 void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F* h0, const F* c0, index_t b0,
                       index_t b1, const FwdArgs<F>& a) {
-  fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
+  if (a.step_gemm)
+    fwd_rows_gemm_impl<F>(y, gates, cell, bs, h0, c0, b0, b1, a);
+  else
+    fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
 }
 template <typename F>
 void bwd_rows_generic(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
@@ -735,7 +803,10 @@ template <typename F>
 __attribute__((target("avx2,fma"))) void fwd_rows_avx2(F* y, F* gates, F* cell, const F* Wf, const F* bs,
                                                         const F* h0, const F* c0, index_t b0, index_t b1,
                                                         const FwdArgs<F>& a) {
-  fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
+  if (a.step_gemm)
+    fwd_rows_gemm_impl<F>(y, gates, cell, bs, h0, c0, b0, b1, a);
+  else
+    fwd_rows_impl<F, kMR>(y, gates, cell, Wf, bs, h0, c0, b0, b1, a);
 }
 template <typename F>
 __attribute__((target("avx2,fma"))) void bwd_rows_avx2(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh,
@@ -852,7 +923,11 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
     for (index_t j = 0; j < H; ++j) bs[q * Hp + j] = b_ih[q * H + j] + b_hh[q * H + j];
   // 3. the recurrence, batch split across threads
   const StepKernels<F> ks = step_kernels<F>();
-  const FwdArgs<F> a{T, H, Hp, I, KX, x};
+  std::vector<F> wx(static_cast<std::size_t>(KX * G));  // (KX,G) = w_ih^T for the per-step GEMM forward
+  for (index_t g = 0; g < G; ++g)
+    for (index_t k = 0; k < KX; ++k) wx[k * G + g] = w_ih[g * I + k];
+  const bool step_gemm = B >= kGemmFwdMinRows && H >= kGemmFwdMinH && KX == 0;
+  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, x, w_hh, wx.data()};
   const F *wf = Wf.data(), *bsp = bs.data();
   const double work = 2.0 * double(B) * double(T) * double(KX + H) * double(4 * H);
   for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });

@@ -136,7 +136,8 @@ def test_naive_matches_reference(rng, dtype):
 
 # ------------------------------------------------------------------------------ 3. fast == naive, generic == avx2
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (5, 6, 3, 11), (16, 5, 8, 64), (33, 3, 24, 40)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (5, 6, 3, 11), (16, 5, 8, 64), (30, 4, 3, 64), (33, 3, 24, 40),
+                                   (70, 4, 3, 13), (66, 3, 20, 9)])
 def test_fast_matches_naive(rng, dtype, shape):
     B, T, I, H = shape
     p = make(rng, B, T, I, H, dtype)
@@ -148,6 +149,29 @@ def test_fast_matches_naive(rng, dtype, shape):
     for name in ("y", "h", "c"):
         close_scaled(getattr(out, name), getattr(outn, name), rtol, name)
     close_scaled(out.cache.gates, outn.cache.gates, rtol, "gates")
+    for name in g._fields:
+        close_scaled(getattr(g, name), getattr(gn, name), rtol * 4, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("I", [5, 20])
+@pytest.mark.parametrize("states", [True, False])
+def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
+    # large H: the step kernels' K chunks (partial sums kept between chunks): H = 259 is not a multiple of
+    # 8, K = I + H spans three chunks of the forward sliver and K = 4H five of the backward's, B = 140 makes
+    # several row panels; I = 5 is fused into the forward step; I = 20 (projection from the input GEMM) runs
+    # the per-step GEMM forward (B >= 128, H >= 256).
+    B, T, H = 140, 3, 259
+    p = make(rng, B, T, I, H, dtype, states=states)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    dh = rng.standard_normal((B, H)).astype(dtype) if states else None
+    out, g = run(p, dy, dh, None)
+    outn, gn = run(p, dy, dh, None, naive=True)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for name in ("y", "h", "c"):
+        close_scaled(getattr(out, name), getattr(outn, name), rtol, name)
+    close_scaled(out.cache.gates, outn.cache.gates, rtol, "gates")
+    close_scaled(out.cache.cell, outn.cache.cell, rtol, "cell")
     for name in g._fields:
         close_scaled(getattr(g, name), getattr(gn, name), rtol * 4, name)
 
@@ -260,6 +284,26 @@ def test_threads_repeatable_and_consistent(rng, threads, dtype):
 
 
 # ------------------------------------------------------------------------------ 7. optional arguments
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threads_large_hidden_bitwise(rng, threads, dtype):
+    # large H (K chunks in the backward step kernel) with B >= 128 and I >= 16 (the per-step GEMM forward,
+    # chosen on the whole batch): every element's arithmetic is the same whatever the batch split, so 1 and
+    # 2 threads give the same bits for the forward and for the backward's dh0 / dc0 / dx
+    B, T, I, H = 130, 4, 20, 264
+    p = make(rng, B, T, I, H, dtype)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    res = []
+    for n in (1, 2):
+        threads.set_num_threads(n)
+        res.append(run(p, dy, None, None))
+    (o1, g1), (o2, g2) = res
+    for name in ("y", "c"):
+        np.testing.assert_array_equal(getattr(o1, name), getattr(o2, name))
+    np.testing.assert_array_equal(o1.cache.gates, o2.cache.gates)
+    for name in ("dh0", "dc0", "dx"):
+        np.testing.assert_array_equal(getattr(g1, name), getattr(g2, name))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_absent_states_equal_zeros(rng, dtype):
     B, T, I, H = 3, 4, 2, 7
