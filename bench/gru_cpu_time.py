@@ -90,13 +90,7 @@ def run_variants(spec):
         bw = {n: [] for n, _ in variants}
         for _ in range(args.reps):
             for n, d in variants:
-                for k in keys:
-                    os.environ.pop(k, None)
-                os.environ.update({k: v for k, v in d.items() if k != "POOL"})
-                if d.get("POOL") == "0":
-                    FG._POOL.take = fresh_take  # shadows the method for this variant's calls
-                else:
-                    FG._POOL.__dict__.pop("take", None)
+                set_variant(d, keys)
                 tf, o = timed(lambda: F.gru_forward(x, w_ih, w_hh, b, b))
                 tb, _ = timed(lambda: F.gru_backward(o.cache, dy, need_dx=I == H))
                 fw[n].append(tf)

@@ -76,27 +76,9 @@ ND_AI bool keep_at(std::uint64_t base, std::uint64_t n, std::uint32_t thr) {
 }
 
 // ------------------------------------------------------------------------------------------ exp
-// exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * poly(r), n = round(x / ln 2) by the
-// 1.5 * 2^23 trick, r = x - n ln 2 in two parts, Cephes' degree-6 polynomial; x < -87 gives exactly 0.
-ND_AI float exp_neg(float x) {
-  float t = x * 1.44269504088896341f;
-  t = t < -126.0f ? -126.0f : t;
-  const float n = (t + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const std::int32_t e = static_cast<std::int32_t>(n) + 127;
-  const std::uint32_t bits = static_cast<std::uint32_t>(e) << 23;
-  float s;
-  std::memcpy(&s, &bits, sizeof s);
-  return x < -87.0f ? 0.0f : p * s;
-}
+// exp(x) for x <= 0 (softmax arguments): float is simd_exp.h's exp1_nonpos, the scalar twin of the vector
+// exp8_nonpos (tails and the naive rows get the same bits as the vector lanes).
+ND_AI float exp_neg(float x) { return exp1_nonpos(x); }
 ND_AI double exp_neg(double x) { return std::exp(x); }
 
 // out[j] = exp(s[j] - c) for j < n (in place allowed). float: W lanes at a time with exp_neg_v (a plain

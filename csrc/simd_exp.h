@@ -30,6 +30,27 @@ inline __attribute__((always_inline)) F8 exp8_nonpos(F8 x) {
   return x < -87.0f ? F8{} : res;
 }
 
+// exp8_nonpos on one float: the same operations in the same order, so a scalar tail gets the bits a vector
+// lane would.
+inline __attribute__((always_inline)) float exp1_nonpos(float x) {
+  float t = x * 1.44269504088896341f;
+  t = t < -126.0f ? -126.0f : t;
+  const float n = (t + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23;
+  float s;
+  __builtin_memcpy(&s, &bits, sizeof s);
+  return x < -87.0f ? 0.0f : p * s;
+}
+
 // 2^t for t <= 0 (the attention forward's scores, already scaled by log2 e): n = round(t) (the 1.5 * 2^23
 // trick), f = t - n in [-1/2, 1/2] exactly, 2^f by a degree-6 polynomial fitted here for relative error
 // (max 8e-8 evaluated in float), times 2^n built in the exponent bits; t < -126 gives exactly 0 (the one

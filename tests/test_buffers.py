@@ -8,14 +8,6 @@ from neurodivergent.nn import _buffers
 from neurodivergent.nn import functional_lstm as fl
 
 
-@pytest.fixture
-def pool(monkeypatch):
-    """A fresh pool that takes every size (the module's own skips arrays under 1 MiB)."""
-    p = _buffers.BufferPool(min_bytes=0, max_bytes=1 << 26)
-    monkeypatch.setattr(fl, "_POOL", p)
-    return p
-
-
 def _addresses(*arrays):
     return {a.__array_interface__["data"][0] for a in arrays}
 

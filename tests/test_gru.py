@@ -571,16 +571,6 @@ def test_bad_input_leaves_outputs_untouched():
 
 
 # ===================================================================================== 10. reused output arrays
-@pytest.fixture
-def pool(monkeypatch):
-    """A fresh buffer pool that takes every size (the module's own skips arrays under 1 MiB)."""
-    from neurodivergent.nn import functional_gru as fg
-
-    p = _buffers.BufferPool(min_bytes=0, max_bytes=1 << 26)
-    monkeypatch.setattr(fg, "_POOL", p)
-    return p
-
-
 def _addresses(*arrays):
     return {a.__array_interface__["data"][0] for a in arrays}
 
