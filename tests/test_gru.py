@@ -31,9 +31,11 @@ GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 # H > 85: the backward's per-step product runs in K chunks (3H x 2W weight sliver > 16 KiB), over several
 # row panels at B = 20.
 # I > 16 and H <= 85 (float) / 42 (double): dx by row tiles instead of GEMM; both sides of those limits.
+# H <= 64 (I <= 64 when I > 16): dW_hh (dW_ih) by unpacked row tiles (dw_rows) instead of GEMM; both sides.
 SHAPES = [(1, 1, 1, 1), (1, 1, 3, 5), (2, 3, 1, 8), (1, 6, 2, 3), (3, 7, 8, 13), (5, 4, 6, 17), (7, 5, 3, 24),
           (4, 6, 5, 33), (13, 3, 2, 64), (9, 4, 16, 70), (3, 5, 17, 12), (2, 4, 40, 9), (20, 3, 2, 90),
-          (3, 4, 20, 85), (3, 4, 20, 86), (8, 3, 33, 42), (8, 3, 33, 43)]
+          (3, 4, 20, 85), (3, 4, 20, 86), (8, 3, 33, 42), (8, 3, 33, 43), (5, 6, 64, 64), (5, 6, 65, 65),
+          (4, 5, 65, 20)]
 
 
 def assert_close(out, refv, rtol, what="value", scale=None):
@@ -343,8 +345,9 @@ def test_non_contiguous_and_list_inputs_are_coerced(rng):
 # ===================================================================================== 6. determinism, threads
 # Large enough (> 2 MFLOP per thread) that the recurrence really splits the batch across threads; the
 # second shape has the backward's K-chunked step product (H > 85) over several row panels per thread, the
-# third computes dx by row tiles (I > 16, H <= 85) in two row chunks.
-@pytest.mark.parametrize("shape", [(37, 20, 5, 40), (67, 4, 64, 90), (41, 9, 24, 40)])
+# third computes dx by row tiles (I > 16, H <= 85) in two row chunks; the first and the fourth split the
+# dW_hh (and dW_ih) row tiles of dw_rows between threads.
+@pytest.mark.parametrize("shape", [(37, 20, 5, 40), (67, 4, 64, 90), (41, 9, 24, 40), (45, 12, 24, 40)])
 def test_bitwise_repeatable_and_thread_count_independent(shape, rng, threads):
     B, T, I, H = shape
     args = make(rng, B, T, I, H, np.float32)
