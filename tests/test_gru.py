@@ -368,6 +368,30 @@ def test_bitwise_repeatable_and_thread_count_independent(shape, rng, threads):
             np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.parametrize("stream", ["1", "0"])
+def test_cache_alignment_and_streaming_stores_do_not_change_results(stream, rng, monkeypatch):
+    # The float forward writes the cache by non-temporal stores when the array is 64-byte aligned (else,
+    # or with ND_GRU_NT=0, by ordinary stores): the same values in every case, and a misaligned cache
+    # (a view 4 bytes into a buffer) is accepted.
+    monkeypatch.setenv("ND_GRU_NT", stream)
+    B, T, I, H = 9, 5, 3, 24
+    x, w_ih, w_hh, b_ih, b_hh, h0 = make(rng, B, T, I, H, np.float32)
+    CW = _core.gru_cache_width(H)
+    outs = []
+    for off in (0, 1, 8):  # offsets in floats: aligned, misaligned, 32-byte but not 64-byte aligned
+        raw = np.empty(B * T * CW + 32, np.float32)
+        base = (-raw.ctypes.data // 4) % 16  # first 64-byte boundary, in floats
+        gates = raw[base + off:base + off + B * T * CW].reshape(B, T, CW)
+        y = np.empty((B, T, H), np.float32)
+        _core.gru_forward(y, gates, x, w_ih, w_hh, b_ih, b_hh, h0, False)
+        outs.append((y, gates.copy()))
+    for y, g in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0][0])
+        np.testing.assert_array_equal(g, outs[0][1])
+    y_r, _, cache_r = ref.forward(x, w_ih, w_hh, b_ih, b_hh, h0)
+    assert_close(outs[0][0], y_r, TOL[np.float32], "y")
+
+
 @pytest.mark.parametrize("dt", DTYPES)
 def test_backward_blocking_does_not_change_results(dt, rng, monkeypatch):
     # The backward's per-step product runs in K chunks over row panels; ND_GRU_SLIVER_BYTES /
