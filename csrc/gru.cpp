@@ -491,17 +491,21 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
     index_t c0, c1, j0, j1;
     split_range(NC, nt, tid, c0, c1);
     split_range(ntiles, nt, tid, j0, j1);
+    // Sub-chunks of kDwSubRows rows (~64 KiB of the buffer at H = 64): every consumer reads them while
+    // they are in L2 (a whole chunk is up to ~700 KiB at B = 256, T = 168).
     for (index_t ch = 0; ch < NC; ++ch) {
       const index_t n0 = ch * CR, n1 = n0 + CR < BT ? n0 + CR : BT;
-      if (ch >= c0 && ch < c1) {
-        if (small_i)
-          K::small_input_rows(part + ch * PW, dx, dgates, x, wihT, n0, n1, I, H);
-        else
-          K::column_sum_rows(part + ch * PW, dgates, n0, n1, H);
-        if (dx_by_rows) K::dx_rows(dx, dgates, wi, n0, n1, I, H);
-      }
-      for (index_t r0 = n0; r0 < n1 && j0 < j1; r0 += kDwSubRows) {
+      const bool mine = ch >= c0 && ch < c1;
+      if (!mine && j0 == j1) continue;
+      for (index_t r0 = n0; r0 < n1; r0 += kDwSubRows) {
         const index_t r1 = r0 + kDwSubRows < n1 ? r0 + kDwSubRows : n1;
+        if (mine) {
+          if (small_i)
+            K::small_input_rows(part + ch * PW, dx, dgates, x, wihT, r0, r1, I, H, r0 == n0);
+          else
+            K::column_sum_rows(part + ch * PW, dgates, r0, r1, H, r0 == n0);
+          if (dx_by_rows) K::dx_rows(dx, dgates, wi, r0, r1, I, H);
+        }
         for (index_t j = j0; j < j1; ++j) dw_tile(j, r0, r1);
       }
     }
@@ -920,11 +924,12 @@ struct Api {
   //   part[4H + k*3H : 4H + (k+1)*3H] = sum_n x[n, k] D_x[n, :]          (dW_ih^T, k < I)
   //   dx[n, k] = D_x[n, :] . W_ih[:, k] for every row (when dx != nullptr); wT = W_ih^T (I, 3H).
   static void small_input_rows(Real* part, Real* dx, const Real* D, const Real* x, const Real* wT, index_t n0,
-                               index_t n1, index_t I, index_t H) {
+                               index_t n1, index_t I, index_t H, bool zero) {
     const index_t G = 3 * H, C = 4 * H;
     Real* cs = part;       // (4H)
     Real* pw = part + C;   // (I, 3H)
-    for (index_t j = 0; j < C + I * G; ++j) part[j] = Real(0);
+    if (zero)  // else: adding rows [n0, n1) to the sums of the rows before them
+      for (index_t j = 0; j < C + I * G; ++j) part[j] = Real(0);
     alignas(64) Real dot[kSmallI][W];
     for (index_t n = n0; n < n1; ++n) {
       const Real* d = D + n * C;
@@ -964,9 +969,10 @@ struct Api {
   }
 
   // part[0 : 4H] = sum over rows [n0, n1) of D (BT, 4H).
-  static void column_sum_rows(Real* part, const Real* D, index_t n0, index_t n1, index_t H) {
+  static void column_sum_rows(Real* part, const Real* D, index_t n0, index_t n1, index_t H, bool zero) {
     const index_t C = 4 * H;
-    for (index_t j = 0; j < C; ++j) part[j] = Real(0);
+    if (zero)
+      for (index_t j = 0; j < C; ++j) part[j] = Real(0);
     for (index_t n = n0; n < n1; ++n) {
       const Real* d = D + n * C;
       index_t j = 0;
