@@ -17,9 +17,12 @@
 //   The per-step GEMM (W_hh packed once) fuses the elementwise part of step t-1 into its epilogue; it runs
 //   in row panels x K chunks (see backward_impl) so that the weight sliver chunk and the panel's dG rows
 //   stay in L1 (bitwise the same results as one pass over K).
-//   Per (b, t) the row [da_r, da_z, dhn, da_n] (4H) is stored; after the loop, large GEMMs over all B*T
-//   rows give dW_hh += [da_r,da_z,dhn]^T h_prev, dW_ih += [da_r,da_z,da_n]^T x, dx, and column sums
-//   (in double) the biases.
+//   Per (b, t) the row [da_r, da_z, dhn, da_n] (4H) is stored; after the loop, products over all B*T rows
+//   give dW_hh += [da_r,da_z,dhn]^T h_prev, dW_ih += [da_r,da_z,da_n]^T x, dx, and column sums (in double)
+//   the biases. At H (I) <= 64 the dW products are unpacked register tiles (dw_rows) and dx row tiles
+//   (dx_rows), all in one pass over sub-chunks of 64 rows that stay in L2; wider ones are GEMMs (which pack
+//   the whole buffer as their transposed operand: at a width of 64 that packing cost as much as the product).
+// Stores: the float AVX2 forward writes the cache with non-temporal stores (read again only by the backward).
 // Threads: the batch rows are split into one contiguous range per thread (independent recurrences, no
 // barrier per step); every row goes through the same arithmetic whatever its range, and nd::gemm is
 // bitwise thread-count independent, so results are bitwise identical for any thread count.
