@@ -17,9 +17,12 @@
 //   The per-step GEMM (W_hh packed once) fuses the elementwise part of step t-1 into its epilogue; it runs
 //   in row panels x K chunks (see backward_impl) so that the weight sliver chunk and the panel's dG rows
 //   stay in L1 (bitwise the same results as one pass over K).
-//   Per (b, t) the row [da_r, da_z, dhn, da_n] (4H) is stored; after the loop, large GEMMs over all B*T
-//   rows give dW_hh += [da_r,da_z,dhn]^T h_prev, dW_ih += [da_r,da_z,da_n]^T x, dx, and column sums
-//   (in double) the biases.
+//   Per (b, t) the row [da_r, da_z, dhn, da_n] (4H) is stored; after the loop, products over all B*T rows
+//   give dW_hh += [da_r,da_z,dhn]^T h_prev, dW_ih += [da_r,da_z,da_n]^T x, dx, and column sums (in double)
+//   the biases. At H (I) <= 64 the dW products are unpacked register tiles (dw_rows) and dx row tiles
+//   (dx_rows), all in one pass over sub-chunks of 64 rows that stay in L2; wider ones are GEMMs (which pack
+//   the whole buffer as their transposed operand: at a width of 64 that packing cost as much as the product).
+// Stores: the float AVX2 forward writes the cache with non-temporal stores (read again only by the backward).
 // Threads: the batch rows are split into one contiguous range per thread (independent recurrences, no
 // barrier per step); every row goes through the same arithmetic whatever its range, and nd::gemm is
 // bitwise thread-count independent, so results are bitwise identical for any thread count.
@@ -77,6 +80,7 @@ struct FwdArgs {
   const Real* h0;     // (B,H) or nullptr
   const Real* zeros;  // (H + W) zeros: h_{-1} when h0 is absent
   index_t T, I, H;
+  bool stream;        // cache blocks by non-temporal stores (whole lines, aligned)
 };
 
 template <typename Real>
@@ -122,6 +126,9 @@ struct Traits {
     return v;
   }
   static inline void store(Real* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  static constexpr bool kStream = false;  // no non-temporal stores here
+  static inline void stream(Real* p, V v) { store(p, v); }
+  static inline void fence() {}
   static inline V bcast(const Real* p) { return set1(*p); }
   static inline V fma(V a, V b, V c) { return a * b + c; }
   static inline V add(V a, V b) { return a + b; }
@@ -176,6 +183,10 @@ struct Traits<float> {
   static inline V set1(float x) { return _mm256_set1_ps(x); }
   static inline V load(const float* p) { return _mm256_loadu_ps(p); }
   static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  // Non-temporal store (p 32-byte aligned): whole cache lines that are not read again soon.
+  static constexpr bool kStream = true;
+  static inline void stream(float* p, V v) { _mm256_stream_ps(p, v); }
+  static inline void fence() { _mm_sfence(); }
   static inline V bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static inline V add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -209,6 +220,9 @@ struct Traits<double> {
   static inline V set1(double x) { return _mm256_set1_pd(x); }
   static inline V load(const double* p) { return _mm256_loadu_pd(p); }
   static inline void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static constexpr bool kStream = false;  // a tile covers half a cache block: partial lines
+  static inline void stream(double* p, V v) { store(p, v); }
+  static inline void fence() {}
   static inline V bcast(const double* p) { return _mm256_broadcast_sd(p); }
   static inline V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static inline V add(V a, V b) { return _mm256_add_pd(a, b); }
@@ -340,6 +354,11 @@ void parallel_rows(index_t B, double work, F&& f) {
 }
 
 // ------------------------------------------------------------------------------ fast forward / backward
+inline index_t env_int(const char* name, index_t dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  return index_t(std::atoll(v));
+}
 template <typename Real, template <typename> class Api>
 void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const Real* w_hh, const Real* b_ih,
                   const Real* b_hh, const Real* h0, index_t B, index_t T, index_t I, index_t H) {
@@ -353,9 +372,16 @@ void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const R
   Real* zeros = c.take<Real>(H + W);         // (H + W)
   K::pack_forward(wp, wpi, bias, w_hh, w_ih, b_ih, b_hh, H, I);
   for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
-  FwdArgs<Real> a{y, gates, x, wp, wpi, bias, h0, zeros, T, I, H};
-  parallel_rows(B, 2.0 * double(B) * double(T) * double(I + H) * double(3 * H),
-                [&](index_t b0, index_t b1) { K::forward_rows(a, b0, b1); });
+  // The cache is read again only by the backward, after the other layers' work: non-temporal stores skip
+  // reading its lines in first (-4..-8% forward at B = 256, H = 64..256 here). Float AVX2 only (a tile then
+  // writes whole 64-byte lines), and only on an aligned array; ND_GRU_NT=0 turns them off (A/B runs).
+  const bool stream = K::VT::kStream && K::W == kCacheBlock && reinterpret_cast<std::uintptr_t>(gates) % 64 == 0 &&
+                      env_int("ND_GRU_NT", 1) != 0;
+  FwdArgs<Real> a{y, gates, x, wp, wpi, bias, h0, zeros, T, I, H, stream};
+  parallel_rows(B, 2.0 * double(B) * double(T) * double(I + H) * double(3 * H), [&](index_t b0, index_t b1) {
+    K::forward_rows(a, b0, b1);
+    if (stream) K::VT::fence();
+  });
 }
 
 // Backward per-step product blocking (see backward_impl). ND_GRU_SLIVER_BYTES / ND_GRU_PANEL_BYTES in the
@@ -372,6 +398,10 @@ inline index_t bwd_panel_bytes() { return env_bytes("ND_GRU_PANEL_BYTES", 12 * 1
 constexpr index_t kBwdPrefetchTiles = 1;
 // dx by dx_rows (instead of GEMM) when one (3H, 2W) sliver of W_ih takes at most this many bytes.
 constexpr index_t kDxRowsSliverBytes = 16 * 1024;
+// dW_hh / dW_ih by dw_rows (instead of GEMM) up to this width (H / I); ND_GRU_DW_ROWS_MAXN overrides.
+constexpr index_t kDwRowsMaxN = 64;
+// Rows per dw_rows call (the S rows of a sub-chunk, N * 4 bytes each, stay in L1 across the D tiles).
+constexpr index_t kDwSubRows = 64;
 
 // Rows of the (B*T) x 4H gradient buffer are processed in fixed chunks (independent of the thread count);
 // per-chunk partial sums are combined in chunk order, in double.
@@ -392,6 +422,10 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   const bool dx_by_rows = dx && !small_i && G * NR * index_t(sizeof(Real)) <= kDxRowsSliverBytes;
   const index_t nbi = ceil_div(I, NR);
   const index_t CR = chunk_rows(BT), NC = ceil_div(BT, CR), PW = small_i ? G * I + 4 * H : 4 * H;
+  // dW_hh (and dW_ih when I > kSmallI) by dw_rows, in the same pass over the row chunks, while their
+  // width N = H (I) is at most kDwRowsMaxN; else by GEMM.
+  const index_t dw_max = env_int("ND_GRU_DW_ROWS_MAXN", kDwRowsMaxN);
+  const bool dwh_rows = H <= dw_max, dwi_rows = !small_i && I <= dw_max;
   // Blocking of the per-step product dG_t (rows, 3H) @ W_hh (3H, H), as a GEMM's: K chunks of kc rows of
   // the (3H, 2W) weight sliver (16 KiB, kept in L1 while the row tiles of a panel run), and row panels
   // whose K chunk of dG rows (12 KiB) stays in L1 across the unit blocks, as in the LSTM. Partial sums go
@@ -406,7 +440,8 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
                                                bytes_of<Real>(B * G) + bytes_of<Real>(NC * PW) +
                                                bytes_of<Real>(I * G) + bytes_of<Real>(G * H) +
                                                (nkc > 1 ? bytes_of<Real>(nbb * B * NR) : 0) +
-                                               (dx_by_rows ? bytes_of<Real>(nbi * G * NR) : 0)))};
+                                               (dx_by_rows ? bytes_of<Real>(nbi * G * NR) : 0) +
+                                               (dwi_rows ? bytes_of<Real>(G * I) : 0)))};
   Real* wb = c.take<Real>(nbb * G * NR);    // (nbb, 3H, 2W)
   Real* dgates = c.take<Real>(BT * 4 * H);  // (B,T,4H): da_r, da_z, dhn, da_n
   Real* dhd = c.take<Real>(B * H);          // (B,H)
@@ -417,6 +452,7 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   Real* dwh = c.take<Real>(G * H);          // (3H, H): this call's dW_hh, added to dw_hh once
   Real* acc = nkc > 1 ? c.take<Real>(nbb * B * NR) : nullptr;  // (nbb, B, 2W)
   Real* wi = dx_by_rows ? c.take<Real>(nbi * G * NR) : nullptr;    // (nbi, 3H, 2W): W_ih slivers for dx_rows
+  Real* dwi = dwi_rows ? c.take<Real>(G * I) : nullptr;            // (3H, I): this call's dW_ih (dw_rows)
   K::pack_backward(wb, w_hh, H);
   if (dx_by_rows) K::pack_slivers(wi, w_ih, G, I);
   for (index_t i = 0; i < H + W; ++i) zeros[i] = Real(0);
@@ -426,21 +462,55 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   parallel_rows(B, 2.0 * double(B) * double(T) * double(H) * double(3 * H),
                 [&](index_t b0, index_t b1) { K::backward_rows(a, b0, b1); });
 
-  // 2. dW_ih, dx and the bias sums over all B*T rows: with a small input size, one pass over the rows
-  //    (a GEMM with N or M = I <= 16 would run at a fraction of peak and pack the whole buffer for it);
-  //    else GEMMs, except dx at H <= 85 (dx_rows, in the same pass over the row chunks). Chunk partials are
-  //    combined in chunk order in double.
+  // 2. dW_ih, dx, the bias sums and (dw_rows) dW_hh over all B*T rows, in one pass over fixed row chunks:
+  //    with a small input size, small_input_rows (a GEMM with N or M = I <= 16 would run at a fraction of
+  //    peak and pack the whole buffer for it); else column sums, dx by dx_rows at H <= 85. Chunk partials
+  //    are combined in chunk order in double. dW tiles (dw_rows: BMR rows of dW x all columns) are
+  //    accumulated per sub-chunk of kDwSubRows rows, in row order; with threads, each thread owns a range
+  //    of dW tiles (and of chunks for the rest), so no sum depends on the thread count.
   if (small_i)
     for (index_t k = 0; k < I; ++k)
       for (index_t j = 0; j < G; ++j) wihT[k * G + j] = w_ih[j * I + k];
-  auto chunks = [&](index_t c0, index_t c1) {
-    for (index_t ch = c0; ch < c1; ++ch) {
+  const index_t BM = K::BMR;
+  const index_t nth = dwh_rows ? ceil_div(G, BM) : 0;  // dW_hh tiles: rows [j*BM, ..) of D columns [0, 3H)
+  const index_t nta = dwi_rows ? ceil_div(2 * H, BM) : 0;  // dW_ih rows [0, 2H): D columns da_r, da_z
+  const index_t ntb = dwi_rows ? ceil_div(H, BM) : 0;      // dW_ih rows [2H, 3H): D columns da_n
+  const index_t ntiles = nth + nta + ntb;
+  if (dwh_rows) std::memset(dwh, 0, sizeof(Real) * G * H);
+  if (dwi_rows) std::memset(dwi, 0, sizeof(Real) * G * I);
+  auto dw_tile = [&](index_t j, index_t n0, index_t n1) {
+    if (j < nth) {
+      const index_t q0 = j * BM;
+      K::dw_rows(dwh, H, q0, int(G - q0 < BM ? G - q0 : BM), dgates, 4 * H, q0, y, H, n0, n1, T, h0);
+      return;
+    }
+    j -= nth;
+    const index_t q0 = j < nta ? j * BM : 2 * H + (j - nta) * BM;
+    const index_t qe = j < nta ? 2 * H : G;
+    K::dw_rows(dwi, I, q0, int(qe - q0 < BM ? qe - q0 : BM), dgates, 4 * H, j < nta ? q0 : q0 + H, x, I, n0,
+               n1, 0, nullptr);
+  };
+  auto pass = [&](int nt, int tid) {
+    index_t c0, c1, j0, j1;
+    split_range(NC, nt, tid, c0, c1);
+    split_range(ntiles, nt, tid, j0, j1);
+    // Sub-chunks of kDwSubRows rows (~64 KiB of the buffer at H = 64): every consumer reads them while
+    // they are in L2 (a whole chunk is up to ~700 KiB at B = 256, T = 168).
+    for (index_t ch = 0; ch < NC; ++ch) {
       const index_t n0 = ch * CR, n1 = n0 + CR < BT ? n0 + CR : BT;
-      if (small_i)
-        K::small_input_rows(part + ch * PW, dx, dgates, x, wihT, n0, n1, I, H);
-      else
-        K::column_sum_rows(part + ch * PW, dgates, n0, n1, H);
-      if (dx_by_rows) K::dx_rows(dx, dgates, wi, n0, n1, I, H);
+      const bool mine = ch >= c0 && ch < c1;
+      if (!mine && j0 == j1) continue;
+      for (index_t r0 = n0; r0 < n1; r0 += kDwSubRows) {
+        const index_t r1 = r0 + kDwSubRows < n1 ? r0 + kDwSubRows : n1;
+        if (mine) {
+          if (small_i)
+            K::small_input_rows(part + ch * PW, dx, dgates, x, wihT, r0, r1, I, H, r0 == n0);
+          else
+            K::column_sum_rows(part + ch * PW, dgates, r0, r1, H, r0 == n0);
+          if (dx_by_rows) K::dx_rows(dx, dgates, wi, r0, r1, I, H);
+        }
+        for (index_t j = j0; j < j1; ++j) dw_tile(j, r0, r1);
+      }
     }
   };
   {
@@ -451,15 +521,11 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
     if (BT * H < (index_t(1) << 14) || omp_in_parallel()) nt = 1;
 #endif
     if (nt <= 1) {
-      chunks(0, NC);
+      pass(1, 0);
     } else {
 #ifdef ND_OPENMP
 #pragma omp parallel num_threads(nt)
-      {
-        index_t c0, c1;
-        split_range(NC, omp_get_num_threads(), omp_get_thread_num(), c0, c1);
-        chunks(c0, c1);
-      }
+      pass(omp_get_num_threads(), omp_get_thread_num());
 #endif
     }
   }
@@ -477,30 +543,37 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   combine(3 * H, db_ih + 2 * H, H, 1, 0);  // da_n
   if (small_i) {
     for (index_t k = 0; k < I; ++k) combine(4 * H + k * G, dw_ih, G, I, k);
+  } else if (dwi_rows) {
+    for (index_t i = 0; i < G * I; ++i) dw_ih[i] += dwi[i];
   } else {
     gemm<Real>(true, false, 2 * H, I, BT, Real(1), dgates, 4 * H, x, I, Real(1), dw_ih, I);  // r, z
     gemm<Real>(true, false, H, I, BT, Real(1), dgates + 3 * H, 4 * H, x, I, Real(1), dw_ih + 2 * H * I, I);  // n
+  }
+  if (!small_i) {
     if (dx && !dx_by_rows) {
       gemm<Real>(false, false, BT, I, 2 * H, Real(1), dgates, 4 * H, w_ih, I, Real(0), dx, I);
       gemm<Real>(false, false, BT, I, H, Real(1), dgates + 3 * H, 4 * H, w_ih + 2 * H * I, I, Real(1), dx, I);
     }
   }
 
-  // 3. dW_hh += sum_{b,t} [da_r, da_z, dhn](b,t)^T h_{t-1}(b). Row n = b*T + t of the buffer pairs with row
-  //    n - 1 of y (= h_{t-1} for t >= 1): one GEMM over rows 1 .. BT-1 once the t = 0 rows (paired with
-  //    h0, not with the previous sequence's last state) are set aside and zeroed.
-  for (index_t b = 0; b < B; ++b) {
-    Real* row = dgates + b * T * 4 * H;
-    std::memcpy(d0 + b * G, row, sizeof(Real) * G);
-    std::memset(row, 0, sizeof(Real) * G);
+  // 3. dW_hh += sum_{b,t} [da_r, da_z, dhn](b,t)^T h_{t-1}(b): from dw_rows above, or by GEMM.
+  if (!dwh_rows) {
+    //    Row n = b*T + t of the buffer pairs with row n - 1 of y (= h_{t-1} for t >= 1): one GEMM over rows
+    //    1 .. BT-1 once the t = 0 rows (paired with h0, not with the previous sequence's last state) are
+    //    set aside and zeroed.
+    for (index_t b = 0; b < B; ++b) {
+      Real* row = dgates + b * T * 4 * H;
+      std::memcpy(d0 + b * G, row, sizeof(Real) * G);
+      std::memset(row, 0, sizeof(Real) * G);
+    }
+    //    Both products go to dwh first, so that dw_hh receives one addition per element (backward twice
+    //    then gives exactly twice the gradient).
+    if (T > 1)
+      gemm<Real>(true, false, G, H, BT - 1, Real(1), dgates + 4 * H, 4 * H, y, H, Real(0), dwh, H);
+    else
+      std::memset(dwh, 0, sizeof(Real) * G * H);
+    if (h0) gemm<Real>(true, false, G, H, B, Real(1), d0, G, h0, H, Real(1), dwh, H);
   }
-  //    Both products go to dwh first, so that dw_hh receives one addition per element (backward twice
-  //    then gives exactly twice the gradient).
-  if (T > 1)
-    gemm<Real>(true, false, G, H, BT - 1, Real(1), dgates + 4 * H, 4 * H, y, H, Real(0), dwh, H);
-  else
-    std::memset(dwh, 0, sizeof(Real) * G * H);
-  if (h0) gemm<Real>(true, false, G, H, B, Real(1), d0, G, h0, H, Real(1), dwh, H);
   for (index_t i = 0; i < G * H; ++i) dw_hh[i] += dwh[i];
 }
 
@@ -854,11 +927,12 @@ struct Api {
   //   part[4H + k*3H : 4H + (k+1)*3H] = sum_n x[n, k] D_x[n, :]          (dW_ih^T, k < I)
   //   dx[n, k] = D_x[n, :] . W_ih[:, k] for every row (when dx != nullptr); wT = W_ih^T (I, 3H).
   static void small_input_rows(Real* part, Real* dx, const Real* D, const Real* x, const Real* wT, index_t n0,
-                               index_t n1, index_t I, index_t H) {
+                               index_t n1, index_t I, index_t H, bool zero) {
     const index_t G = 3 * H, C = 4 * H;
     Real* cs = part;       // (4H)
     Real* pw = part + C;   // (I, 3H)
-    for (index_t j = 0; j < C + I * G; ++j) part[j] = Real(0);
+    if (zero)  // else: adding rows [n0, n1) to the sums of the rows before them
+      for (index_t j = 0; j < C + I * G; ++j) part[j] = Real(0);
     alignas(64) Real dot[kSmallI][W];
     for (index_t n = n0; n < n1; ++n) {
       const Real* d = D + n * C;
@@ -898,14 +972,112 @@ struct Api {
   }
 
   // part[0 : 4H] = sum over rows [n0, n1) of D (BT, 4H).
-  static void column_sum_rows(Real* part, const Real* D, index_t n0, index_t n1, index_t H) {
+  static void column_sum_rows(Real* part, const Real* D, index_t n0, index_t n1, index_t H, bool zero) {
     const index_t C = 4 * H;
-    for (index_t j = 0; j < C; ++j) part[j] = Real(0);
+    if (zero)
+      for (index_t j = 0; j < C; ++j) part[j] = Real(0);
     for (index_t n = n0; n < n1; ++n) {
       const Real* d = D + n * C;
       index_t j = 0;
       for (; j + W <= C; j += W) VT::store(part + j, VT::add(VT::load(part + j), VT::load(d + j)));
       for (; j < C; ++j) part[j] += d[j];
+    }
+  }
+
+  // ---------------------------------------------------------------- parameter gradients without packing
+  // out[i*ldo + 0 .. nk) += sum over rows n in [n0, n1) of D[n*ldd + i] * S_n[0 .. nk), i < MR, nk <= 2W:
+  // an MR x 2W tile of dW = D^T S read straight from the row-major buffers (broadcasts from the D rows,
+  // two vector loads from the S rows; no packing of either). S_n = S + n*lds when T == 0 (dW_ih: x);
+  // when T > 0 (dW_hh), S_n = the state before step t = n % T of row b = n / T: y row n - 1 (S = y) for
+  // t > 0, else h0 row b (rows ldh0 apart, offset like S), or no contribution when h0 is absent. The sum
+  // starts from zero and is added to out once: every element sees the same operations whatever the
+  // caller's row chunking or thread split (fixed row ranges).
+  template <int MR, bool kFull>
+  static inline __attribute__((always_inline)) void dw_run(V (&acc)[MR][2], const Real* d, index_t ldd,
+                                                           const Real* s, index_t lds, index_t len, int nk) {
+    for (index_t r = 0; r < len; ++r, d += ldd, s += lds) {
+      V w0, w1;
+      if (kFull) {
+        w0 = VT::load(s);
+        w1 = VT::load(s + W);
+      } else {
+        w0 = ldn(s, nk < W ? nk : W);
+        w1 = nk > W ? ldn(s + W, nk - W) : VT::zero();
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const V dv = VT::bcast(d + i);
+        acc[i][0] = VT::fma(dv, w0, acc[i][0]);
+        acc[i][1] = VT::fma(dv, w1, acc[i][1]);
+      }
+    }
+  }
+  template <int MR, bool kFull>
+  static __attribute__((noinline)) void dw_product(Real* out, index_t ldo, const Real* D, index_t ldd,
+                                                   const Real* S, index_t lds, index_t n0, index_t n1,
+                                                   index_t T, const Real* h0, index_t ldh0, int nk) {
+    V acc[MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
+    if (T == 0) {
+      dw_run<MR, kFull>(acc, D + n0 * ldd, ldd, S + n0 * lds, lds, n1 - n0, nk);
+    } else {
+      // row segments within one sequence: rows n (t >= 1) pair with y rows n - 1
+      for (index_t n = n0; n < n1;) {
+        const index_t t = n % T;
+        if (t == 0) {
+          if (h0) dw_run<MR, kFull>(acc, D + n * ldd, ldd, h0 + (n / T) * ldh0, 0, 1, nk);
+          ++n;
+          continue;
+        }
+        const index_t e = n - t + T < n1 ? n - t + T : n1;
+        dw_run<MR, kFull>(acc, D + n * ldd, ldd, S + (n - 1) * lds, lds, e - n, nk);
+        n = e;
+      }
+    }
+#pragma GCC unroll 8  // static indices: a loop over acc[i] would keep acc in memory
+    for (int i = 0; i < MR; ++i) {
+      Real* o = out + i * ldo;
+      if (kFull) {
+        VT::store(o, VT::add(VT::load(o), acc[i][0]));
+        VT::store(o + W, VT::add(VT::load(o + W), acc[i][1]));
+      } else {
+        const int n0v = nk < W ? nk : W;
+        stn(o, VT::add(ldn(o, n0v), acc[i][0]), n0v);
+        if (nk > W) stn(o + W, VT::add(ldn(o + W, nk - W), acc[i][1]), nk - W);
+      }
+    }
+  }
+
+  // Rows q0 .. q0+m (m <= BMR) of dW (ld N) for all N columns, from D columns dcol .. dcol+m, rows [n0, n1).
+  static void dw_rows(Real* dw, index_t N, index_t q0, int m, const Real* D, index_t ldd, index_t dcol,
+                      const Real* S, index_t lds, index_t n0, index_t n1, index_t T, const Real* h0) {
+    const index_t NR = 2 * W;
+    for (index_t k0 = 0; k0 < N; k0 += NR) {
+      const int nk = N - k0 < NR ? int(N - k0) : int(NR);
+      Real* o = dw + q0 * N + k0;
+      const Real* d = D + dcol;
+      const Real* sp = S + k0;
+      const Real* hp = h0 ? h0 + k0 : nullptr;
+      if (nk == NR) {
+        switch (m) {
+          case BMR: dw_product<BMR, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 5: dw_product<5, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 4: dw_product<4, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 3: dw_product<3, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 2: dw_product<2, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          default: dw_product<1, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+        }
+      } else {
+        switch (m) {
+          case BMR: dw_product<BMR, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 5: dw_product<5, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 4: dw_product<4, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 3: dw_product<3, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 2: dw_product<2, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          default: dw_product<1, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+        }
+      }
     }
   }
 
@@ -949,7 +1121,8 @@ struct Api {
     for (index_t i = 0; i < m; ++i) {
       const index_t row = (b + i) * T + t;
       const Real* g = a.gates + row * CW + cache_at(u0, 0);
-      for (int q = 0; q < 4; ++q) __builtin_prefetch(g + q * kCacheBlock, 1, 3);
+      if (!a.stream)
+        for (int q = 0; q < 4; ++q) __builtin_prefetch(g + q * kCacheBlock, 1, 3);
       prefetch_span(a.y + row * H + u0, W, 1);
     }
   }
@@ -967,10 +1140,17 @@ struct Api {
     const V n = M::tanh(VT::fma(r, hn, VT::add(anx, bn)));
     const V hprev = ldn(hprow + u0, nu);
     const V h = VT::fma(z, VT::sub(hprev, n), n);  // (1 - z) n + z h_{t-1}
-    VT::store(g, r);  // whole vectors: the cache block is padded to 8 units
-    VT::store(g + kCacheBlock, z);
-    VT::store(g + 2 * kCacheBlock, n);
-    VT::store(g + 3 * kCacheBlock, hn);
+    if (a.stream) {  // one whole block (two cache lines) per row
+      VT::stream(g, r);
+      VT::stream(g + kCacheBlock, z);
+      VT::stream(g + 2 * kCacheBlock, n);
+      VT::stream(g + 3 * kCacheBlock, hn);
+    } else {
+      VT::store(g, r);  // whole vectors: the cache block is padded to 8 units
+      VT::store(g + kCacheBlock, z);
+      VT::store(g + 2 * kCacheBlock, n);
+      VT::store(g + 3 * kCacheBlock, hn);
+    }
     stn(a.y + row * H + u0, h, nu);
   }
 

@@ -31,9 +31,11 @@ GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 # H > 85: the backward's per-step product runs in K chunks (3H x 2W weight sliver > 16 KiB), over several
 # row panels at B = 20.
 # I > 16 and H <= 85 (float) / 42 (double): dx by row tiles instead of GEMM; both sides of those limits.
+# H <= 64 (I <= 64 when I > 16): dW_hh (dW_ih) by unpacked row tiles (dw_rows) instead of GEMM; both sides.
 SHAPES = [(1, 1, 1, 1), (1, 1, 3, 5), (2, 3, 1, 8), (1, 6, 2, 3), (3, 7, 8, 13), (5, 4, 6, 17), (7, 5, 3, 24),
           (4, 6, 5, 33), (13, 3, 2, 64), (9, 4, 16, 70), (3, 5, 17, 12), (2, 4, 40, 9), (20, 3, 2, 90),
-          (3, 4, 20, 85), (3, 4, 20, 86), (8, 3, 33, 42), (8, 3, 33, 43)]
+          (3, 4, 20, 85), (3, 4, 20, 86), (8, 3, 33, 42), (8, 3, 33, 43), (5, 6, 64, 64), (5, 6, 65, 65),
+          (4, 5, 65, 20)]
 
 
 def assert_close(out, refv, rtol, what="value", scale=None):
@@ -343,8 +345,9 @@ def test_non_contiguous_and_list_inputs_are_coerced(rng):
 # ===================================================================================== 6. determinism, threads
 # Large enough (> 2 MFLOP per thread) that the recurrence really splits the batch across threads; the
 # second shape has the backward's K-chunked step product (H > 85) over several row panels per thread, the
-# third computes dx by row tiles (I > 16, H <= 85) in two row chunks.
-@pytest.mark.parametrize("shape", [(37, 20, 5, 40), (67, 4, 64, 90), (41, 9, 24, 40)])
+# third computes dx by row tiles (I > 16, H <= 85) in two row chunks; the first and the fourth split the
+# dW_hh (and dW_ih) row tiles of dw_rows between threads.
+@pytest.mark.parametrize("shape", [(37, 20, 5, 40), (67, 4, 64, 90), (41, 9, 24, 40), (45, 12, 24, 40)])
 def test_bitwise_repeatable_and_thread_count_independent(shape, rng, threads):
     B, T, I, H = shape
     args = make(rng, B, T, I, H, np.float32)
@@ -363,6 +366,30 @@ def test_bitwise_repeatable_and_thread_count_independent(shape, rng, threads):
     for nt in (2, 3):  # the batch split changes nothing: bitwise equal across thread counts
         for u, v in zip(results[1], results[nt]):
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("stream", ["1", "0"])
+def test_cache_alignment_and_streaming_stores_do_not_change_results(stream, rng, monkeypatch):
+    # The float forward writes the cache by non-temporal stores when the array is 64-byte aligned (else,
+    # or with ND_GRU_NT=0, by ordinary stores): the same values in every case, and a misaligned cache
+    # (a view 4 bytes into a buffer) is accepted.
+    monkeypatch.setenv("ND_GRU_NT", stream)
+    B, T, I, H = 9, 5, 3, 24
+    x, w_ih, w_hh, b_ih, b_hh, h0 = make(rng, B, T, I, H, np.float32)
+    CW = _core.gru_cache_width(H)
+    outs = []
+    for off in (0, 1, 8):  # offsets in floats: aligned, misaligned, 32-byte but not 64-byte aligned
+        raw = np.empty(B * T * CW + 32, np.float32)
+        base = (-raw.ctypes.data // 4) % 16  # first 64-byte boundary, in floats
+        gates = raw[base + off:base + off + B * T * CW].reshape(B, T, CW)
+        y = np.empty((B, T, H), np.float32)
+        _core.gru_forward(y, gates, x, w_ih, w_hh, b_ih, b_hh, h0, False)
+        outs.append((y, gates.copy()))
+    for y, g in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0][0])
+        np.testing.assert_array_equal(g, outs[0][1])
+    y_r, _, cache_r = ref.forward(x, w_ih, w_hh, b_ih, b_hh, h0)
+    assert_close(outs[0][0], y_r, TOL[np.float32], "y")
 
 
 @pytest.mark.parametrize("dt", DTYPES)
