@@ -48,12 +48,11 @@
 #include <new>
 #include <type_traits>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>  // madvise (the dG workspace's huge pages)
+#endif
 
 #include "gemm.h"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #ifdef ND_OPENMP
 #include <omp.h>
