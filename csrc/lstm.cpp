@@ -20,12 +20,14 @@
 //      runs its own blocking), then a separate vectorised epilogue pass.
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
-//      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc.
+//      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. With
+//      I >= kSmallI and dx wanted, the same row panel also computes dx_{t+1} = dG_{t+1} @ w_ih (w_ih packed
+//      the same way) while those dG rows are in cache: no separate (B*T, I, 4H) GEMM re-reading all of dG.
 //   2. After the loop, large GEMMs over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}] and dW_ih += dG^T x,
 //      both computed transposed ([h0, y]^T dG, x^T dG, then added transposed: the GEMM then packs the
 //      smaller (B*T, H or I) operand as its transposed one, not the (B*T, 4H) dG), or for dW_ih one fused
-//      pass with the bias gradients when I is small; dx = dG @ w_ih (a pass of row dot products when I is
-//      small), dh0 = dG_0 @ w_hh.
+//      pass with the bias gradients when I is small (bias sums: one row-by-row pass over dG); dx_0 = dG_0 @
+//      w_ih (all of dx = dG @ w_ih by a pass of row dot products when I is small), dh0 = dG_0 @ w_hh.
 // Threads: the batch is split into contiguous chunks, one per thread, each running the whole time loop
 // (recurrences are independent: no barrier per step). The GEMMs use nd::gemm's own threading.
 // Every element is computed by the same sequence of operations whichever chunk / tile it lands in, and
@@ -41,10 +43,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 #include <memory>
 #include <new>
 #include <type_traits>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>  // madvise (the dG workspace's huge pages)
+#endif
 
 #include "gemm.h"
 
@@ -640,9 +646,60 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
   }
 }
 
+// dx_{t1} = dG_{t1} @ w_ih for the rows [r, r+m) of one step t1 and the input columns [q0, q0 + NV*W): K chunk
+// [k0, k1) of G, partial sums in part (MR, NV, W) between chunks (as bwd_tile). wx: the (G, NV*W) sliver of
+// w_ih's columns (0 past I).
+template <typename F, int MR, int NV>
+ND_AI void bwd_dx_tile(F* dx, const F* dG, const F* wx, index_t r, int m, index_t t1, index_t q0, index_t T,
+                       index_t G, index_t I, index_t k0, index_t k1, F* part) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const bool first = k0 == 0, last = k1 == G;
+  V acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = first ? V{} : ld(part + (i * NV + v) * W);
+  const F* ap[MR];  // dG rows of step t1; rows past m repeat row 0
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) ap[i] = dG + ((r + (i < m ? i : 0)) * T + t1) * G;
+  for (index_t k = k0; k < k1; ++k) {
+    V w[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) w[v] = ld(wx + k * NV * W + v * W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const F d = ap[i][k];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] += d * w[v];
+    }
+  }
+  if (!last) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) st(part + (i * NV + v) * W, acc[i][v]);
+    return;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    if (i < m) {
+      F* d = dx + ((r + i) * T + t1) * I;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        const index_t q = q0 + v * W;
+        if (q < I) stn(d + q, acc[i][v], static_cast<int>(std::min<index_t>(W, I - q)));
+      }
+    }
+}
+
+// The reverse recurrence over the batch rows [b0, b1). With dx (Wx: w_ih packed as Wb, (nbx, G, NV*W)),
+// step t also computes dx_{t+1} = dG_{t+1} @ w_ih for the panel's rows while they are in cache (the rows of
+// dx_0 are left to the caller).
 template <typename F, int MR, int NV>
 ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
-                         const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
+                         const F* c0, index_t b0, index_t b1, index_t T, index_t H, F* dx, const F* Wx,
+                         index_t I) {
   constexpr int W = VT<F>::W;
   const index_t NU = NV * W, nbb = (H + NU - 1) / NU, G = 4 * H;
   const index_t nkc = (G * NU * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
@@ -665,55 +722,68 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
           }
         }
       }
+      if (dx && t + 1 < T)
+        for (index_t jx = 0; jx * NU < I; ++jx) {
+          const F* wx = Wx + jx * G * NU;
+          for (index_t k0 = 0; k0 < G; k0 += kc) {
+            const index_t k1 = std::min(G, k0 + kc);
+            for (index_t r = p0; r < p1; r += MR) {
+              const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
+              bwd_dx_tile<F, MR, NV>(dx, dG, wx, r, m, t + 1, jx * NU, T, G, I, k0, k1,
+                                     part_buf.data() + (r - b0) * NU);
+            }
+          }
+        }
     }
 }
 
-// db_ih += sum_n dG, db_hh += sum_n dG and, when I < kSmallI, dw_ih += dG^T x: one pass over dG
-// (N = B*T rows) per block of kCols gate columns; each column is summed in row order (row chunks of
-// kRowChunk summed separately, then added in order), whatever the number of threads.
+// db_ih += sum_n dG, db_hh += sum_n dG and, when I < kSmallI, dw_ih += dG^T x, for the gate columns [g0, g1):
+// one pass walking dG (N = B*T rows) row by row over the range (one contiguous stream; the earlier version
+// made one strided pass per 8-vector column block, which was latency-bound). Each column is summed in row
+// order (row chunks of kRowChunk summed separately, then added in order), whatever the split into ranges.
+// The partial and total sums live in ws (2 (Is+1) ceil((g1-g0)/W) W elements).
 constexpr index_t kRowChunk = 256;
 
 template <typename F>
 ND_AI void colsum_impl(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index_t N, index_t G, index_t I,
-                       index_t g0, index_t g1) {
+                       index_t g0, index_t g1, F* ws) {
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
-  constexpr int NVC = 8;  // vectors per column block
   const index_t Is = dw_ih ? I : 0;
-  V tot[kSmallI + 1][NVC], part[kSmallI + 1][NVC];
   const int nv = static_cast<int>((g1 - g0 + W - 1) / W);
   const int last = static_cast<int>(g1 - g0 - (nv - 1) * W);
-  for (index_t q = 0; q <= Is; ++q)
-    for (int v = 0; v < NVC; ++v) tot[q][v] = V{};
+  const index_t stride = index_t(nv) * W;  // one (q) row of part / tot
+  F* part = ws;                            // (Is+1, nv*W)
+  F* tot = ws + (Is + 1) * stride;         // (Is+1, nv*W)
+  for (index_t e = 0; e < (Is + 1) * stride; ++e) tot[e] = F(0);
   for (index_t n0 = 0; n0 < N; n0 += kRowChunk) {
     const index_t n1 = std::min(N, n0 + kRowChunk);
-    for (index_t q = 0; q <= Is; ++q)
-      for (int v = 0; v < NVC; ++v) part[q][v] = V{};
+    for (index_t e = 0; e < (Is + 1) * stride; ++e) part[e] = F(0);
     for (index_t n = n0; n < n1; ++n) {
       const F* d = dG + n * G + g0;
-      V dv[NVC];
-      for (int v = 0; v < nv; ++v) dv[v] = v + 1 < nv ? ld(d + v * W) : ldn(d + v * W, last);
-      for (int v = 0; v < nv; ++v) part[0][v] += dv[v];
-      for (index_t q = 0; q < Is; ++q) {
-        const F xv = x[n * I + q];
-        for (int v = 0; v < nv; ++v) part[q + 1][v] += xv * dv[v];
+      const F* xr = x + n * I;
+      for (int v = 0; v < nv; ++v) {
+        const V dv = v + 1 < nv ? ld(d + v * W) : ldn(d + v * W, last);
+        F* p = part + v * W;
+        st(p, ld(p) + dv);
+        for (index_t q = 0; q < Is; ++q) {
+          const F xv = xr[q];
+          F* pq = p + (q + 1) * stride;
+          st(pq, ld(pq) + xv * dv);
+        }
       }
     }
-    for (index_t q = 0; q <= Is; ++q)
-      for (int v = 0; v < NVC; ++v) tot[q][v] += part[q][v];
+    for (index_t e = 0; e < (Is + 1) * stride; e += W) st(tot + e, ld(tot + e) + ld(part + e));
   }
-  alignas(32) F buf[W];
   for (int v = 0; v < nv; ++v) {
     const int cnt = v + 1 < nv ? W : last;
-    st(buf, tot[0][v]);
     for (int l = 0; l < cnt; ++l) {
-      db_ih[g0 + v * W + l] += buf[l];
-      db_hh[g0 + v * W + l] += buf[l];
+      const F b = tot[v * W + l];
+      db_ih[g0 + v * W + l] += b;
+      db_hh[g0 + v * W + l] += b;
     }
-    for (index_t q = 0; q < Is; ++q) {
-      st(buf, tot[q + 1][v]);
-      for (int l = 0; l < cnt; ++l) dw_ih[(g0 + v * W + l) * I + q] += buf[l];
-    }
+    for (index_t q = 0; q < Is; ++q)
+      for (int l = 0; l < cnt; ++l) dw_ih[(g0 + v * W + l) * I + q] += tot[(q + 1) * stride + v * W + l];
   }
 }
 
@@ -761,8 +831,8 @@ template <typename F>
 struct StepKernels {
   void (*fwd)(F*, F*, F*, const F*, const F*, const F*, const F*, index_t, index_t, const FwdArgs<F>&);
   void (*bwd)(F*, F*, const F*, const F*, const F*, const F*, const F*, const F*, index_t, index_t, index_t,
-              index_t);
-  void (*colsum)(F*, F*, F*, const F*, const F*, index_t, index_t, index_t, index_t, index_t);
+              index_t, F*, const F*, index_t);
+  void (*colsum)(F*, F*, F*, const F*, const F*, index_t, index_t, index_t, index_t, index_t, F*);
   void (*rowdot)(F*, const F*, const F*, index_t, index_t, index_t, index_t);
 };
 
@@ -776,18 +846,18 @@ void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F
 }
 template <typename F>
 void bwd_rows_generic(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
-                      const F* c0, index_t b0, index_t b1, index_t T, index_t H) {
+                      const F* c0, index_t b0, index_t b1, index_t T, index_t H, F* dx, const F* Wx, index_t I) {
   if (b1 - b0 >= kRowsMR6)
-    bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+    bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
   else
-    bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
-}
-template <typename F>
-void colsum_generic(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index_t N, index_t G, index_t I,
-                    index_t g0, index_t g1) {
-  colsum_impl<F>(db_ih, db_hh, dw_ih, dG, x, N, G, I, g0, g1);
+    bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
 }
 
+template <typename F>
+void colsum_generic(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index_t N, index_t G, index_t I,
+                    index_t g0, index_t g1, F* ws) {
+  colsum_impl<F>(db_ih, db_hh, dw_ih, dG, x, N, G, I, g0, g1, ws);
+}
 template <typename F>
 void rowdot_generic(F* dx, const F* dG, const F* wt, index_t n0, index_t n1, index_t G, index_t I) {
   rowdot_impl<F>(dx, dG, wt, n0, n1, G, I);
@@ -811,16 +881,18 @@ __attribute__((target("avx2,fma"))) void fwd_rows_avx2(F* y, F* gates, F* cell, 
 template <typename F>
 __attribute__((target("avx2,fma"))) void bwd_rows_avx2(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh,
                                                         const F* gates, const F* cell, const F* c0, index_t b0,
-                                                        index_t b1, index_t T, index_t H) {
+                                                        index_t b1, index_t T, index_t H, F* dx, const F* Wx,
+                                                        index_t I) {
   if (b1 - b0 >= kRowsMR6)
-    bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+    bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
   else
-    bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+    bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
 }
 template <typename F>
 __attribute__((target("avx2,fma"))) void colsum_avx2(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x,
-                                                      index_t N, index_t G, index_t I, index_t g0, index_t g1) {
-  colsum_impl<F>(db_ih, db_hh, dw_ih, dG, x, N, G, I, g0, g1);
+                                                      index_t N, index_t G, index_t I, index_t g0, index_t g1,
+                                                      F* ws) {
+  colsum_impl<F>(db_ih, db_hh, dw_ih, dG, x, N, G, I, g0, g1, ws);
 }
 #endif
 
@@ -829,7 +901,8 @@ bool use_avx2() { return ND_LSTM_X86 && simd_avx2_enabled(); }
 template <typename F>
 StepKernels<F> step_kernels() {
 #if ND_LSTM_X86
-  if (use_avx2()) return {&fwd_rows_avx2<F>, &bwd_rows_avx2<F>, &colsum_avx2<F>, &rowdot_avx2<F>};
+  if (use_avx2())
+    return {&fwd_rows_avx2<F>, &bwd_rows_avx2<F>, &colsum_avx2<F>, &rowdot_avx2<F>};
 #endif
   return {&fwd_rows_generic<F>, &bwd_rows_generic<F>, &colsum_generic<F>, &rowdot_generic<F>};
 }
@@ -878,7 +951,9 @@ void for_blocks(index_t nblocks, double work, Fn&& f) {
 
 // Grow-only, 64-byte aligned buffer per calling thread (the backward's dG): repeated training steps of one
 // shape reuse it instead of mapping (and page-faulting) a fresh B*T*4H buffer every call. It keeps the
-// largest size used by that thread until the thread exits.
+// largest size used by that thread until the thread exits. From 2 MiB up it is 2 MiB aligned and asks for
+// transparent huge pages (this VM: THP "madvise" only; numpy's own large arrays ask for them too): the
+// step kernel touches one dG row per batch row and step, T*4H elements apart.
 struct Workspace {
   void* p = nullptr;
   std::size_t cap = 0;
@@ -888,8 +963,17 @@ struct Workspace {
     std::free(p);
     p = nullptr;
     cap = 0;
-    need = (need + 4095) & ~std::size_t(4095);
-    p = std::aligned_alloc(64, need);
+    constexpr std::size_t kHuge = std::size_t(2) << 20;
+    if (need >= kHuge) {
+      need = (need + kHuge - 1) & ~(kHuge - 1);
+      p = std::aligned_alloc(kHuge, need);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+      if (p) madvise(p, need, MADV_HUGEPAGE);
+#endif
+    } else {
+      need = (need + 4095) & ~std::size_t(4095);
+      p = std::aligned_alloc(64, need);
+    }
     if (!p) throw std::bad_alloc();
     cap = need;
     return p;
@@ -954,13 +1038,26 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
       for (index_t u = 0; u < NU && jb * NU + u < H; ++u) dst[u] = w_hh[k * H + jb * NU + u];
     }
   F* dGp = static_cast<F*>(tls_dg.reserve(sizeof(F) * N * G));  // (B,T,G) pre-activation gate gradients
+  const bool small_i = I < kSmallI;
+  // dx with a large input: in the step kernel (dx_{t+1} from dG_{t+1} while those rows are in cache)
+  const bool fuse_dx = dx && !small_i;
+  const index_t nbx = fuse_dx ? (I + NU - 1) / NU : 0;
+  std::vector<F> Wx(static_cast<std::size_t>(nbx * G * NU), F(0));  // (nbx, G, NU): w_ih's columns
+  for (index_t jx = 0; jx < nbx; ++jx)
+    for (index_t k = 0; k < G; ++k) {
+      F* dst = Wx.data() + (jx * G + k) * NU;
+      for (index_t u = 0; u < NU && jx * NU + u < I; ++u) dst[u] = w_ih[k * I + jx * NU + u];
+    }
   // 2. the reverse recurrence; dc0 carries dL/dc across steps
   const StepKernels<F> ks = step_kernels<F>();
   const F* wb = Wb.data();
-  for_batch_chunks(B, 2.0 * double(N) * double(G) * double(H), [&](index_t b0, index_t b1) {
+  const F* wxp = Wx.data();
+  F* dxf = fuse_dx ? dx : nullptr;
+  const double step_work = 2.0 * double(N) * double(G) * double(H + (fuse_dx ? I : 0));
+  for_batch_chunks(B, step_work, [&](index_t b0, index_t b1) {
     for (index_t b = b0; b < b1; ++b)
       for (index_t j = 0; j < H; ++j) dc0[b * H + j] = dc ? dc[b * H + j] : F(0);
-    ks.bwd(dGp, dc0, wb, dy, dh, gates, cell, c0, b0, b1, T, H);
+    ks.bwd(dGp, dc0, wb, dy, dh, gates, cell, c0, b0, b1, T, H, dxf, wxp, I);
   });
   // 3. dh0 (B,H) = dG[:,0] (B,G; row stride T*G) @ w_hh (G,H)
   gemm<F>(false, false, B, H, G, F(1), dGp, T * G, w_hh, H, F(0), dh0, H);
@@ -971,13 +1068,19 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   std::vector<F> tw(static_cast<std::size_t>(H * G));  // (H,G)
   if (h0) gemm<F>(true, false, H, G, B, F(1), h0, H, dGp, T * G, F(0), tw.data(), G);
   // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile)
-  const bool small_i = I < kSmallI;
   {
-    constexpr index_t kCols = 8 * W;
-    const index_t ncb = (G + kCols - 1) / kCols;
     F* dwi = small_i ? dw_ih : nullptr;
-    for_blocks(ncb, 2.0 * double(N) * double(G) * double(I + 1), [&](index_t cb) {
-      ks.colsum(db_ih, db_hh, dwi, dGp, x, N, G, I, cb * kCols, std::min(G, (cb + 1) * kCols));
+    // column ranges of whole vectors, one per thread (the per-column sums do not depend on the split)
+    const index_t nvt = (G + W - 1) / W;
+    const double work = 2.0 * double(N) * double(G) * double(I + 1);
+    const int nt = threads_for(work, nvt);
+    const index_t Is1 = small_i ? I + 1 : 1;
+    for_blocks(nt, work, [&](index_t c) {
+      index_t v0, v1;
+      split_range(nvt, nt, static_cast<int>(c), v0, v1);
+      if (v1 <= v0) return;
+      std::vector<F> ws(static_cast<std::size_t>(2 * Is1 * (v1 - v0) * W));  // partial and total sums
+      ks.colsum(db_ih, db_hh, dwi, dGp, x, N, G, I, v0 * W, std::min(G, v1 * W), ws.data());
     });
   }
   if (!small_i) {  // dW_ih (G,I) += dG^T x, as (I,G) = x^T dG for the same reason
@@ -996,6 +1099,8 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
     for_blocks(nrb, 2.0 * double(N) * double(G) * double(I), [&](index_t rb) {
       ks.rowdot(dx, dGp, wtp, rb * kRowChunk, std::min(N, (rb + 1) * kRowChunk), G, I);
     });
+  } else if (fuse_dx) {  // the rows of step 0: dx[:,0] (B,I; row stride T*I) = dG[:,0] @ w_ih
+    gemm<F>(false, false, B, I, G, F(1), dGp, T * G, w_ih, I, F(0), dx, T * I);
   } else if (dx) {
     gemm<F>(false, false, N, I, G, F(1), dGp, G, w_ih, I, F(0), dx, I);
   }

@@ -180,14 +180,35 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
 @pytest.mark.parametrize("I", [7, 15, 16])
 @pytest.mark.parametrize("states", [True, False])
 def test_input_and_weight_gradients_around_the_small_input_threshold(rng, dtype, I, states):
-    # I < 16: dx from the row-dot pass and dW_ih from the column pass; I >= 16: both from GEMMs (dW_ih and
-    # dW_hh computed transposed). G = 4H = 20 is not a multiple of the SIMD width; T = 1 without states
+    # I < 16: dx from the row-dot pass and dW_ih from the column pass; I >= 16: dW_ih from a GEMM (dW_ih and
+    # dW_hh computed transposed), dx from the step kernel (steps >= 1) and a GEMM (step 0). G = 4H = 20 is not a multiple of the SIMD width; T = 1 without states
     # leaves dW_hh untouched (no previous state).
     for T in (1, 4):
         B, H = 6, 5
         p = make(rng, B, T, I, H, dtype, states=states)
         dy = rng.standard_normal((B, T, H)).astype(dtype)
         check_against_reference(p, dy, None, None, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("I", [16, 37])
+def test_dx_from_the_step_kernel(rng, threads, dtype, I):
+    # I >= 16: dx_{t+1} = dG_{t+1} @ w_ih is computed in the backward step kernel, in 16-column slivers of
+    # w_ih (I = 37: a partial sliver, and a partial vector for float64) for several row panels (B = 30: 6-row
+    # tiles and a short tail tile), dx_0 by a GEMM; against the scalar kernel, and the same bits on 1 and 2
+    # threads (the batch split does not change any row's arithmetic).
+    B, T, H = 30, 5, 24
+    p = make(rng, B, T, I, H, dtype)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    res = []
+    for n in (1, 2):
+        threads.set_num_threads(n)
+        res.append(run(p, dy, None, None)[1])
+    _, gn = run(p, dy, None, None, naive=True)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for name in gn._fields:
+        close_scaled(getattr(res[0], name), getattr(gn, name), rtol, name)
+    np.testing.assert_array_equal(res[0].dx, res[1].dx)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
