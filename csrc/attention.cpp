@@ -258,6 +258,42 @@ ND_AI void pad_transpose(F* dst, index_t ldd, const F* src, index_t lds, index_t
   }
 }
 
+// Float: the same, 8 x 8 blocks transposed in registers (unpack / shuffle / 128-bit lane swaps as
+// two-operand vector shuffles); rows past `rows` read as zeros (the padding), columns past the last full
+// block of 8 by the scalar loop. Exactly the same values as the scalar version (copies only).
+ND_AI void pad_transpose(float* dst, index_t ldd, const float* src, index_t lds, index_t rows, index_t cols) {
+  typedef float V8 __attribute__((vector_size(32)));
+  typedef float U8 __attribute__((vector_size(32), aligned(4), may_alias));
+  typedef std::int32_t M __attribute__((vector_size(32)));
+  const index_t c8 = cols / 8 * 8;
+  for (index_t c0 = 0; c0 < c8; c0 += 8) {
+    for (index_t r0 = 0; r0 < ldd; r0 += 8) {  // ldd is a multiple of 8 (rows rounded up)
+      V8 x[8];
+      for (int i = 0; i < 8; ++i)
+        x[i] = r0 + i < rows ? *reinterpret_cast<const U8*>(src + (r0 + i) * lds + c0) : V8{};
+      V8 t[8], u[8];
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shuffle(x[i], x[i + 1], M{0, 8, 1, 9, 4, 12, 5, 13});
+        t[i + 1] = __builtin_shuffle(x[i], x[i + 1], M{2, 10, 3, 11, 6, 14, 7, 15});
+      }
+      for (int h = 0; h < 8; h += 4)
+        for (int i = 0; i < 2; ++i) {
+          u[h + 2 * i] = __builtin_shuffle(t[h + i], t[h + i + 2], M{0, 1, 8, 9, 4, 5, 12, 13});
+          u[h + 2 * i + 1] = __builtin_shuffle(t[h + i], t[h + i + 2], M{2, 3, 10, 11, 6, 7, 14, 15});
+        }
+      for (int i = 0; i < 4; ++i) {
+        *reinterpret_cast<U8*>(dst + (c0 + i) * ldd + r0) = __builtin_shuffle(u[i], u[i + 4], M{0, 1, 2, 3, 8, 9, 10, 11});
+        *reinterpret_cast<U8*>(dst + (c0 + i + 4) * ldd + r0) =
+            __builtin_shuffle(u[i], u[i + 4], M{4, 5, 6, 7, 12, 13, 14, 15});
+      }
+    }
+  }
+  for (index_t c = c8; c < cols; ++c) {
+    for (index_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
+    for (index_t r = rows; r < ldd; ++r) dst[c * ldd + r] = 0.0f;
+  }
+}
+
 template <typename F>
 ND_AI void unpad_copy(F* dst, index_t ldd, const F* src, index_t lds, index_t rows, index_t cols) {
   for (index_t r = 0; r < rows; ++r)
@@ -428,11 +464,13 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   const F scale = F(sh.scale * SoftmaxBase<F>::kScoreScale);  // float: scores in log2 units
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp) keys transposed, zero padded
   pad_transpose(Kt, Sp, k + sh.in_base(pair, S), ri, S, D);
-  const F* Vp = v + sh.in_base(pair, S);  // (S, Dp)
-  if (Dp != D || ri != D) {
+  const F* Vp = v + sh.in_base(pair, S);  // (S, Dp) rows ldv apart: read in place unless D needs padding
+  index_t ldv = ri;
+  if (Dp != D) {
     F* w = workspace<F>(std::size_t(S) * Dp, 1);
     pad_copy(w, Dp, Vp, ri, S, D);
     Vp = w;
+    ldv = Dp;
   }
   F* Sb = workspace<F>(std::size_t(kTileQ) * kChunkS, 2);  // (TQ, chunk) scores / weights
   F* O = workspace<F>(std::size_t(kTileQ) * Dp, 3);        // (TQ, Dp) output accumulator
@@ -444,7 +482,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
       mx[r] = ninf;
       l[r] = F(0);
     }
-    for (index_t i = 0; i < m * Dp; ++i) O[i] = F(0);
+    // O is not cleared: the first chunk's P V overwrites it (every row of it, masked rows with zeros)
     for (index_t j0 = 0; j0 < nkeys; j0 += kChunkS) {
       const index_t nc = std::min(kChunkS, nkeys - j0), ncp = round_up(nc, W);
       sgemm<F, false, false>(m, ncp, D, scale, qp + i0 * ri, ri, Kt + j0, Sp, Sb, ncp);
@@ -475,7 +513,10 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
           for (index_t c = 0; c < nv; ++c) row[c] = keep_at(base, n0 + c, thr) ? row[c] : F(0);
         }
       }
-      sgemm<F, false, true>(m, Dp, nc, F(1), Sb, ncp, Vp + j0 * Dp, Dp, O, Dp);
+      if (j0 == 0)
+        sgemm<F, false, false>(m, Dp, nc, F(1), Sb, ncp, Vp, ldv, O, Dp);
+      else
+        sgemm<F, false, true>(m, Dp, nc, F(1), Sb, ncp, Vp + j0 * ldv, ldv, O, Dp);
     }
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
@@ -487,7 +528,10 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
       }
       const F s = inv_keep / l[r];
       const F* o = O + r * Dp;
-      for (index_t d = 0; d < D; ++d) yi[d] = o[d] * s;
+      index_t d = 0;
+      const Vec<F> vs = vset(s);
+      for (; d + W <= D; d += W) st(yi + d, ld(o + d) * vs);
+      for (; d < D; ++d) yi[d] = o[d] * s;
       lp[i] = SoftmaxBase<F>::lse(mx[r], l[r]);
     }
   }
@@ -500,7 +544,7 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   const index_t T = sh.T, S = sh.S, D = sh.D;
   const index_t Sp = round_up(S, W), Dp = round_up(D, W);
   const index_t ri = sh.in_rs(), ro = sh.out_rs();  // row strides of q, k, v, dq, dk, dv and of y, dy
-  const bool direct = Dp == D && ri == D && ro == D;  // operands used in place (else padded copies)
+  const bool direct = Dp == D;  // operands used in place, rows strided (else padded copies)
   const index_t b = pair / sh.H;
   const F* qp = q + sh.in_base(pair, T);
   const F* kp = k + sh.in_base(pair, S);
@@ -521,9 +565,11 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   pad_transpose(Kt, Sp, kp, ri, S, D);
   F* Vt = workspace<F>(std::size_t(D) * Sp, 1);  // (D, Sp)
   pad_transpose(Vt, Sp, v + sh.in_base(pair, S), ri, S, D);
-  const F *Kp = kp, *Qp = qp, *dYp = dyp;    // (S, Dp), (T, Dp), (T, Dp)
-  F *dKa = dkp, *dVa = dvp, *dQb = nullptr;  // (S, Dp) accumulators, (BQ, Dp) block
+  const F *Kp = kp, *Qp = qp, *dYp = dyp;    // (S, Dp), (T, Dp), (T, Dp), rows ldi / ldi / ldo apart
+  F *dKa = dkp, *dVa = dvp, *dQb = nullptr;  // (S, Dp) accumulators (rows ldi apart), (BQ, Dp) block
+  index_t ldi = ri, ldo = ro;
   if (!direct) {
+    ldi = ldo = Dp;
     F* w = workspace<F>(std::size_t(S) * Dp, 2);
     pad_copy(w, Dp, kp, ri, S, D);
     Kp = w;
@@ -537,8 +583,11 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
     dVa = workspace<F>(std::size_t(S) * Dp, 6);
     dQb = workspace<F>(std::size_t(bq) * Dp, 7);
   }
-  for (index_t i = 0; i < S * Dp; ++i) dKa[i] = F(0);
-  for (index_t i = 0; i < S * Dp; ++i) dVa[i] = F(0);
+  for (index_t j = 0; j < S; ++j)
+    for (index_t d = 0; d < Dp; ++d) {
+      dKa[j * ldi + d] = F(0);
+      dVa[j * ldi + d] = F(0);
+    }
   F* P = workspace<F>(std::size_t(bq) * Sp, 8);
   F* dP = workspace<F>(std::size_t(bq) * Sp, 9);
   F* Pd = drop ? workspace<F>(std::size_t(bq) * Sp, 10) : P;
@@ -567,9 +616,8 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
         for (index_t j = nv; j < nc; ++j) prow[j] = F(0);
       }
     }
-    const index_t ldy = direct ? D : Dp, ldq = direct ? D : Dp;
     // dV[0:nc] += Pd^T dY_blk
-    sgemm<F, true, true>(nc, Dp, m, F(1), Pd, ncp, dYp + i0 * ldy, ldy, dVa, Dp);
+    sgemm<F, true, true>(nc, Dp, m, F(1), Pd, ncp, dYp + i0 * ldo, ldo, dVa, ldi);
     // dPd = dY_blk V^T
     sgemm<F, false, false>(m, ncp, D, F(1), dyp + i0 * ro, ro, Vt, Sp, dP, ncp);
     for (index_t r = 0; r < m; ++r) {
@@ -585,10 +633,10 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
       sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dQb, Dp);
       unpad_copy(dqp + i0 * ri, ri, dQb, Dp, m, D);
     } else {
-      sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dqp + i0 * D, D);
+      sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, ri, dqp + i0 * ri, ri);
     }
     // dK[0:nc] += scale dS^T Q_blk
-    sgemm<F, true, true>(nc, Dp, m, F(sh.scale), dP, ncp, Qp + i0 * ldq, ldq, dKa, Dp);
+    sgemm<F, true, true>(nc, Dp, m, F(sh.scale), dP, ncp, Qp + i0 * ldi, ldi, dKa, ldi);
   }
   if (!direct) {
     unpad_copy(dkp, ri, dKa, Dp, S, D);
