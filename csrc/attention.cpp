@@ -495,6 +495,32 @@ ND_AI F vec_max(const F* s, index_t n) {
 constexpr index_t kTileQ = 24;   // query rows per tile (forward; a multiple of the GEMM's 6-row tile)
 constexpr index_t kChunkS = 128;  // keys per chunk (forward; the (24, 128) float score block is 12 KiB)
 
+// Short sequences (one key chunk): the next pair's q, k and v rows are requested from memory while this
+// pair computes (a pair's work is a few microseconds; with B*H*T*D large the operands come from L3 / DRAM and
+// the stream of small, strided row blocks is not picked up early enough by the hardware prefetcher).
+template <typename F>
+ND_AI void prefetch_pair(const Shape& sh, index_t pair, const F* q, const F* k, const F* v) {
+  const index_t ri = sh.in_rs(), bytes = sh.D * index_t(sizeof(F));
+  const F* ops[3] = {q + sh.in_base(pair, sh.T), k + sh.in_base(pair, sh.S), v + sh.in_base(pair, sh.S)};
+  const index_t rows[3] = {sh.T, sh.S, sh.S};
+  for (int o = 0; o < 3; ++o)
+    for (index_t r = 0; r < rows[o]; ++r) {
+      const char* p = reinterpret_cast<const char*>(ops[o] + r * ri);
+      for (index_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+    }
+}
+
+template <typename F>
+ND_AI void prefetch_out(const Shape& sh, index_t pair, const F* y, const F* dy) {  // y, dy rows (backward)
+  const index_t ro = sh.out_rs(), bytes = sh.D * index_t(sizeof(F));
+  const F* ops[2] = {y + sh.out_base(pair), dy + sh.out_base(pair)};
+  for (int o = 0; o < 2; ++o)
+    for (index_t r = 0; r < sh.T; ++r) {
+      const char* p = reinterpret_cast<const char*>(ops[o] + r * ro);
+      for (index_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+    }
+}
+
 template <typename F>
 ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const F* k, const F* v,
                              const std::uint8_t* kpm) {
@@ -513,6 +539,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
   const F scale = F(sh.scale * SoftmaxBase<F>::kScoreScale);  // float: scores in log2 units
+  if (S <= kChunkS && T <= kChunkS && pair + 1 < sh.B * sh.H) prefetch_pair(sh, pair + 1, q, k, v);
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp) keys transposed, zero padded
   pad_transpose(Kt, Sp, k + sh.in_base(pair, S), ri, S, D);
   const F* Vp = v + sh.in_base(pair, S);  // (S, Dp) rows ldv apart: read in place unless D needs padding
@@ -613,6 +640,10 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
   const index_t bq = std::min(kBlockQ, T);
+  if (S <= kChunkS && T <= kChunkS && pair + 1 < sh.B * sh.H) {  // short sequences: see prefetch_pair
+    prefetch_pair(sh, pair + 1, q, k, v);
+    prefetch_out(sh, pair + 1, y, dy);
+  }
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp)
   pad_transpose(Kt, Sp, kp, ri, S, D);
   F* Vt = workspace<F>(std::size_t(D) * Sp, 1);  // (D, Sp)
