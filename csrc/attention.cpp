@@ -258,6 +258,42 @@ ND_AI void pad_transpose(F* dst, index_t ldd, const F* src, index_t lds, index_t
   }
 }
 
+// Float: the same, 8 x 8 blocks transposed in registers (unpack / shuffle / 128-bit lane swaps as
+// two-operand vector shuffles); rows past `rows` read as zeros (the padding), columns past the last full
+// block of 8 by the scalar loop. Exactly the same values as the scalar version (copies only).
+ND_AI void pad_transpose(float* dst, index_t ldd, const float* src, index_t lds, index_t rows, index_t cols) {
+  typedef float V8 __attribute__((vector_size(32)));
+  typedef float U8 __attribute__((vector_size(32), aligned(4), may_alias));
+  typedef std::int32_t M __attribute__((vector_size(32)));
+  const index_t c8 = cols / 8 * 8;
+  for (index_t c0 = 0; c0 < c8; c0 += 8) {
+    for (index_t r0 = 0; r0 < ldd; r0 += 8) {  // ldd is a multiple of 8 (rows rounded up)
+      V8 x[8];
+      for (int i = 0; i < 8; ++i)
+        x[i] = r0 + i < rows ? *reinterpret_cast<const U8*>(src + (r0 + i) * lds + c0) : V8{};
+      V8 t[8], u[8];
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shuffle(x[i], x[i + 1], M{0, 8, 1, 9, 4, 12, 5, 13});
+        t[i + 1] = __builtin_shuffle(x[i], x[i + 1], M{2, 10, 3, 11, 6, 14, 7, 15});
+      }
+      for (int h = 0; h < 8; h += 4)
+        for (int i = 0; i < 2; ++i) {
+          u[h + 2 * i] = __builtin_shuffle(t[h + i], t[h + i + 2], M{0, 1, 8, 9, 4, 5, 12, 13});
+          u[h + 2 * i + 1] = __builtin_shuffle(t[h + i], t[h + i + 2], M{2, 3, 10, 11, 6, 7, 14, 15});
+        }
+      for (int i = 0; i < 4; ++i) {
+        *reinterpret_cast<U8*>(dst + (c0 + i) * ldd + r0) = __builtin_shuffle(u[i], u[i + 4], M{0, 1, 2, 3, 8, 9, 10, 11});
+        *reinterpret_cast<U8*>(dst + (c0 + i + 4) * ldd + r0) =
+            __builtin_shuffle(u[i], u[i + 4], M{4, 5, 6, 7, 12, 13, 14, 15});
+      }
+    }
+  }
+  for (index_t c = c8; c < cols; ++c) {
+    for (index_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
+    for (index_t r = rows; r < ldd; ++r) dst[c * ldd + r] = 0.0f;
+  }
+}
+
 template <typename F>
 ND_AI void unpad_copy(F* dst, index_t ldd, const F* src, index_t lds, index_t rows, index_t cols) {
   for (index_t r = 0; r < rows; ++r)
@@ -358,6 +394,57 @@ struct SoftmaxBase<float> {  // float: base 2
   }
 };
 
+// lse of rows [0, m) of a tile: out[r] = SoftmaxBase<F>::lse(mx[r], l[r]) where l[r] > 0 (rows with l = 0 are
+// left to the caller). Float: four rows at a time in double with a vector log2 (below) instead of a libm
+// call per row (~55 instructions each, 7% of the forward at T = 24).
+template <typename F>
+ND_AI void lse_rows(F* out, const F* mx, const F* l, index_t m) {
+  for (index_t r = 0; r < m; ++r)
+    if (l[r] != F(0)) out[r] = SoftmaxBase<F>::lse(mx[r], l[r]);
+}
+// log2 x for finite x > 0 (normal), 4 doubles: x = 2^e f with f in [sqrt(1/2), sqrt(2)), ln f = 2 atanh(z),
+// z = (f - 1) / (f + 1), |z| < 0.172, by its series to z^23 (truncation < 1e-19 relative), so within a
+// few 1e-16 of the libm log2: the float lse rounded from it is the libm-based one's except when that value
+// lies within ~1e-15 of a float rounding boundary.
+ND_AI Vec<double> log2_4(Vec<double> x) {
+  typedef std::int64_t I4 __attribute__((vector_size(32)));
+  const I4 bits = reinterpret_cast<I4>(x);
+  I4 e = ((bits >> 52) & 0x7ff) - 1023;
+  Vec<double> f = reinterpret_cast<Vec<double>>((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);  // [1, 2)
+  const I4 big = f > 1.4142135623730950488;
+  f = big ? f * 0.5 : f;
+  e = e - big;  // big is -1 where true
+  const Vec<double> z = (f - 1.0) / (f + 1.0), z2 = z * z;
+  Vec<double> p = vset(1.0 / 23);
+  p = p * z2 + 1.0 / 21;
+  p = p * z2 + 1.0 / 19;
+  p = p * z2 + 1.0 / 17;
+  p = p * z2 + 1.0 / 15;
+  p = p * z2 + 1.0 / 13;
+  p = p * z2 + 1.0 / 11;
+  p = p * z2 + 1.0 / 9;
+  p = p * z2 + 1.0 / 7;
+  p = p * z2 + 1.0 / 5;
+  p = p * z2 + 1.0 / 3;
+  p = p * z2 + 1.0;
+  const Vec<double> lnf = 2.0 * z * p;
+  return __builtin_convertvector(e, Vec<double>) + lnf * 1.44269504088896340736;
+}
+template <>
+ND_AI void lse_rows<float>(float* out, const float* mx, const float* l, index_t m) {
+  index_t r = 0;
+  for (; r + 4 <= m; r += 4) {
+    const Vec<double> lv{double(l[r]), double(l[r + 1]), double(l[r + 2]), double(l[r + 3])};
+    const Vec<double> mv{double(mx[r]), double(mx[r + 1]), double(mx[r + 2]), double(mx[r + 3])};
+    const Vec<double> lg = log2_4(lv > 0.0 ? lv : vset(1.0));
+    const Vec<double> v = (mv + lg) * 0.69314718055994530942;
+    for (int t = 0; t < 4; ++t)
+      if (l[r + t] != 0.0f) out[r + t] = float(v[t]);
+  }
+  for (; r < m; ++r)
+    if (l[r] != 0.0f) out[r] = SoftmaxBase<float>::lse(mx[r], l[r]);
+}
+
 template <typename F>
 ND_AI F exp_shift_sum(F* s, index_t n, F c) {
   F t = 0;
@@ -408,6 +495,32 @@ ND_AI F vec_max(const F* s, index_t n) {
 constexpr index_t kTileQ = 24;   // query rows per tile (forward; a multiple of the GEMM's 6-row tile)
 constexpr index_t kChunkS = 128;  // keys per chunk (forward; the (24, 128) float score block is 12 KiB)
 
+// Short sequences (one key chunk): the next pair's q, k and v rows are requested from memory while this
+// pair computes (a pair's work is a few microseconds; with B*H*T*D large the operands come from L3 / DRAM and
+// the stream of small, strided row blocks is not picked up early enough by the hardware prefetcher).
+template <typename F>
+ND_AI void prefetch_pair(const Shape& sh, index_t pair, const F* q, const F* k, const F* v) {
+  const index_t ri = sh.in_rs(), bytes = sh.D * index_t(sizeof(F));
+  const F* ops[3] = {q + sh.in_base(pair, sh.T), k + sh.in_base(pair, sh.S), v + sh.in_base(pair, sh.S)};
+  const index_t rows[3] = {sh.T, sh.S, sh.S};
+  for (int o = 0; o < 3; ++o)
+    for (index_t r = 0; r < rows[o]; ++r) {
+      const char* p = reinterpret_cast<const char*>(ops[o] + r * ri);
+      for (index_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+    }
+}
+
+template <typename F>
+ND_AI void prefetch_out(const Shape& sh, index_t pair, const F* y, const F* dy) {  // y, dy rows (backward)
+  const index_t ro = sh.out_rs(), bytes = sh.D * index_t(sizeof(F));
+  const F* ops[2] = {y + sh.out_base(pair), dy + sh.out_base(pair)};
+  for (int o = 0; o < 2; ++o)
+    for (index_t r = 0; r < sh.T; ++r) {
+      const char* p = reinterpret_cast<const char*>(ops[o] + r * ro);
+      for (index_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+    }
+}
+
 template <typename F>
 ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const F* q, const F* k, const F* v,
                              const std::uint8_t* kpm) {
@@ -426,17 +539,20 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
   const F scale = F(sh.scale * SoftmaxBase<F>::kScoreScale);  // float: scores in log2 units
+  if (S <= kChunkS && T <= kChunkS && pair + 1 < sh.B * sh.H) prefetch_pair(sh, pair + 1, q, k, v);
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp) keys transposed, zero padded
   pad_transpose(Kt, Sp, k + sh.in_base(pair, S), ri, S, D);
-  const F* Vp = v + sh.in_base(pair, S);  // (S, Dp)
-  if (Dp != D || ri != D) {
+  const F* Vp = v + sh.in_base(pair, S);  // (S, Dp) rows ldv apart: read in place unless D needs padding
+  index_t ldv = ri;
+  if (Dp != D) {
     F* w = workspace<F>(std::size_t(S) * Dp, 1);
     pad_copy(w, Dp, Vp, ri, S, D);
     Vp = w;
+    ldv = Dp;
   }
   F* Sb = workspace<F>(std::size_t(kTileQ) * kChunkS, 2);  // (TQ, chunk) scores / weights
   F* O = workspace<F>(std::size_t(kTileQ) * Dp, 3);        // (TQ, Dp) output accumulator
-  F mx[kTileQ], l[kTileQ];
+  F mx[kTileQ], l[kTileQ], ls[kTileQ];
   for (index_t i0 = 0; i0 < T; i0 += kTileQ) {
     const index_t m = std::min(kTileQ, T - i0);
     const index_t nkeys = sh.causal ? std::min(S, i0 + m) : S;
@@ -444,7 +560,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
       mx[r] = ninf;
       l[r] = F(0);
     }
-    for (index_t i = 0; i < m * Dp; ++i) O[i] = F(0);
+    // O is not cleared: the first chunk's P V overwrites it (every row of it, masked rows with zeros)
     for (index_t j0 = 0; j0 < nkeys; j0 += kChunkS) {
       const index_t nc = std::min(kChunkS, nkeys - j0), ncp = round_up(nc, W);
       sgemm<F, false, false>(m, ncp, D, scale, qp + i0 * ri, ri, Kt + j0, Sp, Sb, ncp);
@@ -475,8 +591,12 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
           for (index_t c = 0; c < nv; ++c) row[c] = keep_at(base, n0 + c, thr) ? row[c] : F(0);
         }
       }
-      sgemm<F, false, true>(m, Dp, nc, F(1), Sb, ncp, Vp + j0 * Dp, Dp, O, Dp);
+      if (j0 == 0)
+        sgemm<F, false, false>(m, Dp, nc, F(1), Sb, ncp, Vp, ldv, O, Dp);
+      else
+        sgemm<F, false, true>(m, Dp, nc, F(1), Sb, ncp, Vp + j0 * ldv, ldv, O, Dp);
     }
+    lse_rows(ls, mx, l, m);
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
       F* yi = yp + i * ro;
@@ -487,8 +607,11 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
       }
       const F s = inv_keep / l[r];
       const F* o = O + r * Dp;
-      for (index_t d = 0; d < D; ++d) yi[d] = o[d] * s;
-      lp[i] = SoftmaxBase<F>::lse(mx[r], l[r]);
+      index_t d = 0;
+      const Vec<F> vs = vset(s);
+      for (; d + W <= D; d += W) st(yi + d, ld(o + d) * vs);
+      for (; d < D; ++d) yi[d] = o[d] * s;
+      lp[i] = ls[r];
     }
   }
 }
@@ -500,7 +623,7 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   const index_t T = sh.T, S = sh.S, D = sh.D;
   const index_t Sp = round_up(S, W), Dp = round_up(D, W);
   const index_t ri = sh.in_rs(), ro = sh.out_rs();  // row strides of q, k, v, dq, dk, dv and of y, dy
-  const bool direct = Dp == D && ri == D && ro == D;  // operands used in place (else padded copies)
+  const bool direct = Dp == D;  // operands used in place, rows strided (else padded copies)
   const index_t b = pair / sh.H;
   const F* qp = q + sh.in_base(pair, T);
   const F* kp = k + sh.in_base(pair, S);
@@ -517,13 +640,19 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
   const index_t bq = std::min(kBlockQ, T);
+  if (S <= kChunkS && T <= kChunkS && pair + 1 < sh.B * sh.H) {  // short sequences: see prefetch_pair
+    prefetch_pair(sh, pair + 1, q, k, v);
+    prefetch_out(sh, pair + 1, y, dy);
+  }
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp)
   pad_transpose(Kt, Sp, kp, ri, S, D);
   F* Vt = workspace<F>(std::size_t(D) * Sp, 1);  // (D, Sp)
   pad_transpose(Vt, Sp, v + sh.in_base(pair, S), ri, S, D);
-  const F *Kp = kp, *Qp = qp, *dYp = dyp;    // (S, Dp), (T, Dp), (T, Dp)
-  F *dKa = dkp, *dVa = dvp, *dQb = nullptr;  // (S, Dp) accumulators, (BQ, Dp) block
+  const F *Kp = kp, *Qp = qp, *dYp = dyp;    // (S, Dp), (T, Dp), (T, Dp), rows ldi / ldi / ldo apart
+  F *dKa = dkp, *dVa = dvp, *dQb = nullptr;  // (S, Dp) accumulators (rows ldi apart), (BQ, Dp) block
+  index_t ldi = ri, ldo = ro;
   if (!direct) {
+    ldi = ldo = Dp;
     F* w = workspace<F>(std::size_t(S) * Dp, 2);
     pad_copy(w, Dp, kp, ri, S, D);
     Kp = w;
@@ -537,8 +666,11 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
     dVa = workspace<F>(std::size_t(S) * Dp, 6);
     dQb = workspace<F>(std::size_t(bq) * Dp, 7);
   }
-  for (index_t i = 0; i < S * Dp; ++i) dKa[i] = F(0);
-  for (index_t i = 0; i < S * Dp; ++i) dVa[i] = F(0);
+  for (index_t j = 0; j < S; ++j)
+    for (index_t d = 0; d < Dp; ++d) {
+      dKa[j * ldi + d] = F(0);
+      dVa[j * ldi + d] = F(0);
+    }
   F* P = workspace<F>(std::size_t(bq) * Sp, 8);
   F* dP = workspace<F>(std::size_t(bq) * Sp, 9);
   F* Pd = drop ? workspace<F>(std::size_t(bq) * Sp, 10) : P;
@@ -567,9 +699,8 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
         for (index_t j = nv; j < nc; ++j) prow[j] = F(0);
       }
     }
-    const index_t ldy = direct ? D : Dp, ldq = direct ? D : Dp;
     // dV[0:nc] += Pd^T dY_blk
-    sgemm<F, true, true>(nc, Dp, m, F(1), Pd, ncp, dYp + i0 * ldy, ldy, dVa, Dp);
+    sgemm<F, true, true>(nc, Dp, m, F(1), Pd, ncp, dYp + i0 * ldo, ldo, dVa, ldi);
     // dPd = dY_blk V^T
     sgemm<F, false, false>(m, ncp, D, F(1), dyp + i0 * ro, ro, Vt, Sp, dP, ncp);
     for (index_t r = 0; r < m; ++r) {
@@ -585,10 +716,10 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
       sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dQb, Dp);
       unpad_copy(dqp + i0 * ri, ri, dQb, Dp, m, D);
     } else {
-      sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, Dp, dqp + i0 * D, D);
+      sgemm<F, false, false>(m, Dp, nc, F(sh.scale), dP, ncp, Kp, ri, dqp + i0 * ri, ri);
     }
     // dK[0:nc] += scale dS^T Q_blk
-    sgemm<F, true, true>(nc, Dp, m, F(sh.scale), dP, ncp, Qp + i0 * ldq, ldq, dKa, Dp);
+    sgemm<F, true, true>(nc, Dp, m, F(sh.scale), dP, ncp, Qp + i0 * ldi, ldi, dKa, ldi);
   }
   if (!direct) {
     unpad_copy(dkp, ri, dKa, Dp, S, D);

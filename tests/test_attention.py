@@ -187,6 +187,28 @@ def test_masked_key_gets_exactly_zero_weight(rng, dtype, causal):
         assert np.all(g.dk[b, :, j] == 0) and np.all(g.dv[b, :, j] == 0)
 
 
+@pytest.mark.parametrize("T,S,mask_frac", [(7, 7, 0.0), (24, 24, 0.3), (13, 300, 0.5)])
+def test_float_lse_matches_float64_logsumexp(rng, T, S, mask_frac):
+    """The float kernel's row log-sum-exp (vector log2, four rows at a time, a tail row, masked rows and
+    fully masked rows between them) against the float64 log-sum-exp of the same float32 scores."""
+    B, H, D = 3, 2, 8
+    q, k, v, kpm = make(rng, B, H, T, S, D, np.float32, mask_frac)
+    if kpm is not None:
+        kpm[1] = True  # a batch of fully masked rows (lse -inf) among the others
+    out = F.attention_forward(q, k, v, key_padding_mask=kpm)
+    s = np.einsum("bhtd,bhsd->bhts", q.astype(np.float64), k.astype(np.float64)) / np.sqrt(D)
+    if kpm is not None:
+        s = np.where(kpm[:, None, None, :], -np.inf, s)
+    m = np.max(s, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        want = (m + np.log(np.sum(np.exp(s - m), axis=-1, keepdims=True)))[..., 0]
+    want[np.isneginf(m[..., 0])] = -np.inf  # every key masked
+    lse = out.cache.lse.astype(np.float64)
+    assert np.array_equal(np.isneginf(lse), np.isneginf(want))
+    fin = np.isfinite(want)
+    assert np.all(np.abs(lse[fin] - want[fin]) <= 2e-6 * np.maximum(np.abs(want[fin]), 1.0))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("naive", [False, True])
 def test_fully_masked_row(rng, dtype, naive):
