@@ -176,6 +176,43 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
         close_scaled(getattr(g, name), getattr(gn, name), rtol * 4, name)
 
 
+# forward variants selected by environment knobs read per call (csrc/lstm.cpp forward_fast): the epilogue as
+# a pass over rows, h / c read from contiguous copies, other row-panel sizes, the per-step GEMM on or off.
+# Each performs the same operations in the same order per element, so it must give the same bits as the
+# default (the per-step GEMM path rounds differently: it is compared with the naive kernel instead).
+FWD_VARIANTS = [{"ND_LSTM_FWD_EPI_PASS": "0"}, {"ND_LSTM_FWD_EPI_PASS": "1"}, {"ND_LSTM_FWD_EPI_PASS": "2"},
+                {"ND_LSTM_FWD_EPI_PASS": "3"}, {"ND_LSTM_FWD_EPI_PASS": "2", "ND_LSTM_FWD_HSCRATCH": "2"},
+                {"ND_LSTM_FWD_HSCRATCH": "1"}, {"ND_LSTM_FWD_HSCRATCH": "2", "ND_LSTM_FWD_EPI_PASS": "1"},
+                {"ND_LSTM_FWD_PANEL_BYTES": "1"}, {"ND_LSTM_FWD_PANEL_BYTES": "100000", "ND_LSTM_FWD_HSCRATCH": "1"}]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,states", [((7, 5, 3, 13), True), ((11, 4, 2, 48), True), ((40, 3, 20, 272), False),
+                                          ((38, 4, 5, 259), True)])
+def test_forward_variants_bitwise_equal(rng, monkeypatch, dtype, shape, states):
+    B, T, I, H = shape
+    p = make(rng, B, T, I, H, dtype, states=states)
+    for k in ("ND_LSTM_FWD_EPI_PASS", "ND_LSTM_FWD_HSCRATCH", "ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM"):
+        monkeypatch.delenv(k, raising=False)
+    base = F.lstm_forward(p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
+    for env in FWD_VARIANTS:
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            out = F.lstm_forward(p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
+        for name, a, b in (("y", out.y, base.y), ("c", out.c, base.c), ("gates", out.cache.gates, base.cache.gates),
+                           ("cell", out.cache.cell, base.cache.cell)):
+            np.testing.assert_array_equal(a, b, err_msg=f"{env}: {name}")
+    with monkeypatch.context() as m:  # per-step GEMM forward forced on (any batch, H, I): close to naive
+        m.setenv("ND_LSTM_FWD_STEP_GEMM", "1")
+        out = F.lstm_forward(p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
+    outn = F.lstm_forward(p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"], naive=True)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for name in ("y", "c"):
+        close_scaled(getattr(out, name), getattr(outn, name), rtol, name)
+    close_scaled(out.cache.gates, outn.cache.gates, rtol, "gates")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("I", [7, 15, 16])
 @pytest.mark.parametrize("states", [True, False])
