@@ -15,9 +15,9 @@
 //   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
 //      accumulates h_{t-1} (read straight from y) times the sliver, then the fused epilogue writes the
 //      activated gates (over the projection, in place), c_t and h_t.
-//      Large batch and H with I >= kSmallI (kGemmFwdMinRows, kGemmFwdMinH): instead, per step one nd::gemm
-//      h_{t-1} @ w_hh^T added onto the projection in the gates rows (the GEMM packs the strided rows and
-//      runs its own blocking), then a separate vectorised epilogue pass.
+//      H >= 256, or H >= 128 with a large batch (kGemmFwdMin*): instead, per step one GEMM h_{t-1} @ w_hh^T
+//      (nd::gemm_packed_b, w_hh^T packed once per call) into the gates rows, added onto the projection
+//      (I >= kSmallI), then a separate vectorised epilogue pass (biases, the fused small-input terms).
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc.
@@ -48,10 +48,7 @@
 #include <vector>
 
 #include "gemm.h"
-
-#if defined(__x86_64__)
-#include <emmintrin.h>  // _mm_stream_ps / _mm_stream_pd / _mm_sfence (SSE2: baseline x86-64)
-#endif
+#include "gemm_packed.h"
 
 #ifdef ND_OPENMP
 #include <omp.h>
@@ -341,7 +338,10 @@ constexpr index_t kSliverBytes = 16 * 1024;
 #endif
 constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 
-// Forward tuning knobs read from the environment per call (for A/B runs and other machines; see forward_fast).
+// Forward knobs read from the environment per call (A/B runs in one process: bench/lstm_cpu_time.py
+// --variants; tuning on other machines): ND_LSTM_FWD_PANEL_BYTES (kPanelBytes), ND_LSTM_FWD_STEP_GEMM
+// (1 / 0: per-step GEMM forward on / off whatever the shape; unset: the rule of kGemmFwdMin*),
+// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing).
 inline index_t env_index(const char* name, index_t dflt) {
   const char* v = std::getenv(name);
   if (!v || !*v) return dflt;
@@ -359,33 +359,17 @@ template <typename F>
 struct FwdArgs {
   index_t T, H, Hp, I, KX;
   bool step_gemm;  // per-step GEMM forward (decided on the whole batch: the same for every thread count)
-  int h_scratch;  // fused kernel reads h_{t-1} (1), and c_{t-1} (2), from contiguous per-thread copies (HScratch)
-  index_t panel_bytes;  // bytes of h_{t-1} per K chunk of a row panel (kPanelBytes unless tuned)
-  int epi_pass;  // 1: the tiles leave their pre-activations in part, fwd_epi_rows runs the epilogue; 2, 3: the
-                 // same for pairs of unit blocks (fwd_epi_rows2), 2 with non-temporal stores of the cache
+  index_t panel_bytes;     // bytes of h_{t-1} per K chunk of a row panel (kPanelBytes unless tuned)
+  const PackedB<F>* wpk;   // w_hh^T packed once for the per-step GEMM (nullptr: gemm packs it every step)
   const F* x;     // (B,T,I)
   const F* w_hh;  // (G,H)
   const F* wx;    // (KX,G) = w_ih^T when KX > 0
 };
 
-// Contiguous copy of a batch chunk's states (rows b0.., row stride ld, an odd number of cache lines so that
-// the rows of a panel spread over the L1 sets): the step reads h_{t-1} from prev instead of y, whose rows of
-// one step are T*H elements apart (4 KiB-aliased at H = 256 for every T, and at other H for many T), and the
-// epilogue writes h_t into next as well as into y. prev == nullptr: h_{t-1} is read from y.
-// cprev / cnext: the same for c (c_{t-1} read by the epilogue) when the variant keeps c as well.
-template <typename F>
-struct HScratch {
-  const F* prev;
-  F* next;
-  index_t ld, b0;
-  const F* cprev;
-  F* cnext;
-};
-
 template <typename F, int MR>
 ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* h0, const F* c0, index_t r,
                     int m, index_t t, index_t j0, int nu, index_t k0, index_t k1, F* part,
-                    const FwdArgs<F>& a, const HScratch<F>& hs) {
+                    const FwdArgs<F>& a) {
   // K chunk [k0, k1) of the (KX + H) sliver rows; part (MR, 4, W): partial sums between chunks.
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
@@ -431,7 +415,7 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const index_t b = r + (i < m ? i : 0);
-      hp[i] = t > 0 ? (hs.prev ? hs.prev + (b - hs.b0) * hs.ld : y + (b * T + t - 1) * H) : h0 + b * H;
+      hp[i] = t > 0 ? y + (b * T + t - 1) * H : h0 + b * H;
     }
     const F* wh = wp + KX * 4 * W;
     const index_t kb = k0 > KX ? k0 - KX : 0, ke = k1 - KX;
@@ -448,7 +432,7 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
       }
     }
   }
-  if (!last || a.epi_pass) {  // partial sums, or the finished pre-activations for fwd_epi_rows
+  if (!last) {
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -469,136 +453,15 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
         p3 += ldn(g + 3 * H, nu);
       }
       V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
-      V cp = t > 0 ? ldn((hs.cprev ? hs.cprev + (b - hs.b0) * hs.ld : cell + (row - 1) * H) + j0, nu)
-                   : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
+      V cp = t > 0 ? ldn(cell + (row - 1) * H + j0, nu) : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
       V c = vf * cp + vi * vg;
       V h = vo * vtanh<F>(c);
-      if (hs.cnext) stn(hs.cnext + (b - hs.b0) * hs.ld + j0, c, nu);
       stn(g, vi, nu);
       stn(g + H, vf, nu);
       stn(g + 2 * H, vg, nu);
       stn(g + 3 * H, vo, nu);
       stn(cell + row * H + j0, c, nu);
       stn(y + row * H + j0, h, nu);
-      if (hs.next) stn(hs.next + (b - hs.b0) * hs.ld + j0, h, nu);
-    }
-  }
-}
-
-// The fused epilogue of fwd_tile as a pass over rows [r0, r1) of one unit block, from the pre-activations
-// the tiles left in part (rows, 4, W): one row per iteration, so the 12 accumulators of a 3-row tile are
-// not live across the 15 transcendentals (the unrolled in-tile epilogue spills and reloads its constants).
-// The same operations in the same order per element as the in-tile epilogue.
-template <typename F>
-ND_AI void fwd_epi_rows(F* y, F* gates, F* cell, const F* bs, const F* c0, index_t r0, index_t r1, index_t t,
-                        index_t j0, int nu, const F* part, const FwdArgs<F>& a, const HScratch<F>& hs) {
-  using V = Vec<F>;
-  constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX;
-  const V bi = ld(bs + j0), bf = ld(bs + Hp + j0), bg = ld(bs + 2 * Hp + j0), bo = ld(bs + 3 * Hp + j0);
-#pragma GCC unroll 1
-  for (index_t b = r0; b < r1; ++b) {
-    const F* pr = part + (b - r0) * 4 * W;
-    const index_t row = b * T + t;
-    F* g = gates + row * G + j0;  // (4 gate blocks of H)
-    V p0 = ld(pr) + bi, p1 = ld(pr + W) + bf;
-    V p2 = ld(pr + 2 * W) + bg, p3 = ld(pr + 3 * W) + bo;
-    if (KX == 0) {  // projection from the GEMM
-      p0 += ldn(g, nu);
-      p1 += ldn(g + H, nu);
-      p2 += ldn(g + 2 * H, nu);
-      p3 += ldn(g + 3 * H, nu);
-    }
-    V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
-    V cp = t > 0 ? ldn((hs.cprev ? hs.cprev + (b - hs.b0) * hs.ld : cell + (row - 1) * H) + j0, nu)
-                 : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
-    V c = vf * cp + vi * vg;
-    V h = vo * vtanh<F>(c);
-    if (hs.cnext) stn(hs.cnext + (b - hs.b0) * hs.ld + j0, c, nu);
-    stn(g, vi, nu);
-    stn(g + H, vf, nu);
-    stn(g + 2 * H, vg, nu);
-    stn(g + 3 * H, vo, nu);
-    stn(cell + row * H + j0, c, nu);
-    stn(y + row * H + j0, h, nu);
-    if (hs.next) stn(hs.next + (b - hs.b0) * hs.ld + j0, h, nu);
-  }
-}
-
-// 64 bytes (one cache line) from src to p (64-byte aligned), bypassing the caches where the CPU allows.
-template <typename F>
-ND_AI void stream_line(F* p, const F* src) {
-#if defined(__x86_64__)
-  if constexpr (std::is_same_v<F, float>) {
-    for (int i = 0; i < 4; ++i) _mm_stream_ps(p + 4 * i, _mm_load_ps(src + 4 * i));
-  } else {
-    for (int i = 0; i < 4; ++i) _mm_stream_pd(p + 2 * i, _mm_load_pd(src + 2 * i));
-  }
-#else
-  std::memcpy(p, src, 64);
-#endif
-}
-
-// fwd_epi_rows for a pair of unit blocks (j0, j0 + W; nblk = 1 or 2, the last with nu units) whose
-// pre-activations are in partA / partB. The gate (and cell) values of a row are assembled into whole cache
-// lines and written with non-temporal stores when nt (gates rows 64-byte aligned, both blocks full):
-// the forward never reads them again (the backward does, long after; with B rows per step T*G elements
-// apart they would only evict each other in the caches). The cell rows are streamed only when c_{t-1} is
-// read from the scratch copy. y stays cached (the next layer / step reads it).
-template <typename F>
-ND_AI void fwd_epi_rows2(F* y, F* gates, F* cell, const F* bs, const F* c0, index_t r0, index_t r1, index_t t,
-                         index_t j0, int nblk, int nu, const F* partA, const F* partB, bool nt,
-                         const FwdArgs<F>& a, const HScratch<F>& hs) {
-  using V = Vec<F>;
-  constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX;
-  alignas(64) F out[5][2 * W];
-#pragma GCC unroll 1
-  for (index_t b = r0; b < r1; ++b) {
-    const index_t row = b * T + t;
-#pragma GCC unroll 1
-    for (int u = 0; u < nblk; ++u) {
-      const index_t j = j0 + u * W;
-      const int n = u + 1 < nblk ? W : nu;
-      const F* pr = (u == 0 ? partA : partB) + (b - r0) * 4 * W;
-      F* g = gates + row * G + j;
-      V p0 = ld(pr) + ld(bs + j), p1 = ld(pr + W) + ld(bs + Hp + j);
-      V p2 = ld(pr + 2 * W) + ld(bs + 2 * Hp + j), p3 = ld(pr + 3 * W) + ld(bs + 3 * Hp + j);
-      if (KX == 0) {  // projection from the GEMM
-        p0 += ldn(g, n);
-        p1 += ldn(g + H, n);
-        p2 += ldn(g + 2 * H, n);
-        p3 += ldn(g + 3 * H, n);
-      }
-      V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
-      V cp = t > 0 ? ldn((hs.cprev ? hs.cprev + (b - hs.b0) * hs.ld : cell + (row - 1) * H) + j, n)
-                   : (c0 ? ldn(c0 + b * H + j, n) : V{});
-      V c = vf * cp + vi * vg;
-      V h = vo * vtanh<F>(c);
-      if (hs.cnext) stn(hs.cnext + (b - hs.b0) * hs.ld + j, c, n);
-      stn(y + row * H + j, h, n);
-      if (hs.next) stn(hs.next + (b - hs.b0) * hs.ld + j, h, n);
-      if (nt) {
-        st(out[0] + u * W, vi);
-        st(out[1] + u * W, vf);
-        st(out[2] + u * W, vg);
-        st(out[3] + u * W, vo);
-        st(out[4] + u * W, c);
-      } else {
-        stn(g, vi, n);
-        stn(g + H, vf, n);
-        stn(g + 2 * H, vg, n);
-        stn(g + 3 * H, vo, n);
-        stn(cell + row * H + j, c, n);
-      }
-    }
-    if (nt) {
-      F* g = gates + row * G + j0;
-      for (int q = 0; q < 4; ++q) stream_line(g + q * H, out[q]);
-      if (hs.cnext)  // the next step reads c_t from the scratch copy
-        stream_line(cell + row * H + j0, out[4]);
-      else
-        std::memcpy(cell + row * H + j0, out[4], 64);
     }
   }
 }
@@ -611,62 +474,29 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
   // K chunks so that the sliver part in use (kc x 4W) stays in L1 (16 KiB) across the row tiles
   const index_t nkc = (KS * 4 * W * index_t(sizeof(F)) + kSliverBytes - 1) / kSliverBytes;
   const index_t kc = (KS + nkc - 1) / nkc;
-  const index_t part_rows = b1 - b0 + MR;
-  std::vector<F> part_buf(nkc > 1 || a.epi_pass ? static_cast<std::size_t>((a.epi_pass >= 2 ? 2 : 1) * part_rows * 4 * W)
-                                                : 1);  // (rows, 4, W), twice for block pairs
-  // non-temporal stores of whole lines: 64-byte rows of each gate block, full unit-block pairs
-  const bool nt_ok = a.epi_pass == 2 && a.H % (2 * W) == 0 && (reinterpret_cast<std::uintptr_t>(gates) & 63) == 0 &&
-                     (reinterpret_cast<std::uintptr_t>(cell) & 63) == 0 && 2 * W * sizeof(F) == 64;
+  std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * 4 * W) : 1);  // (rows, 4, W)
   // Row panels: the panel's h_{t-1} rows (K chunk) stay in L1 while every unit block's sliver streams
   // past them from L2 (instead of re-reading all B rows of h from L2 for every unit block). A panel of
   // kPanelBytes of h per K chunk, a whole number of MR-row tiles.
   const index_t row_bytes = kc * index_t(sizeof(F));
   index_t panel = std::max<index_t>(MR, (a.panel_bytes / row_bytes) / MR * MR);
-  // h_{t-1} / h_t scratch rows (see HScratch), ping-ponged between steps
-  const index_t line = 64 / index_t(sizeof(F)), hld = ((a.H + line - 1) / line | 1) * line;
-  const index_t nbuf = a.h_scratch == 0 ? 0 : a.h_scratch == 1 ? 2 : 4, sz = (b1 - b0) * hld;
-  std::vector<F> hbuf(static_cast<std::size_t>(nbuf * sz));
-  for (index_t t = 0; t < a.T; ++t) {
-    HScratch<F> hs{nullptr, nullptr, hld, b0, nullptr, nullptr};
-    if (nbuf) {
-      F* cur = hbuf.data() + (t & 1) * sz;
-      F* prv = hbuf.data() + ((t + 1) & 1) * sz;
-      hs = HScratch<F>{t > 0 ? prv : nullptr, cur, hld, b0, nullptr, nullptr};
-      if (nbuf == 4) {
-        hs.cprev = t > 0 ? prv + 2 * sz : nullptr;
-        hs.cnext = cur + 2 * sz;
-      }
-    }
+  for (index_t t = 0; t < a.T; ++t)
     for (index_t p0 = b0; p0 < b1; p0 += panel) {
       const index_t p1 = std::min(b1, p0 + panel);
       for (index_t jb = 0; jb < nb; ++jb) {
         const index_t j0 = jb * W;
         const int nu = static_cast<int>(std::min<index_t>(W, a.H - j0));
         const F* wp = Wf + jb * KS * 4 * W;  // (KX+H, 4, W) sliver
-        F* part = part_buf.data() + (a.epi_pass >= 2 && (jb & 1) ? part_rows * 4 * W : 0);
         for (index_t k0 = 0; k0 < KS; k0 += kc) {
           const index_t k1 = std::min(KS, k0 + kc);
           for (index_t r = p0; r < p1; r += MR) {
             const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
             fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, k0, k1,
-                            part + (r - b0) * 4 * W, a, hs);
-          }
-          if (a.epi_pass == 1 && k1 == KS)
-            fwd_epi_rows<F>(y, gates, cell, bs, c0, p0, p1, t, j0, nu, part + (p0 - b0) * 4 * W, a, hs);
-          if (a.epi_pass >= 2 && k1 == KS && ((jb & 1) || jb + 1 == nb)) {
-            const index_t je = jb & ~index_t(1);
-            const int nblk = static_cast<int>(jb - je + 1);
-            fwd_epi_rows2<F>(y, gates, cell, bs, c0, p0, p1, t, je * W, nblk, nu,
-                             part_buf.data() + (p0 - b0) * 4 * W, part_buf.data() + (part_rows + p0 - b0) * 4 * W,
-                             nt_ok && nblk == 2 && nu == W, a, hs);
+                            part_buf.data() + (r - b0) * 4 * W, a);
           }
         }
       }
     }
-  }
-#if defined(__x86_64__)
-  if (nt_ok) _mm_sfence();  // the streamed lines are globally visible before the caller (or a join) goes on
-#endif
 }
 
 // Large batch chunks: per step, one nd::gemm of the chunk's h_{t-1} rows (read from y with lda = T*H; the GEMM
@@ -682,8 +512,12 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
     const bool hprev = t > 0 || h0;
     if (hprev) {
       const F* A = t > 0 ? y + (b0 * T + t - 1) * H : h0 + b0 * H;
-      gemm<F>(false, true, rows, G, H, F(1), A, t > 0 ? T * H : H, a.w_hh, H, KX == 0 ? F(1) : F(0),
-              gates + (b0 * T + t) * G, T * G);
+      if (a.wpk)  // same blocks and micro-kernels as gemm<F>: the same bits
+        gemm_packed_b<F>(false, rows, F(1), A, t > 0 ? T * H : H, *a.wpk, KX == 0 ? F(1) : F(0),
+                         gates + (b0 * T + t) * G, T * G);
+      else
+        gemm<F>(false, true, rows, G, H, F(1), A, t > 0 ? T * H : H, a.w_hh, H, KX == 0 ? F(1) : F(0),
+                gates + (b0 * T + t) * G, T * G);
     }
     const bool has = hprev || KX == 0;  // the gates rows hold a partial sum
     for (index_t b = b0; b < b1; ++b) {
@@ -721,12 +555,15 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
   }
 }
 
-// The per-step GEMM forward runs for batches of at least kGemmFwdMinRows rows, H >= kGemmFwdMinH and the
-// projection from the input GEMM (KX = 0): there it measured 10-13% faster (B=256, I=H=256, T=24 and 96);
-// neutral at H=128, 14-46% slower at H=64 or with the small input fused (bench/RESULTS.md). B=128 is not
-// measured.
-constexpr index_t kGemmFwdMinRows = 128;
+// The per-step GEMM forward (with w_hh^T packed once per call, gemm_pack_b) runs for H >= kGemmFwdMinH at any
+// batch and input size, and for H >= kGemmFwdMinH2 with a batch of at least kGemmFwdMinRows and at most one
+// input feature fused (I = 1 or I >= kSmallI). Measured against the fused kernels (bench/RESULTS.md, "LSTM
+// forward fifth pass", one process, calls alternated): H = 256 7-13% faster at B = 32..256 and I = 1, 8, 256
+// (B = 128, I = 256: 20%); H = 128, B = 256: 7-13% faster with I = 1 or 128, 8-10% slower with I = 8 (eight
+// fused x terms in the separate epilogue), 9% slower at B = 32; H = 64 5% slower.
 constexpr index_t kGemmFwdMinH = 256;
+constexpr index_t kGemmFwdMinH2 = 128;
+constexpr index_t kGemmFwdMinRows = 128;
 
 // =========================================================================================== backward steps
 // Packed recurrent weight for the backward: Wb (nbb, G, NV*W), nbb = ceil(H / (NV*W));
@@ -1110,12 +947,15 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   std::vector<F> wx(static_cast<std::size_t>(KX * G));  // (KX,G) = w_ih^T for the per-step GEMM forward
   for (index_t g = 0; g < G; ++g)
     for (index_t k = 0; k < KX; ++k) wx[k * G + g] = w_ih[g * I + k];
-  const index_t sg = env_index("ND_LSTM_FWD_STEP_GEMM", -1);  // -1: by the rule below
-  const bool step_gemm = sg < 0 ? B >= kGemmFwdMinRows && H >= kGemmFwdMinH && KX == 0 : sg > 0;
-  const int h_scratch = static_cast<int>(env_index("ND_LSTM_FWD_HSCRATCH", 0));
+  const index_t sg = env_index("ND_LSTM_FWD_STEP_GEMM", -1);
+  const bool step_gemm =
+      sg < 0 ? H >= kGemmFwdMinH || (H >= kGemmFwdMinH2 && B >= kGemmFwdMinRows && KX <= 1) : sg > 0;
+  // the per-step GEMM's B operand (w_hh^T) packed once per call instead of once per step
+  PackedB<F> wpk;
+  const bool packed = step_gemm && env_index("ND_LSTM_FWD_PACKED_B", 1) != 0;
+  if (packed) gemm_pack_b<F>(true, H, G, w_hh, H, wpk);
   const index_t panel_bytes = env_index("ND_LSTM_FWD_PANEL_BYTES", kPanelBytes);
-  const int epi_pass = static_cast<int>(env_index("ND_LSTM_FWD_EPI_PASS", 0));
-  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, h_scratch, panel_bytes, epi_pass, x, w_hh, wx.data()};
+  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, panel_bytes, packed ? &wpk : nullptr, x, w_hh, wx.data()};
   const F *wf = Wf.data(), *bsp = bs.data();
   const double work = 2.0 * double(B) * double(T) * double(KX + H) * double(4 * H);
   for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
