@@ -558,8 +558,8 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
 // The per-step GEMM forward (with w_hh^T packed once per call, gemm_pack_b) runs for H >= kGemmFwdMinH at any
 // batch and input size, and for H >= kGemmFwdMinH2 with a batch of at least kGemmFwdMinRows and at most one
 // input feature fused (I = 1 or I >= kSmallI). Measured against the fused kernels (bench/RESULTS.md, "LSTM
-// forward fifth pass", one process, calls alternated): H = 256 7-13% faster at B = 32..256 and I = 1, 8, 256
-// (B = 128, I = 256: 20%); H = 128, B = 256: 7-13% faster with I = 1 or 128, 8-10% slower with I = 8 (eight
+// forward fifth pass", one process, calls alternated): H = 256 2-14% faster at B = 32..256 and I = 1, 8, 256
+// (B = 128, I = 256: 20%); H = 128, B = 256: 6-13% faster with I = 1 or 128, 8-10% slower with I = 8 (eight
 // fused x terms in the separate epilogue), 9% slower at B = 32; H = 64 5% slower.
 constexpr index_t kGemmFwdMinH = 256;
 constexpr index_t kGemmFwdMinH2 = 128;
