@@ -20,6 +20,11 @@ alternates their calls one by one (order flipped every repetition): both see the
 which on the loaded VM is far steadier than one process per build (whole processes were seen 30% apart
 on identical code). Prints medians, new/old, and whether the two builds' outputs are bitwise equal.
 
+--variants "old:VAR=v,VAR=v;new:VAR=v" runs ONE build's forward under environment settings that its kernels
+read per call (ND_LSTM_FWD_PANEL_BYTES, ND_LSTM_FWD_STEP_GEMM, ND_LSTM_FWD_PACKED_B), alternated call by call in one process
+(order reversed every other repetition, output arrays allocated once per variant): medians, minima, ratio to
+the first variant, the paired ratio, and whether the outputs are bitwise equal to the first variant's.
+
 --gemm adds, per shape, the ceiling: T calls of nd::gemm with the recurrent step's shape (B,H)@(H,4H).
 """
 import argparse
@@ -134,6 +139,49 @@ def inproc(old_so, new_so, shapes, reps):
               f"| {b1 / b0:.2f} | {pb:.2f} | {same} |", flush=True)
 
 
+def run_variants(spec, shapes, reps):
+    import numpy as np
+
+    from neurodivergent._backend import core
+    core.set_num_threads(1)
+    variants = []
+    for part in spec.split(";"):
+        name, _, kv = part.partition(":")
+        variants.append((name, dict(x.split("=", 1) for x in kv.split(",") if x)))
+    keys = {k for _, d in variants for k in d}
+    rng = np.random.default_rng(0)
+    names = [n for n, _ in variants]
+    print("| shape | " + " | ".join(f"fwd {n} ms (min)" for n in names) + " | " +
+          " | ".join(f"{n}/{names[0]} (paired)" for n in names[1:]) + " | bitwise equal |")
+    print("|---" * (2 + 2 * len(names) - 1) + "|")
+    for (B, T, I, H) in shapes:
+        G = 4 * H
+        x = rng.normal(size=(B, T, I)).astype(np.float32)
+        w_ih = (rng.normal(size=(G, I)) * 0.1).astype(np.float32)
+        w_hh = (rng.normal(size=(G, H)) * 0.1).astype(np.float32)
+        b = (rng.normal(size=G) * 0.1).astype(np.float32)
+        outs = [tuple(np.empty((B, T, n), np.float32) for n in (H, G, H)) for _ in variants]
+        ts = [[] for _ in variants]
+        for r in range(reps):
+            for k in (range(len(variants)) if r % 2 == 0 else reversed(range(len(variants)))):
+                for key in keys:
+                    os.environ.pop(key, None)
+                os.environ.update(variants[k][1])
+                y, g, c = outs[k]
+                t0 = time.thread_time()
+                core.lstm_forward(y, g, c, x, w_ih, w_hh, b, b, None, None, False)
+                ts[k].append(time.thread_time() - t0)
+        for key in keys:
+            os.environ.pop(key, None)
+        med = [np.median(t) * 1e3 for t in ts]
+        mn = [np.min(t) * 1e3 for t in ts]
+        ratios = [f"{med[k] / med[0]:.3f} ({np.median(np.array(ts[k]) / np.array(ts[0])):.3f})"
+                  for k in range(1, len(variants))]
+        same = all(all(np.array_equal(u, v) for u, v in zip(outs[0], outs[k])) for k in range(1, len(variants)))
+        print(f"| B={B} T={T} I={I} H={H} | " + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(med, mn)) +
+              " | " + " | ".join(ratios) + f" | {same} |", flush=True)
+
+
 def ab(dirs, rounds, shapes, reps, fwd_only):
     best = {}  # (shape, dir, kind) -> min ms
     order = []
@@ -167,9 +215,12 @@ ap.add_argument("--ab", nargs="+", metavar="DIR", help="compare builds (PYTHONPA
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--inproc", nargs=2, metavar=("OLD_SO", "NEW_SO"), help="two _core builds in one process, alternated")
 ap.add_argument("--gemm", action="store_true", help="also time T x gemm(B,H)@(H,4H), the step's GEMM ceiling")
+ap.add_argument("--variants", default=None, help='"name:VAR=v,VAR=v;name2:..." (see the docstring)')
 args = ap.parse_args()
 shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] or DEFAULT
-if args.inproc:
+if args.variants:
+    run_variants(args.variants, shapes, args.reps)
+elif args.inproc:
     inproc(args.inproc[0], args.inproc[1], shapes, args.reps)
 elif args.ab:
     ab(args.ab, args.rounds, shapes, args.reps, args.fwd_only)

@@ -32,6 +32,7 @@
 #include <string>
 
 #include "gemm_kernels.h"
+#include "gemm_packed.h"
 
 #ifdef ND_OPENMP
 #include <omp.h>
@@ -276,6 +277,15 @@ void gemm_impl(const KernelSet<T>& ks, bool ta, bool tb, index_t M, index_t N, i
   if (!ok) throw std::bad_alloc();
 }
 
+// Panel sizes of a pre-packed op(B) (K,N): the N panels and K blocks nd::gemm uses on one thread when M
+// spans more than one A block (gemm_impl / gemm_range).
+template <typename T>
+void packed_blocks(const KernelSet<T>& ks, index_t K, index_t N, index_t& kcb, index_t& ncb) {
+  const index_t n_kb = ceil_div(K, ks.kc);
+  kcb = n_kb == 1 ? K : round_up(ceil_div(K, n_kb), 8);
+  ncb = round_up(ceil_div(N, ceil_div(N, ks.nc)), ks.nr);
+}
+
 template <typename T>
 const KernelSet<T>& kernel_set(const IsaKernels& k);
 template <>
@@ -310,6 +320,75 @@ void gemm_naive(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, cons
       C[i * ldc + j] = alpha * acc + old;
     }
 }
+
+template <typename T>
+void gemm_pack_b(bool tb, index_t K, index_t N, const T* B, index_t ldb, PackedB<T>& out) {
+  using namespace gemm_detail;
+  const IsaKernels& isa = current_kernels();
+  const KernelSet<T>& ks = kernel_set<T>(isa);
+  out.K = K;
+  out.N = N;
+  out.isa = &isa;
+  if (K <= 0 || N <= 0) {
+    out.data.clear();
+    return;
+  }
+  index_t kcb, ncb;
+  packed_blocks(ks, K, N, kcb, ncb);
+  out.data.assign(static_cast<std::size_t>(round_up(N, ks.nr) * K), T(0));
+  T* p = out.data.data();
+  for (index_t jc = 0; jc < N; jc += ncb) {
+    const index_t nc = N - jc < ncb ? N - jc : ncb;
+    for (index_t pc = 0; pc < K; pc += kcb) {
+      const index_t kc = K - pc < kcb ? K - pc : kcb;
+      ks.pack_b(tb, B, ldb, pc, kc, jc, nc, p);
+      p += round_up(nc, ks.nr) * kc;
+    }
+  }
+}
+
+template <typename T>
+void gemm_packed_b(bool ta, index_t M, T alpha, const T* A, index_t lda, const PackedB<T>& Bp, T beta, T* C,
+                   index_t ldc) {
+  using namespace gemm_detail;
+  const IsaKernels& isa = current_kernels();
+  if (Bp.isa != &isa) throw std::logic_error("gemm_packed_b: B was packed for another GEMM kernel family");
+  const KernelSet<T>& ks = kernel_set<T>(isa);
+  const index_t K = Bp.K, N = Bp.N;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  index_t kcb, ncb;
+  packed_blocks(ks, K, N, kcb, ncb);
+  const index_t n_mb = ceil_div(M, ks.mc);
+  const index_t mcb = round_up(ceil_div(M, n_mb), ks.mr);
+  Workspace& ws = tls_ws;
+  T* Ap = static_cast<T*>(Workspace::reserve(ws.a, ws.a_bytes, sizeof(T) * mcb * kcb));
+  if (!Ap) throw std::bad_alloc();
+  const T* p = Bp.data.data();
+  for (index_t jc = 0; jc < N; jc += ncb) {
+    const index_t nc = N - jc < ncb ? N - jc : ncb;
+    for (index_t pc = 0; pc < K; pc += kcb) {
+      const index_t kc = K - pc < kcb ? K - pc : kcb;
+      const T be = pc == 0 ? beta : T(1);
+      for (index_t ic = 0; ic < M; ic += mcb) {
+        const index_t mc = M - ic < mcb ? M - ic : mcb;
+        ks.pack_a(ta, A, lda, ic, mc, pc, kc, Ap);
+        ks.macro(mc, nc, kc, Ap, p, alpha, be, C + ic * ldc + jc, ldc);
+      }
+      p += round_up(nc, ks.nr) * kc;
+    }
+  }
+}
+
+template void gemm_pack_b<float>(bool, index_t, index_t, const float*, index_t, PackedB<float>&);
+template void gemm_pack_b<double>(bool, index_t, index_t, const double*, index_t, PackedB<double>&);
+template void gemm_packed_b<float>(bool, index_t, float, const float*, index_t, const PackedB<float>&, float, float*,
+                                   index_t);
+template void gemm_packed_b<double>(bool, index_t, double, const double*, index_t, const PackedB<double>&, double,
+                                    double*, index_t);
 
 const char* gemm_isa() { return gemm_detail::current_kernels().name; }
 

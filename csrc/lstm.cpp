@@ -15,9 +15,9 @@
 //   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
 //      accumulates h_{t-1} (read straight from y) times the sliver, then the fused epilogue writes the
 //      activated gates (over the projection, in place), c_t and h_t.
-//      Large batch and H with I >= kSmallI (kGemmFwdMinRows, kGemmFwdMinH): instead, per step one nd::gemm
-//      h_{t-1} @ w_hh^T added onto the projection in the gates rows (the GEMM packs the strided rows and
-//      runs its own blocking), then a separate vectorised epilogue pass.
+//      H >= 256, or H >= 128 with a large batch (kGemmFwdMin*): instead, per step one GEMM h_{t-1} @ w_hh^T
+//      (nd::gemm_packed_b, w_hh^T packed once per call) into the gates rows, added onto the projection
+//      (I >= kSmallI), then a separate vectorised epilogue pass (biases, the fused small-input terms).
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. With
@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <cstdlib>
 #include <memory>
@@ -53,6 +54,7 @@
 #endif
 
 #include "gemm.h"
+#include "gemm_packed.h"
 
 #ifdef ND_OPENMP
 #include <omp.h>
@@ -342,6 +344,16 @@ constexpr index_t kSliverBytes = 16 * 1024;
 #endif
 constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 
+// Forward knobs read from the environment per call (A/B runs in one process: bench/lstm_cpu_time.py
+// --variants; tuning on other machines): ND_LSTM_FWD_PANEL_BYTES (kPanelBytes), ND_LSTM_FWD_STEP_GEMM
+// (1 / 0: per-step GEMM forward on / off whatever the shape; unset: the rule of kGemmFwdMin*),
+// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing).
+inline index_t env_index(const char* name, index_t dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  return index_t(std::atoll(v));
+}
+
 // =========================================================================================== forward steps
 // Packed recurrent weight for the forward: Wf (nb, H, 4, W), nb = Hp / W;
 //   Wf[((jb*H + k)*4 + q)*W + l] = w_hh[(q*H + jb*W + l)*H + k]  (0 for units >= H).
@@ -353,6 +365,8 @@ template <typename F>
 struct FwdArgs {
   index_t T, H, Hp, I, KX;
   bool step_gemm;  // per-step GEMM forward (decided on the whole batch: the same for every thread count)
+  index_t panel_bytes;     // bytes of h_{t-1} per K chunk of a row panel (kPanelBytes unless tuned)
+  const PackedB<F>* wpk;   // w_hh^T packed once for the per-step GEMM (nullptr: gemm packs it every step)
   const F* x;     // (B,T,I)
   const F* w_hh;  // (G,H)
   const F* wx;    // (KX,G) = w_ih^T when KX > 0
@@ -471,7 +485,7 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
   // past them from L2 (instead of re-reading all B rows of h from L2 for every unit block). A panel of
   // kPanelBytes of h per K chunk, a whole number of MR-row tiles.
   const index_t row_bytes = kc * index_t(sizeof(F));
-  index_t panel = std::max<index_t>(MR, (kPanelBytes / row_bytes) / MR * MR);
+  index_t panel = std::max<index_t>(MR, (a.panel_bytes / row_bytes) / MR * MR);
   for (index_t t = 0; t < a.T; ++t)
     for (index_t p0 = b0; p0 < b1; p0 += panel) {
       const index_t p1 = std::min(b1, p0 + panel);
@@ -504,8 +518,12 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
     const bool hprev = t > 0 || h0;
     if (hprev) {
       const F* A = t > 0 ? y + (b0 * T + t - 1) * H : h0 + b0 * H;
-      gemm<F>(false, true, rows, G, H, F(1), A, t > 0 ? T * H : H, a.w_hh, H, KX == 0 ? F(1) : F(0),
-              gates + (b0 * T + t) * G, T * G);
+      if (a.wpk)  // same blocks and micro-kernels as gemm<F>: the same bits
+        gemm_packed_b<F>(false, rows, F(1), A, t > 0 ? T * H : H, *a.wpk, KX == 0 ? F(1) : F(0),
+                         gates + (b0 * T + t) * G, T * G);
+      else
+        gemm<F>(false, true, rows, G, H, F(1), A, t > 0 ? T * H : H, a.w_hh, H, KX == 0 ? F(1) : F(0),
+                gates + (b0 * T + t) * G, T * G);
     }
     const bool has = hprev || KX == 0;  // the gates rows hold a partial sum
     for (index_t b = b0; b < b1; ++b) {
@@ -543,12 +561,15 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
   }
 }
 
-// The per-step GEMM forward runs for batches of at least kGemmFwdMinRows rows, H >= kGemmFwdMinH and the
-// projection from the input GEMM (KX = 0): there it measured 10-13% faster (B=256, I=H=256, T=24 and 96);
-// neutral at H=128, 14-46% slower at H=64 or with the small input fused (bench/RESULTS.md). B=128 is not
-// measured.
-constexpr index_t kGemmFwdMinRows = 128;
+// The per-step GEMM forward (with w_hh^T packed once per call, gemm_pack_b) runs for H >= kGemmFwdMinH at any
+// batch and input size, and for H >= kGemmFwdMinH2 with a batch of at least kGemmFwdMinRows and at most one
+// input feature fused (I = 1 or I >= kSmallI). Measured against the fused kernels (bench/RESULTS.md, "LSTM
+// forward fifth pass", one process, calls alternated): H = 256 2-14% faster at B = 32..256 and I = 1, 8, 256
+// (B = 128, I = 256: 20%); H = 128, B = 256: 6-13% faster with I = 1 or 128, 8-10% slower with I = 8 (eight
+// fused x terms in the separate epilogue), 9% slower at B = 32; H = 64 5% slower.
 constexpr index_t kGemmFwdMinH = 256;
+constexpr index_t kGemmFwdMinH2 = 128;
+constexpr index_t kGemmFwdMinRows = 128;
 
 // =========================================================================================== backward steps
 // Packed recurrent weight for the backward: Wb (nbb, G, NV*W), nbb = ceil(H / (NV*W));
@@ -1010,8 +1031,15 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   std::vector<F> wx(static_cast<std::size_t>(KX * G));  // (KX,G) = w_ih^T for the per-step GEMM forward
   for (index_t g = 0; g < G; ++g)
     for (index_t k = 0; k < KX; ++k) wx[k * G + g] = w_ih[g * I + k];
-  const bool step_gemm = B >= kGemmFwdMinRows && H >= kGemmFwdMinH && KX == 0;
-  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, x, w_hh, wx.data()};
+  const index_t sg = env_index("ND_LSTM_FWD_STEP_GEMM", -1);
+  const bool step_gemm =
+      sg < 0 ? H >= kGemmFwdMinH || (H >= kGemmFwdMinH2 && B >= kGemmFwdMinRows && KX <= 1) : sg > 0;
+  // the per-step GEMM's B operand (w_hh^T) packed once per call instead of once per step
+  PackedB<F> wpk;
+  const bool packed = step_gemm && env_index("ND_LSTM_FWD_PACKED_B", 1) != 0;
+  if (packed) gemm_pack_b<F>(true, H, G, w_hh, H, wpk);
+  const index_t panel_bytes = env_index("ND_LSTM_FWD_PANEL_BYTES", kPanelBytes);
+  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, panel_bytes, packed ? &wpk : nullptr, x, w_hh, wx.data()};
   const F *wf = Wf.data(), *bsp = bs.data();
   const double work = 2.0 * double(B) * double(T) * double(KX + H) * double(4 * H);
   for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });

@@ -158,9 +158,9 @@ def test_fast_matches_naive(rng, dtype, shape):
 @pytest.mark.parametrize("states", [True, False])
 def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
     # large H: the step kernels' K chunks (partial sums kept between chunks): H = 259 is not a multiple of
-    # 8, K = I + H spans three chunks of the forward sliver and K = 4H five of the backward's, B = 140 makes
-    # several row panels; I = 5 is fused into the forward step; I = 20 (projection from the input GEMM) runs
-    # the per-step GEMM forward (B >= 128, H >= 256).
+    # 8, K = 4H spans five chunks of the backward's sliver, B = 140 makes several row panels; the forward
+    # runs the per-step GEMM path (H >= 256; its fused kernel's K chunks: test_forward_knobs), with the
+    # small input I = 5 in its epilogue, or the projection from the input GEMM (I = 20).
     B, T, H = 140, 3, 259
     p = make(rng, B, T, I, H, dtype, states=states)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
@@ -174,6 +174,43 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
     close_scaled(out.cache.cell, outn.cache.cell, rtol, "cell")
     for name in g._fields:
         close_scaled(getattr(g, name), getattr(gn, name), rtol * 4, name)
+
+
+# forward knobs read from the environment per call (csrc/lstm.cpp forward_fast): the fused step kernels and
+# the per-step GEMM path forced on / off for any shape, both close to the naive kernel (at H = 259 / 272 the
+# fused kernel runs its K chunks); other row-panel sizes give the fused kernel's bits (same operations per
+# element); the per-step GEMM gives the same bits with w_hh packed once per call or by the GEMM every step;
+# the default is one of the two paths.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,states", [((7, 5, 3, 13), True), ((40, 3, 20, 272), False), ((38, 4, 5, 259), True)])
+def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
+    B, T, I, H = shape
+    p = make(rng, B, T, I, H, dtype, states=states)
+    args = (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
+    for k in ("ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM", "ND_LSTM_FWD_PACKED_B"):
+        monkeypatch.delenv(k, raising=False)
+
+    def fwd(**env):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            o = F.lstm_forward(*args)
+        return o.y, o.c, o.cache.gates, o.cache.cell
+
+    fused = fwd(ND_LSTM_FWD_STEP_GEMM="0")
+    for panel in ("1", "100000"):
+        for a, b in zip(fwd(ND_LSTM_FWD_STEP_GEMM="0", ND_LSTM_FWD_PANEL_BYTES=panel), fused):
+            np.testing.assert_array_equal(a, b, err_msg=f"panel {panel}")
+    packed = fwd(ND_LSTM_FWD_STEP_GEMM="1")
+    for a, b in zip(fwd(ND_LSTM_FWD_STEP_GEMM="1", ND_LSTM_FWD_PACKED_B="0"), packed):
+        np.testing.assert_array_equal(a, b)
+    default = fwd()
+    assert any(all(np.array_equal(a, b) for a, b in zip(default, path)) for path in (fused, packed))
+    outn = F.lstm_forward(*args, naive=True)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for path in (fused, packed):
+        for name, a, b in zip(("y", "c", "gates", "cell"), path, (outn.y, outn.c, outn.cache.gates, outn.cache.cell)):
+            close_scaled(a, b, rtol, name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
