@@ -1059,25 +1059,22 @@ struct Api {
       const Real* d = D + dcol;
       const Real* sp = S + k0;
       const Real* hp = h0 ? h0 + k0 : nullptr;
-      if (nk == NR) {
+      // full (nk == NR) or partial column tile: dw_product's second template argument
+      auto run = [&](auto full) {
+        constexpr bool kFull = decltype(full)::value;
         switch (m) {
-          case BMR: dw_product<BMR, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 5: dw_product<5, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 4: dw_product<4, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 3: dw_product<3, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 2: dw_product<2, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          default: dw_product<1, true>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case BMR: dw_product<BMR, kFull>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 5: dw_product<5, kFull>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 4: dw_product<4, kFull>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 3: dw_product<3, kFull>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          case 2: dw_product<2, kFull>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
+          default: dw_product<1, kFull>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
         }
-      } else {
-        switch (m) {
-          case BMR: dw_product<BMR, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 5: dw_product<5, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 4: dw_product<4, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 3: dw_product<3, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          case 2: dw_product<2, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-          default: dw_product<1, false>(o, N, d, ldd, sp, lds, n0, n1, T, hp, N, nk); break;
-        }
-      }
+      };
+      if (nk == NR)
+        run(std::true_type{});
+      else
+        run(std::false_type{});
     }
   }
 

@@ -572,6 +572,41 @@ constexpr index_t kGemmFwdMinH2 = 128;
 constexpr index_t kGemmFwdMinRows = 128;
 
 // =========================================================================================== backward steps
+// The backward's register tile (MR rows x NV vectors) shared by bwd_tile and bwd_dx_tile: its partial sums
+// between K chunks live in part (MR, NV, W); tile_madd adds rows ap[i][k0..k1) times the packed sliver wp
+// (k, NV*W) into acc.
+template <typename F, int MR, int NV>
+ND_AI void tile_load(Vec<F> (&acc)[MR][NV], bool first, const F* part) {
+  constexpr int W = VT<F>::W;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = first ? Vec<F>{} : ld(part + (i * NV + v) * W);
+}
+template <typename F, int MR, int NV>
+ND_AI void tile_store(F* part, const Vec<F> (&acc)[MR][NV]) {
+  constexpr int W = VT<F>::W;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) st(part + (i * NV + v) * W, acc[i][v]);
+}
+template <typename F, int MR, int NV>
+ND_AI void tile_madd(Vec<F> (&acc)[MR][NV], const F* const* ap, const F* wp, index_t k0, index_t k1) {
+  constexpr int W = VT<F>::W;
+  for (index_t k = k0; k < k1; ++k) {
+    Vec<F> w[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) w[v] = ld(wp + k * NV * W + v * W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const F d = ap[i][k];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] += d * w[v];
+    }
+  }
+}
+
 // Packed recurrent weight for the backward: Wb (nbb, G, NV*W), nbb = ceil(H / (NV*W));
 //   Wb[(jb*G + k)*NV*W + u] = w_hh[k*H + jb*NV*W + u]  (0 for units >= H).
 template <typename F, int MR, int NV>
@@ -584,10 +619,7 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
   const index_t G = 4 * H;
   const bool first = k0 == 0, last = k1 == G;
   V acc[MR][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = first ? V{} : ld(part + (i * NV + v) * W);
+  tile_load<F, MR, NV>(acc, first, part);
   if (first && t > 0) {
     // prefetch the previous step's rows (read in the next iteration of the time loop), as in fwd_tile
     for (int i = 0; i < m; ++i) {
@@ -620,23 +652,10 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
     const F* ap[MR];  // dG rows of step t+1; rows past m repeat row 0
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) ap[i] = dG + ((r + (i < m ? i : 0)) * T + t + 1) * G;
-    for (index_t k = k0; k < k1; ++k) {
-      V w[NV];
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) w[v] = ld(wb + k * NV * W + v * W);
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const F d = ap[i][k];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] += d * w[v];
-      }
-    }
+    tile_madd<F, MR, NV>(acc, ap, wb, k0, k1);
   }
   if (!last) {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) st(part + (i * NV + v) * W, acc[i][v]);
+    tile_store<F, MR, NV>(part, acc);
     return;
   }
 #pragma GCC unroll 8
@@ -677,29 +696,13 @@ ND_AI void bwd_dx_tile(F* dx, const F* dG, const F* wx, index_t r, int m, index_
   constexpr int W = VT<F>::W;
   const bool first = k0 == 0, last = k1 == G;
   V acc[MR][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = first ? V{} : ld(part + (i * NV + v) * W);
+  tile_load<F, MR, NV>(acc, first, part);
   const F* ap[MR];  // dG rows of step t1; rows past m repeat row 0
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) ap[i] = dG + ((r + (i < m ? i : 0)) * T + t1) * G;
-  for (index_t k = k0; k < k1; ++k) {
-    V w[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) w[v] = ld(wx + k * NV * W + v * W);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const F d = ap[i][k];
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] += d * w[v];
-    }
-  }
+  tile_madd<F, MR, NV>(acc, ap, wx, k0, k1);
   if (!last) {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) st(part + (i * NV + v) * W, acc[i][v]);
+    tile_store<F, MR, NV>(part, acc);
     return;
   }
 #pragma GCC unroll 8
