@@ -557,7 +557,7 @@ def test_core_rejects_bad_outputs_and_aliasing():
     with pytest.raises(ValueError, match="C-contiguous"):
         _core.gru_forward(y, gates, np.asfortranarray(x), w_ih, w_hh, b_ih, b_hh, h0)
     with pytest.raises(TypeError, match="gates"):
-        _core.gru_forward(y, gates.astype(F64), x, w_ih, w_hh, b_ih, b_hh, h0)
+        _core.gru_forward(y, np.zeros(gates.shape, F64), x, w_ih, w_hh, b_ih, b_hh, h0)  # not a cast of np.empty's garbage
     out = F.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0)
     c = out.cache
     G = 3 * H
