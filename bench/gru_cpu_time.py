@@ -35,6 +35,8 @@ from neurodivergent.nn import functional as F
 from neurodivergent.nn import _buffers
 from neurodivergent.nn import functional_gru as FG
 
+from _variants import apply_env, parse_variants  # bench/ is the script's directory
+
 
 
 def fresh_take(kind, shape, dtype, zero=False, align=False):
@@ -77,11 +79,7 @@ def timed(f):
 
 
 def run_variants(spec):
-    variants = []
-    for part in spec.split(";"):
-        name, _, kv = part.partition(":")
-        variants.append((name, dict(x.split("=", 1) for x in kv.split(",") if x)))
-    keys = {k for _, d in variants for k in d}
+    variants, keys = parse_variants(spec)
     rng = np.random.default_rng(0)
     for (B, T, I, H) in configs:
         x, w_ih, w_hh, b, dy = make(B, T, I, H, rng)
@@ -95,9 +93,7 @@ def run_variants(spec):
                 tb, _ = timed(lambda: F.gru_backward(o.cache, dy, need_dx=I == H))
                 fw[n].append(tf)
                 bw[n].append(tb)
-        for k in keys:
-            os.environ.pop(k, None)
-        FG._POOL.__dict__.pop("take", None)
+        set_variant({}, keys)
         print(f"B={B} T={T} I={I} H={H}:", flush=True)
         for n, _ in variants:
             f, g = np.array(fw[n]), np.array(bw[n])
@@ -140,9 +136,7 @@ def run_plain():
 
 
 def set_variant(d, keys):
-    for k in keys:
-        os.environ.pop(k, None)
-    os.environ.update({k: v for k, v in d.items() if k != "POOL"})
+    apply_env({k: v for k, v in d.items() if k != "POOL"}, keys)
     if d.get("POOL") == "0":
         FG._POOL.take = fresh_take  # shadows the method for this variant's calls
     else:
@@ -157,11 +151,7 @@ def run_train(spec):
     import rnn
 
     torch.set_num_threads(1)
-    variants = []
-    for part in (spec or "ours:").split(";"):
-        name, _, kv = part.partition(":")
-        variants.append((name, dict(x.split("=", 1) for x in kv.split(",") if x)))
-    keys = {k for _, d in variants for k in d}
+    variants, keys = parse_variants(spec or "ours:")
     for (B, T, I, H, L) in configs:
         _, mod, x, dy = rnn.build("gru", B, T, I, H, L)
         ours = rnn.Ours(F, "gru", mod, L)

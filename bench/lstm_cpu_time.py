@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from _variants import apply_env, parse_variants  # bench/ is the script's directory
+
 DEFAULT = [(256, 96, 1, 64), (32, 96, 1, 64), (256, 96, 1, 128), (256, 96, 8, 256), (32, 168, 1, 256),
            (256, 24, 64, 256), (256, 96, 256, 256)]
 
@@ -144,11 +146,7 @@ def run_variants(spec, shapes, reps):
 
     from neurodivergent._backend import core
     core.set_num_threads(1)
-    variants = []
-    for part in spec.split(";"):
-        name, _, kv = part.partition(":")
-        variants.append((name, dict(x.split("=", 1) for x in kv.split(",") if x)))
-    keys = {k for _, d in variants for k in d}
+    variants, keys = parse_variants(spec)
     rng = np.random.default_rng(0)
     names = [n for n, _ in variants]
     print("| shape | " + " | ".join(f"fwd {n} ms (min)" for n in names) + " | " +
@@ -164,15 +162,12 @@ def run_variants(spec, shapes, reps):
         ts = [[] for _ in variants]
         for r in range(reps):
             for k in (range(len(variants)) if r % 2 == 0 else reversed(range(len(variants)))):
-                for key in keys:
-                    os.environ.pop(key, None)
-                os.environ.update(variants[k][1])
+                apply_env(variants[k][1], keys)
                 y, g, c = outs[k]
                 t0 = time.thread_time()
                 core.lstm_forward(y, g, c, x, w_ih, w_hh, b, b, None, None, False)
                 ts[k].append(time.thread_time() - t0)
-        for key in keys:
-            os.environ.pop(key, None)
+        apply_env({}, keys)
         med = [np.median(t) * 1e3 for t in ts]
         mn = [np.min(t) * 1e3 for t in ts]
         ratios = [f"{med[k] / med[0]:.3f} ({np.median(np.array(ts[k]) / np.array(ts[0])):.3f})"

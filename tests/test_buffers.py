@@ -5,6 +5,7 @@ import pytest
 
 import neurodivergent.nn.functional as F
 from neurodivergent.nn import _buffers
+from neurodivergent.nn import functional_gru as fg
 from neurodivergent.nn import functional_lstm as fl
 
 
@@ -12,11 +13,16 @@ def _addresses(*arrays):
     return {a.__array_interface__["data"][0] for a in arrays}
 
 
+def _cell_args(rng, gates, B, T, I, H, dt):
+    """x, w_ih, w_hh, b_ih, b_hh of a recurrent cell with ``gates`` blocks of H (LSTM 4, GRU 3)."""
+    s, G = 0.5, gates * H
+    return (rng.standard_normal((B, T, I)).astype(dt), (s * rng.standard_normal((G, I))).astype(dt),
+            (s * rng.standard_normal((G, H))).astype(dt), (s * rng.standard_normal(G)).astype(dt),
+            (s * rng.standard_normal(G)).astype(dt))
+
+
 def _lstm_args(rng, B, T, I, H, dt):
-    s = 0.5
-    return (rng.standard_normal((B, T, I)).astype(dt), (s * rng.standard_normal((4 * H, I))).astype(dt),
-            (s * rng.standard_normal((4 * H, H))).astype(dt), (s * rng.standard_normal(4 * H)).astype(dt),
-            (s * rng.standard_normal(4 * H)).astype(dt))
+    return _cell_args(rng, 4, B, T, I, H, dt)
 
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
@@ -61,12 +67,16 @@ def test_lstm_arrays_are_reused_only_when_nothing_references_them(dt, pool):
         np.testing.assert_array_equal(got, want)
 
 
-def test_pool_is_bounded_and_released(monkeypatch):
-    p = _buffers.BufferPool(min_bytes=0, max_bytes=8000)
-    monkeypatch.setattr(fl, "_POOL", p)
-    args = _lstm_args(np.random.default_rng(1), 3, 4, 2, 16, np.float32)  # y 768 B, gates 3072 B
-    outs = [F.lstm_forward(*args) for _ in range(4)]  # all held: nothing reusable, the pool stays bounded
-    assert 0 < p.held <= 8000
+@pytest.mark.parametrize("cell,bound", [("lstm", 8000), ("gru", 6000)])
+def test_pool_is_bounded_and_released(monkeypatch, cell, bound):
+    # B, T, I, H = 3, 4, 2, 16: y 768 B; LSTM gates 3072 B, GRU cache 3072 B (+ 64 B alignment slack each)
+    module = fl if cell == "lstm" else fg
+    p = _buffers.BufferPool(min_bytes=0, max_bytes=bound)
+    monkeypatch.setattr(module, "_POOL", p)
+    args = _cell_args(np.random.default_rng(1), 4 if cell == "lstm" else 3, 3, 4, 2, 16, np.float32)
+    forward = getattr(F, f"{cell}_forward")
+    outs = [forward(*args) for _ in range(4)]  # all held: nothing reusable, the pool stays bounded
+    assert 0 < p.held <= bound
     ys = [o.y.copy() for o in outs]
     for o, y in zip(outs, ys):
         np.testing.assert_array_equal(o.y, y)

@@ -65,6 +65,17 @@ def make(rng, B, T, I, H, dtype=np.float64, scale=0.5, states=True):
     return {n: (None if a is None else a.astype(dtype)) for n, a in p.items()}
 
 
+def assert_close_to_naive(out, g, outn, gn, dtype):
+    """The fast kernels' outputs, caches (gates, cell) and gradients against the naive kernel's."""
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for name in ("y", "h", "c"):
+        close_scaled(getattr(out, name), getattr(outn, name), rtol, name)
+    close_scaled(out.cache.gates, outn.cache.gates, rtol, "gates")
+    close_scaled(out.cache.cell, outn.cache.cell, rtol, "cell")
+    for name in g._fields:
+        close_scaled(getattr(g, name), getattr(gn, name), rtol * 4, name)
+
+
 def run(p, dy, dh, dc, naive=False, **kw):
     out = F.lstm_forward(p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"], naive=naive)
     g = F.lstm_backward(out.cache, dy, dh, dc, naive=naive, **kw)
@@ -145,12 +156,7 @@ def test_fast_matches_naive(rng, dtype, shape):
     dh = rng.standard_normal((B, H)).astype(dtype)
     out, g = run(p, dy, dh, None)
     outn, gn = run(p, dy, dh, None, naive=True)
-    rtol = 1e-12 if dtype == np.float64 else 2e-6
-    for name in ("y", "h", "c"):
-        close_scaled(getattr(out, name), getattr(outn, name), rtol, name)
-    close_scaled(out.cache.gates, outn.cache.gates, rtol, "gates")
-    for name in g._fields:
-        close_scaled(getattr(g, name), getattr(gn, name), rtol * 4, name)
+    assert_close_to_naive(out, g, outn, gn, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -167,13 +173,7 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
     dh = rng.standard_normal((B, H)).astype(dtype) if states else None
     out, g = run(p, dy, dh, None)
     outn, gn = run(p, dy, dh, None, naive=True)
-    rtol = 1e-12 if dtype == np.float64 else 2e-6
-    for name in ("y", "h", "c"):
-        close_scaled(getattr(out, name), getattr(outn, name), rtol, name)
-    close_scaled(out.cache.gates, outn.cache.gates, rtol, "gates")
-    close_scaled(out.cache.cell, outn.cache.cell, rtol, "cell")
-    for name in g._fields:
-        close_scaled(getattr(g, name), getattr(gn, name), rtol * 4, name)
+    assert_close_to_naive(out, g, outn, gn, dtype)
 
 
 # forward knobs read from the environment per call (csrc/lstm.cpp forward_fast): the fused step kernels and
