@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +40,14 @@ inline void split_range(index_t n, int parts, int p, index_t& begin, index_t& en
   index_t q = n / parts, r = n % parts;
   begin = p * q + (p < r ? p : r);
   end = begin + q + (p < r ? 1 : 0);
+}
+
+// An integer tuning switch from the environment, read per call (the kernels' A/B knobs, e.g. ND_LSTM_FWD_*,
+// ND_GRU_*; bench/*_cpu_time.py --variants): dflt when unset or empty.
+inline index_t env_index(const char* name, index_t dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  return index_t(std::atoll(v));
 }
 
 }  // namespace nd

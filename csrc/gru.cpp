@@ -354,11 +354,6 @@ void parallel_rows(index_t B, double work, F&& f) {
 }
 
 // ------------------------------------------------------------------------------ fast forward / backward
-inline index_t env_int(const char* name, index_t dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return index_t(std::atoll(v));
-}
 template <typename Real, template <typename> class Api>
 void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const Real* w_hh, const Real* b_ih,
                   const Real* b_hh, const Real* h0, index_t B, index_t T, index_t I, index_t H) {
@@ -376,7 +371,7 @@ void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const R
   // reading its lines in first (-4..-8% forward at B = 256, H = 64..256 here). Float AVX2 only (a tile then
   // writes whole 64-byte lines), and only on an aligned array; ND_GRU_NT=0 turns them off (A/B runs).
   const bool stream = K::VT::kStream && K::W == kCacheBlock && reinterpret_cast<std::uintptr_t>(gates) % 64 == 0 &&
-                      env_int("ND_GRU_NT", 1) != 0;
+                      env_index("ND_GRU_NT", 1) != 0;
   FwdArgs<Real> a{y, gates, x, wp, wpi, bias, h0, zeros, T, I, H, stream};
   parallel_rows(B, 2.0 * double(B) * double(T) * double(I + H) * double(3 * H), [&](index_t b0, index_t b1) {
     K::forward_rows(a, b0, b1);
@@ -387,10 +382,8 @@ void forward_impl(Real* y, Real* gates, const Real* x, const Real* w_ih, const R
 // Backward per-step product blocking (see backward_impl). ND_GRU_SLIVER_BYTES / ND_GRU_PANEL_BYTES in the
 // environment override them (read per call; for tuning on other machines).
 inline index_t env_bytes(const char* name, index_t dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  const long long n = std::atoll(v);
-  return n >= 256 ? index_t(n) : dflt;
+  const index_t n = env_index(name, dflt);
+  return n >= 256 ? n : dflt;
 }
 inline index_t bwd_sliver_bytes() { return env_bytes("ND_GRU_SLIVER_BYTES", 16 * 1024); }
 inline index_t bwd_panel_bytes() { return env_bytes("ND_GRU_PANEL_BYTES", 12 * 1024); }
@@ -424,7 +417,7 @@ void backward_impl(Real* dx, Real* dh0, Real* dw_ih, Real* dw_hh, Real* db_ih, R
   const index_t CR = chunk_rows(BT), NC = ceil_div(BT, CR), PW = small_i ? G * I + 4 * H : 4 * H;
   // dW_hh (and dW_ih when I > kSmallI) by dw_rows, in the same pass over the row chunks, while their
   // width N = H (I) is at most kDwRowsMaxN; else by GEMM.
-  const index_t dw_max = env_int("ND_GRU_DW_ROWS_MAXN", kDwRowsMaxN);
+  const index_t dw_max = env_index("ND_GRU_DW_ROWS_MAXN", kDwRowsMaxN);
   const bool dwh_rows = H <= dw_max, dwi_rows = !small_i && I <= dw_max;
   // Blocking of the per-step product dG_t (rows, 3H) @ W_hh (3H, H), as a GEMM's: K chunks of kc rows of
   // the (3H, 2W) weight sliver (16 KiB, kept in L1 while the row tiles of a panel run), and row panels

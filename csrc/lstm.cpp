@@ -347,12 +347,8 @@ constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 // Forward knobs read from the environment per call (A/B runs in one process: bench/lstm_cpu_time.py
 // --variants; tuning on other machines): ND_LSTM_FWD_PANEL_BYTES (kPanelBytes), ND_LSTM_FWD_STEP_GEMM
 // (1 / 0: per-step GEMM forward on / off whatever the shape; unset: the rule of kGemmFwdMin*),
-// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing).
-inline index_t env_index(const char* name, index_t dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return index_t(std::atoll(v));
-}
+// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing); read with
+// nd::env_index (common.h).
 
 // =========================================================================================== forward steps
 // Packed recurrent weight for the forward: Wf (nb, H, 4, W), nb = Hp / W;
