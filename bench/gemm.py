@@ -2,7 +2,11 @@
 
     PYTHONPATH=python python3 bench/gemm.py            # full table, 1 and 2 threads
     PYTHONPATH=python python3 bench/gemm.py --quick    # fewer shapes / runs
-    options: --threads 1,2  --runs 25  --markdown
+    PYTHONPATH=python python3 bench/gemm.py --models   # the GEMMs the models call (1 thread, vs torch)
+    PYTHONPATH=python python3 bench/gemm.py --models --base /work/main/python/neurodivergent/_core....so
+                                                       # ... and vs another build, in the same process
+    PYTHONPATH=python python3 bench/gemm.py --covered --base ...   # the main table's shapes, same harness
+    options: --threads 1,2  --runs 25  --markdown  --models-filter dW
 
 float32 everywhere. For every shape the two libraries are timed side by side after warm-up, on 1
 thread alternately (one call of each per round), on several threads in two interleaved blocks of
@@ -14,6 +18,16 @@ preallocated outputs (numpy.matmul(..., out=c); _core.gemm(a, b, c, ...)).
 Threads: ours via _core.set_num_threads(n); numpy's BLAS via threadpoolctl when it is importable,
 otherwise each thread count runs in a subprocess with OPENBLAS_NUM_THREADS / OMP_NUM_THREADS /
 MKL_NUM_THREADS set before numpy is imported.
+
+--models: the nd::gemm calls one training step of each model makes (found with a debug trace of nd::gemm's
+arguments over bench/rnn.py's and bench/attention.py's grids; see bench/RESULTS.md "## GEMM"), one row per
+distinct (op, M, N, K), 1 thread, ours vs torch.matmul / Tensor.addmm_ (torch.set_num_threads(1)), calls
+alternated one by one, thread CPU time (the VM is shared: CPU time leaves out the time other processes hold
+the core), best and median of --runs calls, GFLOP/s = 2MNK / time, and ours as a fraction of the core's FMA
+peak (bench/fma_peak.cpp, measured at the start). Operands are contiguous here (core.gemm takes whole
+arrays): where the model passes a strided operand (the GRU's dgates rows are 4H apart for M = 3H, the LSTM's
+per-step rows T*H apart) the column `model lda/ldb` gives the model's leading dimensions and the bench uses the
+contiguous one.
 """
 from __future__ import annotations
 
@@ -52,6 +66,36 @@ def shapes(quick: bool):
             out.append(("fwd  NT", M, N, K, False, True, 0.0))
     for M in MODEL_M:  # weight gradient: dW (N, K) += dY(M, N)^T X(M, K)
         out.append(("dW   TN", 256, 256, M, True, False, 1.0))
+    return out
+
+
+# (label, trans_a, trans_b, M, N, K, beta, the model's lda / ldb). From the trace (bench/RESULTS.md "## GEMM",
+# 2026-11-29): LSTM (G = 4H) and GRU (G = 3H) weight gradients over all B*T rows, trans_a, K = B*T - 1 (the
+# shifted dW_hh GEMM of lstm.cpp / gru.cpp; the LSTM's second-layer dW_ih has K = B*T and the same M, N), and
+# a second layer's input products; the
+# Transformer's linear weight gradients, which csrc/linear.cpp's fused backward calls per block of 256 rows
+# (beta = 1; qkv: O = 3D, ff1: O = 4D, ff2: I = 4D) except the attention output projection (D, D, B*T). The
+# Transformer's forward and dx products run in linear.cpp's own tile, the recurrent per-step products in
+# the cells' kernels or gemm_packed_b (bench/ceiling.py's step table), so they are not in this grid.
+def model_shapes():
+    out = []
+    for B, T in ((32, 24), (32, 168), (256, 168)):
+        K = B * T - 1
+        for H in (64, 128, 256):  # dW_hh^T (H, 4H) = y^T (H, BT) @ dG (BT, 4H)
+            out.append((f"lstm dW B={B} T={T}", True, False, H, 4 * H, K, 0.0, f"{H}/{4 * H}"))
+        for H in (128, 256):  # dW_hh (3H, H) = dG^T (3H, BT) @ y (BT, H); dG rows 4H apart (H = 64: gru.cpp's rows)
+            out.append((f"gru dW B={B} T={T}", True, False, 3 * H, H, K, 0.0, f"{4 * H}/{H}"))
+    B, T = 32, 168  # second layers (input = H): the input projection / dW_ih / dx GEMMs
+    for H in (64, 128, 256):
+        out.append((f"lstm L2 x@w_ih^T B={B} T={T}", False, True, B * T, 4 * H, H, 0.0, f"{H}/{H}"))
+    for H in (128, 256):
+        out.append((f"gru L2 dW_ih(r,z) B={B} T={T}", True, False, 2 * H, H, B * T, 1.0, f"{4 * H}/{H}"))
+        out.append((f"gru L2 dx B={B} T={T}", False, False, B * T, H, 2 * H, 0.0, f"{4 * H}/{H}"))
+    for D in (64, 128):
+        for name, O, I in (("qkv", 3 * D, D), ("ff1", 4 * D, D), ("ff2", D, 4 * D)):
+            out.append((f"tf {name} dW D={D}", True, False, O, I, 256, 1.0, f"{O}/{I}"))
+        for B, T in ((32, 96), (256, 336)):
+            out.append((f"tf out dW D={D} B={B} T={T}", True, False, D, D, B * T, 1.0, f"{D}/{D}"))
     return out
 
 
@@ -205,6 +249,87 @@ def worker(threads, quick, runs):
             limiter.restore_original_limits()
 
 
+def bench_models(runs, filt, markdown, base_so=None, covered=False):
+    """The model-shape grid (or, covered=True, the main table's shapes): ours vs torch (and a base build),
+    1 thread, thread CPU time, calls alternated."""
+    nd, core = import_core()
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from ceiling import fma_peak
+
+    base = None
+    if base_so:  # another build's module, loaded beside ours under its own name, timed in the same rounds
+        import importlib.machinery
+        import importlib.util
+
+        loader = importlib.machinery.ExtensionFileLoader("_core", base_so)
+        spec = importlib.util.spec_from_file_location("_core", base_so, loader=loader)
+        base = importlib.util.module_from_spec(spec)
+        loader.exec_module(base)
+        base.set_num_threads(1)
+    core.set_num_threads(1)
+    torch.set_num_threads(1)
+    peak = fma_peak()
+    print(f"# model GEMM shapes, float32, 1 thread, ours (isa={core.gemm_isa()}, {os.path.dirname(nd.__file__)}) vs "
+          f"torch {torch.__version__}; thread CPU time, {runs} calls each alternated; fma peak {peak:.1f} GFLOP/s")
+    print(f"# cpu: {cpu_model()}; load average at start: {os.getloadavg()[0]:.1f}")
+    if base:
+        print(f"# base: {base_so} (timed in the same rounds; 'base med' and 'ours/base med' columns)")
+    head = ["shape", "op", "M", "N", "K", "model lda/ldb", "ours best", "ours med", "torch best", "torch med",
+            "ours/torch med", "ours med % of fma peak"] + (["base med", "ours/base med"] if base else [])
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" for _ in head) + "|")
+    else:
+        print("  ".join(head))
+    rng = np.random.default_rng(0)
+    tt = time.thread_time
+    grid = [(lab, ta, tb, M, N, K, beta, "") for lab, M, N, K, ta, tb, beta in shapes(False)] if covered else model_shapes()
+    for label, ta, tb, M, N, K, beta, note in grid:
+        if filt and filt not in label:
+            continue
+        a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
+        b = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
+        c = rng.standard_normal((M, N), dtype=np.float32)
+        c_t = torch.from_numpy(c.copy())
+        a_t, b_t = torch.from_numpy(a), torch.from_numpy(b)
+        av, bv = (a_t.T if ta else a_t), (b_t.T if tb else b_t)
+        if beta == 0.0:
+            f_t = lambda: torch.matmul(av, bv, out=c_t)  # noqa: E731
+        else:
+            f_t = lambda: c_t.addmm_(av, bv)  # noqa: E731
+        f_o = lambda: core.gemm(a, b, c, ta, tb, 1.0, beta)  # noqa: E731
+        c_b = c.copy()
+        f_b = (lambda: base.gemm(a, b, c_b, ta, tb, 1.0, beta)) if base else None  # noqa: E731
+        flops = 2.0 * M * N * K
+        inner = max(1, int(2e7 / flops))  # >= ~0.3 ms per timing
+        fs = [f_o, f_t] + ([f_b] if base else [])
+        ts_all = [[] for _ in fs]
+        for _ in range(2):
+            for f in fs:
+                f()
+        for r in range(runs):
+            order = list(range(len(fs)))
+            order = order[r % len(fs):] + order[:r % len(fs)]  # rotate who goes first
+            for i in order:
+                s0 = tt()
+                for _ in range(inner):
+                    fs[i]()
+                ts_all[i].append((tt() - s0) / inner)
+        t_o, t_t = ts_all[0], ts_all[1]
+        g = lambda t: flops / t / 1e9  # noqa: E731
+        mo, mt = float(np.median(t_o)), float(np.median(t_t))
+        op = ("T" if ta else "N") + ("T" if tb else "N") + (" b=1" if beta else "")
+        cells = [label, op, str(M), str(N), str(K), note or "-", f"{g(min(t_o)):.1f}", f"{g(mo):.1f}",
+                 f"{g(min(t_t)):.1f}", f"{g(mt):.1f}", f"{mt / mo:.2f}", f"{100 * g(mo) / peak:.0f}%"]
+        if base:
+            mb = float(np.median(ts_all[2]))
+            cells += [f"{g(mb):.1f}", f"{mb / mo:.2f}"]
+        print(("| " + " | ".join(cells) + " |") if markdown else "  ".join(cells), flush=True)
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -263,8 +388,17 @@ def main():
     ap.add_argument("--runs", type=int, default=25, help="timed rounds per shape (>= 20 for the record)")
     ap.add_argument("--quick", action="store_true", help="fewer shapes")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--models", action="store_true", help="the model-shape grid (1 thread, vs torch)")
+    ap.add_argument("--models-filter", default="", help="only model shapes whose label contains this")
+    ap.add_argument("--covered", action="store_true",
+                    help="the main table's shapes through the --models harness (1 thread, vs torch and --base)")
+    ap.add_argument("--base", default="", help="--models: also time this _core*.so (e.g. a build of main)")
     ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+
+    if args.models or args.covered:
+        bench_models(args.runs, args.models_filter, args.markdown, args.base or None, covered=args.covered)
+        return
 
     if args.worker:
         print(json.dumps(worker(args.worker, args.quick, args.runs)))

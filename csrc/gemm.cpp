@@ -12,6 +12,10 @@
 // When the whole M range is a single A block (the common case for the models: M = batch = 32..256),
 // the B panel is not packed up front: each NR sliver is packed right before use and stays in L1
 // ("fused" macro-kernel), which saves a pass over a panel that is used only once per K block.
+// Operands whose packed sliver is strided in memory (op(A) = A^T, op(B) = B: the weight gradients'
+// dW = dY^T X over B*T rows) are packed in groups of whole rows read contiguously (gemm_kernels.h), and
+// while one block is computed the source rows of the block packed next are prefetched (Prefetch): a
+// tall-K product streams both operands from memory once, and without this each packing pass waited on it.
 //
 // Threads: the (M, N) iteration space is split into a few contiguous chunks per thread (handed out
 // dynamically), in whole MR / NR tiles, along N when M <= N (each chunk then packs all of op(A), the
@@ -179,6 +183,23 @@ bool gemm_range(const KernelSet<T>& ks, bool ta, bool tb, index_t i0, index_t i1
       Workspace::reserve(ws.b, ws.b_bytes, sizeof(T) * (fused ? NR : round_up(ncb, NR)) * kcb));
   if (!Ap || !Bp) return false;
 
+  // Source rows of the blocks packed next (see Prefetch in gemm_kernels.h).
+  auto region_a = [&](index_t i, index_t m, index_t k, index_t kc) {
+    Prefetch::Region g;
+    g.base = reinterpret_cast<const char*>(ta ? A + k * lda + i : A + i * lda + k);
+    g.rows = ta ? kc : m;
+    g.stride = lda * index_t(sizeof(T));
+    g.bytes = (ta ? m : kc) * index_t(sizeof(T));
+    return g;
+  };
+  auto region_b = [&](index_t k, index_t kc, index_t j, index_t n) {
+    Prefetch::Region g;
+    g.base = reinterpret_cast<const char*>(tb ? B + j * ldb + k : B + k * ldb + j);
+    g.rows = tb ? n : kc;
+    g.stride = ldb * index_t(sizeof(T));
+    g.bytes = (tb ? kc : n) * index_t(sizeof(T));
+    return g;
+  };
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
     for (index_t pc = 0; pc < K; pc += kcb) {
@@ -189,10 +210,31 @@ bool gemm_range(const KernelSet<T>& ks, bool ta, bool tb, index_t i0, index_t i1
         const index_t mc = i1 - ic < mcb ? i1 - ic : mcb;
         ks.pack_a(ta, A, lda, ic, mc, pc, kc, Ap);
         T* c = C + ic * ldc + jc;
+        Prefetch pf;
+        bool use_pf = true;
+        if (ic + mcb < i1) {  // next: the next A block over the same B panel
+          const index_t in = ic + mcb;
+          pf.r[0] = region_a(in, i1 - in < mcb ? i1 - in : mcb, pc, kc);
+        } else if (pc + kcb < K) {  // next: the next K block (B panel, first A block)
+          const index_t pn = pc + kcb, kn = K - pn < kcb ? K - pn : kcb;
+          pf.r[0] = region_b(pn, kn, jc, nc);
+          pf.r[1] = region_a(i0, i1 - i0 < mcb ? i1 - i0 : mcb, pn, kn);
+        } else if (jc + ncb < j1) {  // next: the next N panel, first K block
+          const index_t jn = jc + ncb, kn = K < kcb ? K : kcb;
+          pf.r[0] = region_b(0, kn, jn, j1 - jn < ncb ? j1 - jn : ncb);
+          pf.r[1] = region_a(i0, i1 - i0 < mcb ? i1 - i0 : mcb, 0, kn);
+        } else {
+          use_pf = false;
+        }
+        if (use_pf) {
+          const index_t lines = pf.r[0].rows * (pf.r[0].bytes / 64 + 2) + pf.r[1].rows * (pf.r[1].bytes / 64 + 2);
+          const index_t tiles = ceil_div(mc, MR) * ceil_div(nc, NR);
+          pf.per_tile = ceil_div(lines, tiles);
+        }
         if (fused)
-          ks.macro_packb(tb, B, ldb, pc, jc, mc, nc, kc, Ap, Bp, alpha, be, c, ldc);
+          ks.macro_packb(tb, B, ldb, pc, jc, mc, nc, kc, Ap, Bp, alpha, be, c, ldc, use_pf ? &pf : nullptr);
         else
-          ks.macro(mc, nc, kc, Ap, Bp, alpha, be, c, ldc);
+          ks.macro(mc, nc, kc, Ap, Bp, alpha, be, c, ldc, use_pf ? &pf : nullptr);
       }
     }
   }
@@ -376,7 +418,7 @@ void gemm_packed_b(bool ta, index_t M, T alpha, const T* A, index_t lda, const P
       for (index_t ic = 0; ic < M; ic += mcb) {
         const index_t mc = M - ic < mcb ? M - ic : mcb;
         ks.pack_a(ta, A, lda, ic, mc, pc, kc, Ap);
-        ks.macro(mc, nc, kc, Ap, p, alpha, be, C + ic * ldc + jc, ldc);
+        ks.macro(mc, nc, kc, Ap, p, alpha, be, C + ic * ldc + jc, ldc, nullptr);
       }
       p += round_up(nc, ks.nr) * kc;
     }

@@ -19,6 +19,7 @@
 // instantiations with external linkage would be merged by the linker, letting an AVX-512 copy run on a
 // CPU without AVX-512. For the same reason the ISA files avoid std:: templates.
 #pragma once
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -26,6 +27,23 @@
 
 namespace nd {
 namespace gemm_detail {
+
+// The source rows of the operand block packed next (the next A block, or the next K block's B panel and
+// first A block), brought towards L2 a few cache lines after each micro-tile of the current block, so
+// that the next packing pass reads from cache instead of waiting on memory (a tall-K weight gradient
+// streams both operands from memory exactly once). Only prefetch instructions: results are unchanged.
+// Data only (filled by gemm.cpp, advanced by prefetch_tick in the macro-kernels).
+struct Prefetch {
+  struct Region {
+    const char* base = nullptr;
+    index_t rows = 0, stride = 0, bytes = 0;  // rows of `bytes` bytes, `stride` bytes apart
+  };
+  Region r[2];
+  int cur = 0;
+  index_t row = 0;
+  const char* p = nullptr;  // next line of the current row (nullptr: row not started)
+  index_t per_tile = 0;     // lines issued after each micro-tile
+};
 
 template <typename T>
 struct KernelSet {
@@ -37,12 +55,12 @@ struct KernelSet {
   void (*pack_b)(bool trans, const T* B, index_t ldb, index_t k0, index_t kc, index_t j0, index_t n, T* Bp);
   // C(0:m, 0:n) = alpha * Ap * Bp + beta * C  (beta == 0: C is not read). Ap, Bp packed as above.
   void (*macro)(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T alpha, T beta, T* C,
-                index_t ldc);
+                index_t ldc, Prefetch* pf);
   // Same, but op(B)(k0:k0+kc, j0:j0+n) is packed one NR sliver at a time into Bbuf (kc*nr elements)
   // right before the slivers of A run over it, so the packed sliver never leaves L1. Used when the
   // whole M range is one A block (each B sliver is used exactly once per K block).
   void (*macro_packb)(bool trans_b, const T* B, index_t ldb, index_t k0, index_t j0, index_t m, index_t n,
-                      index_t kc, const T* Ap, T* Bbuf, T alpha, T beta, T* C, index_t ldc);
+                      index_t kc, const T* Ap, T* Bbuf, T alpha, T beta, T* C, index_t ldc, Prefetch* pf);
 };
 
 struct IsaKernels {
@@ -60,42 +78,73 @@ namespace {  // internal linkage: see the note at the top
 
 inline index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
 
+// ------------------------------------------------------------------------------------------ prefetch
+inline void prefetch_tick(Prefetch& pf) {
+  for (index_t q = 0; q < pf.per_tile; ++q) {
+    while (pf.cur < 2 && pf.row >= pf.r[pf.cur].rows) {
+      ++pf.cur;
+      pf.row = 0;
+      pf.p = nullptr;
+    }
+    if (pf.cur >= 2) return;
+    const Prefetch::Region& g = pf.r[pf.cur];
+    const char* start = g.base + pf.row * g.stride;
+    if (!pf.p) pf.p = reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(start) & ~std::uintptr_t(63));
+    __builtin_prefetch(pf.p, 0, 2);
+    pf.p += 64;
+    if (pf.p >= start + g.bytes) {
+      pf.p = nullptr;
+      ++pf.row;
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------------------ packing
 // op(A) = A (trans = false): row i of op(A) is contiguous in k.  op(A) = A^T: column i is strided.
 template <typename T, int MR>
 void pack_a_tmpl(bool trans, const T* A, index_t lda, index_t i0, index_t m, index_t k0, index_t kc, T* Ap) {
-  for (index_t is = 0; is < m; is += MR) {
-    const int mr = static_cast<int>(min_i(MR, m - is));
-    T* dst = Ap + is * kc;  // (kc, MR)
-    if (trans) {
-      // op(A)(i, k) = A[k*lda + i]: each k row of the sliver is MR contiguous elements.
-      const T* src = A + k0 * lda + (i0 + is);
-      if (mr == MR) {
-        for (index_t k = 0; k < kc; ++k) {
-#pragma GCC unroll 16
-          for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[k * lda + i];
-        }
-      } else {
-        for (index_t k = 0; k < kc; ++k) {
-          for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[k * lda + i];
+  if (trans) {
+    // op(A)(i, k) = A[k*lda + i]: row k of A holds element k of every sliver. Packed in groups of kG rows
+    // of A read whole (contiguous, prefetch-friendly even when rows are far apart, as in a tall-K
+    // weight gradient), each row group scattered into the slivers as kG consecutive MR-wide rows per
+    // sliver (kG * MR elements written contiguously). Copies only: the packed values (and so the
+    // results) are the same as with any other packing order.
+    constexpr index_t kG = 8;
+    const index_t mfull = m / MR * MR;
+    for (index_t kb = 0; kb < kc; kb += kG) {
+      const index_t kn = min_i(kG, kc - kb);
+      const T* src = A + (k0 + kb) * lda + i0;
+      for (index_t is = 0; is < mfull; is += MR) {
+        T* dst = Ap + is * kc + kb * MR;
+        for (index_t k = 0; k < kn; ++k) std::memcpy(dst + k * MR, src + k * lda + is, sizeof(T) * MR);
+      }
+      if (mfull < m) {
+        const int mr = static_cast<int>(m - mfull);
+        T* dst = Ap + mfull * kc + kb * MR;
+        for (index_t k = 0; k < kn; ++k) {
+          for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[k * lda + mfull + i];
           for (int i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
         }
       }
-    } else {
-      // op(A)(i, k) = A[i*lda + k]: interleave MR rows.
-      const T* src = A + (i0 + is) * lda + k0;
-      if (mr == MR) {
-        const T* r[MR];
-        for (int i = 0; i < MR; ++i) r[i] = src + i * lda;
-        for (index_t k = 0; k < kc; ++k) {
+    }
+    return;
+  }
+  // op(A)(i, k) = A[i*lda + k]: interleave MR rows (MR contiguous read streams).
+  for (index_t is = 0; is < m; is += MR) {
+    const int mr = static_cast<int>(min_i(MR, m - is));
+    T* dst = Ap + is * kc;  // (kc, MR)
+    const T* src = A + (i0 + is) * lda + k0;
+    if (mr == MR) {
+      const T* r[MR];
+      for (int i = 0; i < MR; ++i) r[i] = src + i * lda;
+      for (index_t k = 0; k < kc; ++k) {
 #pragma GCC unroll 16
-          for (int i = 0; i < MR; ++i) dst[k * MR + i] = r[i][k];
-        }
-      } else {
-        for (index_t k = 0; k < kc; ++k) {
-          for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[i * lda + k];
-          for (int i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
-        }
+        for (int i = 0; i < MR; ++i) dst[k * MR + i] = r[i][k];
+      }
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[i * lda + k];
+        for (int i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
       }
     }
   }
@@ -113,6 +162,31 @@ struct NoTransposer {
 
 template <typename T, int NR, class TR = NoTransposer>
 void pack_b_tmpl(bool trans, const T* B, index_t ldb, index_t k0, index_t kc, index_t j0, index_t n, T* Bp) {
+  if (!trans && n > NR) {
+    // Several slivers: row k of the panel holds row k of every sliver. Packed in groups of kG rows of B
+    // read whole (contiguous) and scattered into the slivers (kG * NR elements written contiguously per
+    // sliver), instead of one sliver at a time, which reads one NR-wide piece (one cache line for float)
+    // of each of kc rows ldb apart per sliver. Copies only: same packed values.
+    constexpr index_t kG = 8;
+    const index_t nfull = n / NR * NR;
+    for (index_t kb = 0; kb < kc; kb += kG) {
+      const index_t kn = min_i(kG, kc - kb);
+      const T* src = B + (k0 + kb) * ldb + j0;
+      for (index_t js = 0; js < nfull; js += NR) {
+        T* dst = Bp + js * kc + kb * NR;
+        for (index_t k = 0; k < kn; ++k) std::memcpy(dst + k * NR, src + k * ldb + js, sizeof(T) * NR);
+      }
+      if (nfull < n) {
+        const int nr = static_cast<int>(n - nfull);
+        T* dst = Bp + nfull * kc + kb * NR;
+        for (index_t k = 0; k < kn; ++k) {
+          for (int j = 0; j < nr; ++j) dst[k * NR + j] = src[k * ldb + nfull + j];
+          for (int j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
+        }
+      }
+    }
+    return;
+  }
   for (index_t js = 0; js < n; js += NR) {
     const int nr = static_cast<int>(min_i(NR, n - js));
     T* dst = Bp + js * kc;  // (kc, NR)
@@ -274,7 +348,7 @@ struct MicroKernel {
 // jr (NR slivers of B, outer: the B sliver stays in L1) x ir (MR slivers of A, inner: A block in L2).
 template <class UK>
 void macro_tmpl(index_t m, index_t n, index_t kc, const typename UK::T* Ap, const typename UK::T* Bp,
-                typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc) {
+                typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc, Prefetch* pf) {
   constexpr int MR = UK::MR, NR = UK::NR;
   for (index_t jr = 0; jr < n; jr += NR) {
     const int nr = static_cast<int>(min_i(NR, n - jr));
@@ -282,6 +356,7 @@ void macro_tmpl(index_t m, index_t n, index_t kc, const typename UK::T* Ap, cons
     for (index_t ir = 0; ir < m; ir += MR) {
       const int mr = static_cast<int>(min_i(MR, m - ir));
       UK::run(kc, Ap + ir * kc, b, alpha, beta, C + ir * ldc + jr, ldc, mr, nr);
+      if (pf) prefetch_tick(*pf);
     }
   }
 }
@@ -290,7 +365,7 @@ template <class UK, void (*PackB)(bool, const typename UK::T*, index_t, index_t,
                                   typename UK::T*)>
 void macro_packb_tmpl(bool trans_b, const typename UK::T* B, index_t ldb, index_t k0, index_t j0, index_t m,
                       index_t n, index_t kc, const typename UK::T* Ap, typename UK::T* Bbuf,
-                      typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc) {
+                      typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc, Prefetch* pf) {
   constexpr int MR = UK::MR, NR = UK::NR;
   for (index_t jr = 0; jr < n; jr += NR) {
     const index_t nr = min_i(NR, n - jr);
@@ -298,6 +373,7 @@ void macro_packb_tmpl(bool trans_b, const typename UK::T* B, index_t ldb, index_
     for (index_t ir = 0; ir < m; ir += MR) {
       const int mr = static_cast<int>(min_i(MR, m - ir));
       UK::run(kc, Ap + ir * kc, Bbuf, alpha, beta, C + ir * ldc + jr, ldc, mr, static_cast<int>(nr));
+      if (pf) prefetch_tick(*pf);
     }
   }
 }

@@ -74,7 +74,9 @@ def run_case(rng, M, N, K, ta, tb, dtype, alpha=1.0, beta=0.0, naive=False):
 
 # Tile sizes are 6x16 / 6x8 (AVX2), 6x32 / 6x16 (AVX-512), 4x8 / 4x4 (generic); K blocks 192..256,
 # M blocks 72..192, N blocks 1536..3072: shapes below cover 1x1x1, partial tiles in M and N, several K
-# blocks (K = 700), several M blocks (M = 300) and several N blocks (N = 3100).
+# blocks (K = 700), several M blocks (M = 300) and several N blocks (N = 3100); (61, 50, 533) is a small
+# weight gradient (one A block with a partial sliver, K blocks 184 + 184 + 165 that end inside a group of 8
+# rows of the row-wise packing, a partial B sliver).
 SHAPES = [
     (1, 1, 1),
     (1, 7, 3),
@@ -84,6 +86,7 @@ SHAPES = [
     (13, 33, 65),
     (32, 256, 64),
     (65, 47, 300),
+    (61, 50, 533),
     (130, 3100, 9),
     (300, 517, 700),
 ]
