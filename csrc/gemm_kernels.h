@@ -346,9 +346,11 @@ struct MicroKernel {
 
 // ------------------------------------------------------------------------------------------ macro-kernels
 // jr (NR slivers of B, outer: the B sliver stays in L1) x ir (MR slivers of A, inner: A block in L2).
-template <class UK>
-void macro_tmpl(index_t m, index_t n, index_t kc, const typename UK::T* Ap, const typename UK::T* Bp,
-                typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc, Prefetch* pf) {
+// PF: advance the prefetch stream after each micro-tile (a separate instantiation, so that the loop
+// without prefetching stays as it was).
+template <class UK, bool PF>
+inline void macro_loop(index_t m, index_t n, index_t kc, const typename UK::T* Ap, const typename UK::T* Bp,
+                       typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc, Prefetch* pf) {
   constexpr int MR = UK::MR, NR = UK::NR;
   for (index_t jr = 0; jr < n; jr += NR) {
     const int nr = static_cast<int>(min_i(NR, n - jr));
@@ -356,7 +358,33 @@ void macro_tmpl(index_t m, index_t n, index_t kc, const typename UK::T* Ap, cons
     for (index_t ir = 0; ir < m; ir += MR) {
       const int mr = static_cast<int>(min_i(MR, m - ir));
       UK::run(kc, Ap + ir * kc, b, alpha, beta, C + ir * ldc + jr, ldc, mr, nr);
-      if (pf) prefetch_tick(*pf);
+      if constexpr (PF) prefetch_tick(*pf);
+    }
+  }
+}
+
+template <class UK>
+void macro_tmpl(index_t m, index_t n, index_t kc, const typename UK::T* Ap, const typename UK::T* Bp,
+                typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc, Prefetch* pf) {
+  if (pf)
+    macro_loop<UK, true>(m, n, kc, Ap, Bp, alpha, beta, C, ldc, pf);
+  else
+    macro_loop<UK, false>(m, n, kc, Ap, Bp, alpha, beta, C, ldc, nullptr);
+}
+
+template <class UK, void (*PackB)(bool, const typename UK::T*, index_t, index_t, index_t, index_t, index_t,
+                                  typename UK::T*), bool PF>
+inline void macro_packb_loop(bool trans_b, const typename UK::T* B, index_t ldb, index_t k0, index_t j0, index_t m,
+                             index_t n, index_t kc, const typename UK::T* Ap, typename UK::T* Bbuf,
+                             typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc, Prefetch* pf) {
+  constexpr int MR = UK::MR, NR = UK::NR;
+  for (index_t jr = 0; jr < n; jr += NR) {
+    const index_t nr = min_i(NR, n - jr);
+    PackB(trans_b, B, ldb, k0, kc, j0 + jr, nr, Bbuf);
+    for (index_t ir = 0; ir < m; ir += MR) {
+      const int mr = static_cast<int>(min_i(MR, m - ir));
+      UK::run(kc, Ap + ir * kc, Bbuf, alpha, beta, C + ir * ldc + jr, ldc, mr, static_cast<int>(nr));
+      if constexpr (PF) prefetch_tick(*pf);
     }
   }
 }
@@ -366,16 +394,10 @@ template <class UK, void (*PackB)(bool, const typename UK::T*, index_t, index_t,
 void macro_packb_tmpl(bool trans_b, const typename UK::T* B, index_t ldb, index_t k0, index_t j0, index_t m,
                       index_t n, index_t kc, const typename UK::T* Ap, typename UK::T* Bbuf,
                       typename UK::T alpha, typename UK::T beta, typename UK::T* C, index_t ldc, Prefetch* pf) {
-  constexpr int MR = UK::MR, NR = UK::NR;
-  for (index_t jr = 0; jr < n; jr += NR) {
-    const index_t nr = min_i(NR, n - jr);
-    PackB(trans_b, B, ldb, k0, kc, j0 + jr, nr, Bbuf);
-    for (index_t ir = 0; ir < m; ir += MR) {
-      const int mr = static_cast<int>(min_i(MR, m - ir));
-      UK::run(kc, Ap + ir * kc, Bbuf, alpha, beta, C + ir * ldc + jr, ldc, mr, static_cast<int>(nr));
-      if (pf) prefetch_tick(*pf);
-    }
-  }
+  if (pf)
+    macro_packb_loop<UK, PackB, true>(trans_b, B, ldb, k0, j0, m, n, kc, Ap, Bbuf, alpha, beta, C, ldc, pf);
+  else
+    macro_packb_loop<UK, PackB, false>(trans_b, B, ldb, k0, j0, m, n, kc, Ap, Bbuf, alpha, beta, C, ldc, nullptr);
 }
 
 // Builds the KernelSet of one ISA from its micro-kernel, block sizes and B transposer. constexpr, so
