@@ -83,7 +83,8 @@ def model_shapes():
         K = B * T - 1
         for H in (64, 128, 256):  # dW_hh^T (H, 4H) = y^T (H, BT) @ dG (BT, 4H)
             out.append((f"lstm dW B={B} T={T}", True, False, H, 4 * H, K, 0.0, f"{H}/{4 * H}"))
-        for H in (128, 256):  # dW_hh (3H, H) = dG^T (3H, BT) @ y (BT, H); dG rows 4H apart (H = 64: gru.cpp's rows)
+        # GRU dW_hh (3H, H) = dG^T (3H, BT) @ y (BT, H); dG rows 4H apart (H = 64: gru.cpp's own rows, no GEMM)
+        for H in (128, 256):
             out.append((f"gru dW B={B} T={T}", True, False, 3 * H, H, K, 0.0, f"{4 * H}/{H}"))
     B, T = 32, 168  # second layers (input = H): the input projection / dW_ih / dx GEMMs
     for H in (64, 128, 256):
@@ -286,7 +287,10 @@ def bench_models(runs, filt, markdown, base_so=None, covered=False):
         print("  ".join(head))
     rng = np.random.default_rng(0)
     tt = time.thread_time
-    grid = [(lab, ta, tb, M, N, K, beta, "") for lab, M, N, K, ta, tb, beta in shapes(False)] if covered else model_shapes()
+    if covered:
+        grid = [(lab, ta, tb, M, N, K, beta, "") for lab, M, N, K, ta, tb, beta in shapes(False)]
+    else:
+        grid = model_shapes()
     for label, ta, tb, M, N, K, beta, note in grid:
         if filt and filt not in label:
             continue
