@@ -5,19 +5,59 @@ forward (with autograd) / backward / Adam + zero_grad in the same loop (calls al
     PYTHONPATH=python python3 bench/lstm_bwd_time.py 32,168,8,64,2 256,24,1,64,2 --reps 7
 
 Shapes are B,T,I,H,L. Prints medians (and minima) of --reps steps after one warm-up, in ms.
+
+    PYTHONPATH=python python3 bench/lstm_bwd_time.py --variants "gemm:ND_LSTM_DW_ROWS_MAXN=0;rows:" 32,168,64,64,2
+
+--variants "name:VAR=v,...;name2:..." instead times ONE layer's backward (F.lstm_backward, dx wanted when L > 1,
+i.e. the shape is a second layer's) under environment settings its kernel reads per call (ND_LSTM_DW_ROWS_MAXN),
+alternated call by call in one process (order reversed every other repetition; torch not used): medians, minima,
+ratio to the first variant, the paired ratio, and whether every gradient is bitwise equal to the first variant's.
 """
 import sys, time, statistics, os
 import numpy as np
-import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import neurodivergent as nd
 import neurodivergent.nn.functional as F
-torch.set_num_threads(1); nd.set_num_threads(1)
+from _variants import apply_env, parse_variants
+nd.set_num_threads(1)
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 reps = 7
 if "--reps" in sys.argv:
     reps = int(sys.argv[sys.argv.index("--reps") + 1]); args.remove(str(reps))
 tt = time.thread_time
+if "--variants" in sys.argv:
+    spec = sys.argv[sys.argv.index("--variants") + 1]; args.remove(spec)
+    variants, keys = parse_variants(spec)
+    names = [n for n, _ in variants]
+    print("| B, T, I, H (dx) | " + " | ".join(f"bwd {n} ms (min)" for n in names) + " | " +
+          " | ".join(f"{n}/{names[0]} (paired)" for n in names[1:]) + " | bitwise equal |")
+    print("|---" * (2 + 2 * len(names) - 1) + "|")
+    for cfg in args:
+        B, T, I, H, L = map(int, cfg.split(","))
+        rng = np.random.default_rng(0)
+        k = 1.0 / np.sqrt(H)
+        w = [rng.uniform(-k, k, s).astype(np.float32) for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+        x = rng.standard_normal((B, T, I)).astype(np.float32)
+        dy = rng.standard_normal((B, T, H)).astype(np.float32)
+        out = F.lstm_forward(x, *w)
+        ts = [[] for _ in variants]; res = [None] * len(variants)
+        for r in range(reps + 1):
+            for v in (range(len(variants)) if r % 2 == 0 else reversed(range(len(variants)))):
+                apply_env(variants[v][1], keys)
+                a = tt(); g = F.lstm_backward(out.cache, dy, need_dx=L > 1); e = tt() - a
+                if r: ts[v].append(e)
+                res[v] = tuple(np.array(a_, copy=True) for a_ in g if a_ is not None)
+        apply_env({}, keys)
+        med = [statistics.median(t) * 1e3 for t in ts]; mn = [min(t) * 1e3 for t in ts]
+        ratios = [f"{med[v] / med[0]:.3f} ({statistics.median([a / b for a, b in zip(ts[v], ts[0])]):.3f})"
+                  for v in range(1, len(variants))]
+        same = all(all(np.array_equal(a, b) for a, b in zip(res[0], res[v])) for v in range(1, len(variants)))
+        print(f"| {B}, {T}, {I}, {H}{' (dx)' if L > 1 else ''} | " + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(med, mn)) +
+              " | " + " | ".join(ratios) + f" | {same} |", flush=True)
+    sys.exit(0)
+import torch
+torch.set_num_threads(1)
 for cfg in args:
     B, T, I, H, L = map(int, cfg.split(","))
     torch.manual_seed(0)

@@ -23,11 +23,13 @@
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. With
 //      I >= kSmallI and dx wanted, the same row panel also computes dx_{t+1} = dG_{t+1} @ w_ih (w_ih packed
 //      the same way) while those dG rows are in cache: no separate (B*T, I, 4H) GEMM re-reading all of dG.
-//   2. After the loop, large GEMMs over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}] and dW_ih += dG^T x,
-//      both computed transposed ([h0, y]^T dG, x^T dG, then added transposed: the GEMM then packs the
-//      smaller (B*T, H or I) operand as its transposed one, not the (B*T, 4H) dG), or for dW_ih one fused
-//      pass with the bias gradients when I is small (bias sums: one row-by-row pass over dG); dx_0 = dG_0 @
-//      w_ih (all of dx = dG @ w_ih by a pass of row dot products when I is small), dh0 = dG_0 @ w_hh.
+//   2. After the loop, over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}] and dW_ih += dG^T x. At H (I) <=
+//      kDwRowsMaxN by unpacked register tiles (dw_rows_impl: 6 rows of dW x 2W columns, broadcasts from the
+//      dG rows, vector loads from the y / x rows, sub-chunks of 64 rows of dG); above, by large GEMMs
+//      computed transposed ([h0, y]^T dG, x^T dG, then added transposed: the GEMM then packs the smaller
+//      (B*T, H or I) operand as its transposed one, not the (B*T, 4H) dG); for dW_ih one fused pass with
+//      the bias gradients when I is small (bias sums: one row-by-row pass over dG); dx_0 = dG_0 @ w_ih
+//      (all of dx = dG @ w_ih by a pass of row dot products when I is small), dh0 = dG_0 @ w_hh.
 // Threads: the batch is split into contiguous chunks, one per thread, each running the whole time loop
 // (recurrences are independent: no barrier per step). The GEMMs use nd::gemm's own threading.
 // Every element is computed by the same sequence of operations whichever chunk / tile it lands in, and
@@ -726,7 +728,9 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
   const index_t kc = (G + nkc - 1) / nkc;
   std::vector<F> part_buf(nkc > 1 ? static_cast<std::size_t>((b1 - b0 + MR) * NU) : 1);  // (rows, NV, W)
   // Row panels, as in the forward: a panel's dG_{t+1} rows (one K chunk) stay in L1 across unit blocks.
-  const index_t panel = std::max<index_t>(MR, (kPanelBytes / (kc * index_t(sizeof(F)))) / MR * MR);
+  // ND_LSTM_BWD_PANEL_BYTES overrides kPanelBytes per call (bitwise neutral: same operations per element).
+  const index_t pb = env_index("ND_LSTM_BWD_PANEL_BYTES", kPanelBytes);
+  const index_t panel = std::max<index_t>(MR, (pb / (kc * index_t(sizeof(F)))) / MR * MR);
   for (index_t t = T - 1; t >= 0; --t)
     for (index_t p0 = b0; p0 < b1; p0 += panel) {
       const index_t p1 = std::min(b1, p0 + panel);
@@ -839,6 +843,112 @@ ND_AI void rowdot_impl(F* dx, const F* dG, const F* wt, index_t n0, index_t n1, 
   }
 }
 
+// dW without packing (dW_hh at H <= kDwRowsMaxN, dW_ih at kSmallI <= I <= kDwRowsMaxN): out[i*ldo + 0 .. nk)
+// += sum over rows n in [n0, n1) of D[n*G + i] * S_n[0 .. nk) for i < MR, nk <= 2W, i.e. an MR x 2W tile of
+// dW = D^T S read straight from the row-major buffers (MR broadcasts from each dG row, two vector loads from
+// the S row; neither operand packed). S_n = x row n (T == 0: dW_ih); for dW_hh (T > 0) S_n is the state
+// before step t = n % T of batch row b = n / T: y row n - 1 for t > 0, h0 row b for t = 0 (nothing when h0
+// is absent). The tile's sum starts from zero per call and is added to out once: with fixed row ranges
+// (sub-chunks of kDwSubRows rows from row 0) every element sees the same operations whatever the thread
+// split (threads own ranges of tiles).
+template <typename F, int MR, bool kFull>
+ND_AI void dw_run(Vec<F> (&acc)[MR][2], const F* d, index_t ldd, const F* s, index_t lds, index_t len, int nk) {
+  constexpr int W = VT<F>::W;
+  for (index_t r = 0; r < len; ++r, d += ldd, s += lds) {
+    Vec<F> w0, w1;
+    if (kFull) {
+      w0 = ld(s);
+      w1 = ld(s + W);
+    } else {
+      w0 = ldn(s, nk < W ? nk : W);
+      w1 = nk > W ? ldn(s + W, nk - W) : Vec<F>{};
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const F dv = d[i];
+      acc[i][0] += dv * w0;
+      acc[i][1] += dv * w1;
+    }
+  }
+}
+
+template <typename F, int MR, bool kFull>
+ND_AI void dw_product(F* out, index_t ldo, const F* D, index_t ldd, const F* S, index_t lds, index_t n0,
+                      index_t n1, index_t T, const F* h0, int nk) {
+  constexpr int W = VT<F>::W;
+  Vec<F> acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec<F>{};
+  if (T == 0) {
+    dw_run<F, MR, kFull>(acc, D + n0 * ldd, ldd, S + n0 * lds, lds, n1 - n0, nk);
+  } else {
+    // segments within one sequence: rows n (t >= 1) pair with y rows n - 1
+    for (index_t n = n0; n < n1;) {
+      const index_t t = n % T;
+      if (t == 0) {
+        if (h0) dw_run<F, MR, kFull>(acc, D + n * ldd, ldd, h0 + (n / T) * lds, 0, 1, nk);
+        ++n;
+        continue;
+      }
+      const index_t e = std::min(n1, n - t + T);
+      dw_run<F, MR, kFull>(acc, D + n * ldd, ldd, S + (n - 1) * lds, lds, e - n, nk);
+      n = e;
+    }
+  }
+#pragma GCC unroll 8  // static indices: a loop over acc[i] would keep acc in memory
+  for (int i = 0; i < MR; ++i) {
+    F* o = out + i * ldo;
+    if (kFull) {
+      st(o, ld(o) + acc[i][0]);
+      st(o + W, ld(o + W) + acc[i][1]);
+    } else {
+      const int nv0 = nk < W ? nk : W;
+      stn(o, ldn(o, nv0) + acc[i][0], nv0);
+      if (nk > W) stn(o + W, ldn(o + W, nk - W) + acc[i][1], nk - W);
+    }
+  }
+}
+
+constexpr int kDwMR = 6;  // dW tile rows (6 x 2 accumulators)
+// dW by dw_rows_impl instead of nd::gemm up to this width (H for dW_hh, I for dW_ih); ND_LSTM_DW_ROWS_MAXN
+// overrides per call (0: the GEMMs).
+constexpr index_t kDwRowsMaxN = 64;
+// Rows of dG per dw_rows call (one sub-chunk, read by every tile while it is in L2).
+constexpr index_t kDwSubRows = 64;
+
+// One column tile of rows [q0, q0 + m) of dW: the switch over m (no lambda here: a lambda's body is a
+// separate function without the caller's target attribute, and would compile to baseline code).
+template <typename F, bool kFull>
+ND_AI void dw_col_tile(F* o, index_t N, const F* d, index_t G, const F* sp, index_t n0, index_t n1, index_t T,
+                       const F* hp, int m, int nk) {
+  switch (m) {
+    case 6: dw_product<F, 6, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
+    case 5: dw_product<F, 5, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
+    case 4: dw_product<F, 4, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
+    case 3: dw_product<F, 3, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
+    case 2: dw_product<F, 2, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
+    default: dw_product<F, 1, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
+  }
+}
+
+// Rows [q0, q0 + m) (m <= kDwMR) of dW (G, N), all N columns, from the rows [n0, n1) of dG (columns q0 ..)
+// and S (N columns, row stride N).
+template <typename F>
+ND_AI void dw_rows_impl(F* dw, index_t N, index_t q0, int m, const F* dG, index_t G, const F* S, index_t n0,
+                        index_t n1, index_t T, const F* h0) {
+  constexpr int W = VT<F>::W;
+  const index_t NR = 2 * W;
+  for (index_t k0 = 0; k0 < N; k0 += NR) {
+    const int nk = static_cast<int>(std::min<index_t>(NR, N - k0));
+    F* o = dw + q0 * N + k0;
+    const F* hp = h0 ? h0 + k0 : nullptr;
+    if (nk == NR)
+      dw_col_tile<F, true>(o, N, dG + q0, G, S + k0, n0, n1, T, hp, m, nk);
+    else
+      dw_col_tile<F, false>(o, N, dG + q0, G, S + k0, n0, n1, T, hp, m, nk);
+  }
+}
+
 // ------------------------------------------------------------------------- ISA instances
 // Register tiles: forward MR rows x 4 gate vectors; backward MRB rows x NVB vectors of units.
 constexpr int kMR = 3;
@@ -917,6 +1027,31 @@ __attribute__((target("avx2,fma"))) void colsum_avx2(F* db_ih, F* db_hh, F* dw_i
 #endif
 
 bool use_avx2() { return ND_LSTM_X86 && simd_avx2_enabled(); }
+
+// The backward's dW row tiles (dw_rows_impl), dispatched on their own (not in StepKernels).
+template <typename F>
+using DwRowsFn = void (*)(F*, index_t, index_t, int, const F*, index_t, const F*, index_t, index_t, index_t,
+                          const F*);
+template <typename F>
+void dw_rows_generic(F* dw, index_t N, index_t q0, int m, const F* dG, index_t G, const F* S, index_t n0,
+                     index_t n1, index_t T, const F* h0) {
+  dw_rows_impl<F>(dw, N, q0, m, dG, G, S, n0, n1, T, h0);
+}
+#if ND_LSTM_X86
+template <typename F>
+__attribute__((target("avx2,fma"))) void dw_rows_avx2(F* dw, index_t N, index_t q0, int m, const F* dG,
+                                                        index_t G, const F* S, index_t n0, index_t n1,
+                                                        index_t T, const F* h0) {
+  dw_rows_impl<F>(dw, N, q0, m, dG, G, S, n0, n1, T, h0);
+}
+#endif
+template <typename F>
+DwRowsFn<F> dw_rows_kernel() {
+#if ND_LSTM_X86
+  if (use_avx2()) return &dw_rows_avx2<F>;
+#endif
+  return &dw_rows_generic<F>;
+}
 
 template <typename F>
 StepKernels<F> step_kernels() {
@@ -1044,11 +1179,21 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
 }
 
-// d (R,C) += s^T, s (C,R).
+// d (R,C) += s^T, s (C,R): in blocks of 16 rows of d, whose columns of s (one 64-byte piece of each of the
+// C rows of s) are first copied into a (C, 16) buffer. The plain double loop read s with a stride of R
+// elements (4 KiB at R = 4H = 1024: every read a miss, all in the same L1 set); perf put it at ~75% of
+// backward_fast's own time at B=32 T=24 H=256. One addition per element either way: bitwise the same.
 template <typename F>
 void add_transposed(F* d, const F* s, index_t R, index_t C) {
-  for (index_t r = 0; r < R; ++r)
-    for (index_t c = 0; c < C; ++c) d[r * C + c] += s[c * R + r];
+  constexpr index_t RB = 16;
+  std::vector<F> buf(static_cast<std::size_t>(C * RB));
+  for (index_t r0 = 0; r0 < R; r0 += RB) {
+    const index_t nr = std::min(RB, R - r0);
+    for (index_t c = 0; c < C; ++c)
+      for (index_t r = 0; r < nr; ++r) buf[c * RB + r] = s[c * R + r0 + r];
+    for (index_t r = 0; r < nr; ++r)
+      for (index_t c = 0; c < C; ++c) d[(r0 + r) * C + c] += buf[c * RB + r];
+  }
 }
 
 template <typename F>
@@ -1092,8 +1237,11 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   //    then packs the (B*T,H) states as its transposed operand instead of the 4x larger dG: packing a
   //    transposed operand is the slow part) and added at the end; first the t = 0 terms with h0 (B rows,
   //    stride T*G)
-  std::vector<F> tw(static_cast<std::size_t>(H * G));  // (H,G)
-  if (h0) gemm<F>(true, false, H, G, B, F(1), h0, H, dGp, T * G, F(0), tw.data(), G);
+  //    At H <= kDwRowsMaxN (and for dW_ih at I <= kDwRowsMaxN): by unpacked row tiles instead, step 8.
+  const index_t dw_max = env_index("ND_LSTM_DW_ROWS_MAXN", kDwRowsMaxN);
+  const bool dwh_rows = H <= dw_max, dwi_rows = !small_i && I <= dw_max;
+  std::vector<F> tw(static_cast<std::size_t>(dwh_rows ? 0 : H * G));  // (H,G)
+  if (h0 && !dwh_rows) gemm<F>(true, false, H, G, B, F(1), h0, H, dGp, T * G, F(0), tw.data(), G);
   // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile)
   {
     F* dwi = small_i ? dw_ih : nullptr;
@@ -1110,7 +1258,7 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
       ks.colsum(db_ih, db_hh, dwi, dGp, x, N, G, I, v0 * W, std::min(G, v1 * W), ws.data());
     });
   }
-  if (!small_i) {  // dW_ih (G,I) += dG^T x, as (I,G) = x^T dG for the same reason
+  if (!small_i && !dwi_rows) {  // dW_ih (G,I) += dG^T x, as (I,G) = x^T dG for the same reason
     std::vector<F> ti(static_cast<std::size_t>(I * G));
     gemm<F>(true, false, I, G, N, F(1), x, I, dGp, G, F(0), ti.data(), G);
     add_transposed(dw_ih, ti.data(), G, I);
@@ -1131,14 +1279,49 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   } else if (dx) {
     gemm<F>(false, false, N, I, G, F(1), dGp, G, w_ih, I, F(0), dx, I);
   }
+  // 8. (before 7, which zeroes rows of dG) dW_hh at H <= kDwRowsMaxN, dW_ih at kSmallI <= I <= kDwRowsMaxN:
+  //    unpacked kDwMR x 2W register tiles (dw_rows_impl) over sub-chunks of kDwSubRows rows of dG (64 KiB at
+  //    H = 64, in L2 while every tile reads it); the nd::gemm path packs all of dG for an N of 64 or less.
+  //    Threads own ranges of tiles; each call's dW is summed in a buffer and added once.
+  if (dwh_rows || dwi_rows) {
+    const index_t ntile = (G + kDwMR - 1) / kDwMR;
+    const index_t nth = dwh_rows ? ntile : 0, ntiles = nth + (dwi_rows ? ntile : 0);
+    std::vector<F> dwh(static_cast<std::size_t>(dwh_rows ? G * H : 0), F(0));  // (G,H)
+    std::vector<F> dwi(static_cast<std::size_t>(dwi_rows ? G * I : 0), F(0));  // (G,I)
+    const DwRowsFn<F> dwk = dw_rows_kernel<F>();
+    const double work = 2.0 * double(N) * double(G) * double((dwh_rows ? H : 0) + (dwi_rows ? I : 0));
+    const int nt = threads_for(work, ntiles);
+    F *dwhp = dwh.data(), *dwip = dwi.data();
+    const index_t sub = std::max<index_t>(1, env_index("ND_LSTM_DW_SUB_ROWS", kDwSubRows));
+    // with both products, tiles alternate dW_hh / dW_ih over the same dG columns (read from L1 the second time)
+    const bool alt = dwh_rows && dwi_rows && env_index("ND_LSTM_DW_ALT", 1) != 0;
+    for_blocks(nt, work, [&](index_t c) {
+      index_t j0, j1;
+      split_range(ntiles, nt, static_cast<int>(c), j0, j1);
+      for (index_t r0 = 0; r0 < N; r0 += sub) {
+        const index_t r1 = std::min(N, r0 + sub);
+        for (index_t j = j0; j < j1; ++j) {
+          const bool hh = alt ? j % 2 == 0 : j < nth;
+          const index_t q0 = (alt ? j / 2 : hh ? j : j - nth) * kDwMR;
+          const int m = static_cast<int>(std::min<index_t>(kDwMR, G - q0));
+          if (hh)
+            dwk(dwhp, H, q0, m, dGp, G, y, r0, r1, T, h0);
+          else
+            dwk(dwip, I, q0, m, dGp, G, x, r0, r1, 0, nullptr);
+        }
+      }
+    });
+    for (std::size_t e = 0; e < dwh.size(); ++e) dw_hh[e] += dwh[e];
+    for (std::size_t e = 0; e < dwi.size(); ++e) dw_ih[e] += dwi[e];
+  }
   // 7. dW_hh, t >= 1 terms, as ONE GEMM without copying the previous states: with the rows of dG shifted
   //    by one, row (b,t) of dG meets row (b,t-1) of y for t >= 1, and (b,0) meets (b-1,T-1); those
   //    rows of dG are used up (steps 3-6), so they are zeroed and add exact zeros.
-  if (T > 1) {
+  if (T > 1 && !dwh_rows) {
     for (index_t b = 1; b < B; ++b) std::memset(dGp + b * T * G, 0, sizeof(F) * G);
     gemm<F>(true, false, H, G, N - 1, F(1), y, H, dGp + G, G, h0 ? F(1) : F(0), tw.data(), G);
   }
-  if (T > 1 || h0) add_transposed(dw_hh, tw.data(), G, H);
+  if (!dwh_rows && (T > 1 || h0)) add_transposed(dw_hh, tw.data(), G, H);
 }
 
 }  // namespace

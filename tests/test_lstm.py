@@ -217,8 +217,8 @@ def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
 @pytest.mark.parametrize("I", [7, 15, 16])
 @pytest.mark.parametrize("states", [True, False])
 def test_input_and_weight_gradients_around_the_small_input_threshold(rng, dtype, I, states):
-    # I < 16: dx from the row-dot pass and dW_ih from the column pass; I >= 16: dW_ih from a GEMM (dW_ih and
-    # dW_hh computed transposed), dx from the step kernel (steps >= 1) and a GEMM (step 0). G = 4H = 20 is not a multiple of the SIMD width; T = 1 without states
+    # I < 16: dx from the row-dot pass and dW_ih from the column pass; I >= 16: dW_ih (and dW_hh) from the
+    # unpacked row tiles (I, H <= 64; GEMMs above: test_weight_gradients_by_row_tiles), dx from the step kernel (steps >= 1) and a GEMM (step 0). G = 4H = 20 is not a multiple of the SIMD width; T = 1 without states
     # leaves dW_hh untouched (no previous state).
     for T in (1, 4):
         B, H = 6, 5
@@ -246,6 +246,32 @@ def test_dx_from_the_step_kernel(rng, threads, dtype, I):
     for name in gn._fields:
         close_scaled(getattr(res[0], name), getattr(gn, name), rtol, name)
     np.testing.assert_array_equal(res[0].dx, res[1].dx)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("I,H,states", [(64, 64, True), (65, 20, False), (20, 65, True), (3, 64, False)])
+def test_weight_gradients_by_row_tiles(rng, monkeypatch, threads, dtype, I, H, states):
+    # dW_hh at H <= 64 and dW_ih at 16 <= I <= 64 come from unpacked register tiles (6 rows of dW x 2W
+    # columns, sub-chunks of 64 rows of dG) instead of nd::gemm; above 64 (I = 65, H = 65) from the GEMMs.
+    # B*T = 90 rows: a partial sub-chunk; H = 20 / I = 20: partial column tiles; t = 0 rows pair with h0 or
+    # with nothing. Against the reference, the GEMM path (ND_LSTM_DW_ROWS_MAXN=0) close to it, and the same
+    # bits on 1 and 2 threads (threads own whole tiles).
+    B, T = 18, 5
+    p = make(rng, B, T, I, H, dtype, states=states)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    monkeypatch.delenv("ND_LSTM_DW_ROWS_MAXN", raising=False)
+    check_against_reference(p, dy, None, None, dtype)
+    res = []
+    for n in (1, 2):
+        threads.set_num_threads(n)
+        res.append(run(p, dy, None, None)[1])
+    for name in ("dw_ih", "dw_hh", "db_ih", "dx", "dh0"):
+        np.testing.assert_array_equal(getattr(res[0], name), getattr(res[1], name), err_msg=name)
+    monkeypatch.setenv("ND_LSTM_DW_ROWS_MAXN", "0")
+    gg = run(p, dy, None, None)[1]
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for name in ("dw_ih", "dw_hh"):
+        close_scaled(getattr(res[0], name), getattr(gg, name), rtol * 4, name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
