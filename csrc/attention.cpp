@@ -175,6 +175,15 @@ ND_AI void exp_shift(float* out, const float* s, index_t n, float c) {
   constexpr int W = VT<float>::W;
   const Vec<float> vc = vset(c);
   index_t j = 0;
+  // four independent exp chains per iteration (see exp_shift_sum)
+  for (; j + 4 * W <= n; j += 4 * W) {
+    const Vec<float> e0 = exp_neg_v(ld(s + j) - vc), e1 = exp_neg_v(ld(s + j + W) - vc);
+    const Vec<float> e2 = exp_neg_v(ld(s + j + 2 * W) - vc), e3 = exp_neg_v(ld(s + j + 3 * W) - vc);
+    st(out + j, e0);
+    st(out + j + W, e1);
+    st(out + j + 2 * W, e2);
+    st(out + j + 3 * W, e3);
+  }
   for (; j + W <= n; j += W) st(out + j, exp_neg_v(ld(s + j) - vc));
   for (; j < n; ++j) out[j] = exp_neg(float(s[j] - c));
 }
@@ -193,6 +202,9 @@ ND_AI void sg_tile(const index_t* rows, index_t mr, index_t i0, index_t j0, inde
   Vec<F> acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec<F>{};
+  // two k steps per loop iteration: the loop's counter / pointer / branch instructions (4 per step) are a
+  // sixth of the tile's instructions at one step per iteration (same FMA order: bitwise the same results)
+#pragma GCC unroll 2
   for (index_t k = 0; k < K; ++k) {
     const F* bp = B + k * ldb + j0;
     Vec<F> b[NV];
@@ -459,6 +471,22 @@ ND_AI float exp_shift_sum(float* s, index_t n, float c) {  // n a multiple of W;
   const Vec<float> vc = vset(c);
   Vec<float> a0{}, a1{};
   index_t j = 0;
+  // Four exps per iteration: each is a chain of ~14 dependent operations (~50 cycles), and with two per
+  // iteration the out-of-order window held too few chains to keep the FP pipes busy (the exp took ~8 cycles
+  // per vector, 17% of the forward at T = 336). The sums keep their order: a0 gets vectors 0, 2, 4, ...,
+  // a1 vectors 1, 3, 5, ... as in the two-per-iteration loop below (bitwise the same l).
+  for (; j + 4 * W <= n; j += 4 * W) {
+    const Vec<float> e0 = exp2_8_nonpos(ld(s + j) - vc), e1 = exp2_8_nonpos(ld(s + j + W) - vc);
+    const Vec<float> e2 = exp2_8_nonpos(ld(s + j + 2 * W) - vc), e3 = exp2_8_nonpos(ld(s + j + 3 * W) - vc);
+    st(s + j, e0);
+    st(s + j + W, e1);
+    st(s + j + 2 * W, e2);
+    st(s + j + 3 * W, e3);
+    a0 += e0;
+    a1 += e1;
+    a0 += e2;
+    a1 += e3;
+  }
   for (; j + 2 * W <= n; j += 2 * W) {
     const Vec<float> e0 = exp2_8_nonpos(ld(s + j) - vc), e1 = exp2_8_nonpos(ld(s + j + W) - vc);
     st(s + j, e0);
@@ -491,6 +519,15 @@ ND_AI F vec_max(const F* s, index_t n) {
   }
   return hmax(b > a ? b : a);
 }
+
+// Operands read in place from the packed (B,T,3,H,D) layout only up to this many keys. Its rows are 3 H D
+// floats apart (1536 B at H D = 128, 768 B at 64): in a 32 KiB 8-way L1 (64 sets of 64 B lines, indexed by
+// address bits 6-11) such rows fall into only 8 (16) sets, so 8-16 x 8 lines hold at most 64-128 rows of
+// one operand; longer operands that are swept once per block of query rows (V in the forward, K, Q, dY and
+// the dK, dV accumulators in the backward) then miss L1 on every sweep (callgrind's cache model: the
+// forward's V loads at T = 336 missed 64% of the time). Past the limit they are copied to contiguous
+// padded buffers (the same values, so the same results).
+constexpr index_t kInPlaceMaxS = 48;
 
 constexpr index_t kTileQ = 24;   // query rows per tile (forward; a multiple of the GEMM's 6-row tile)
 constexpr index_t kChunkS = 128;  // keys per chunk (forward; the (24, 128) float score block is 12 KiB)
@@ -544,7 +581,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   pad_transpose(Kt, Sp, k + sh.in_base(pair, S), ri, S, D);
   const F* Vp = v + sh.in_base(pair, S);  // (S, Dp) rows ldv apart: read in place unless D needs padding
   index_t ldv = ri;
-  if (Dp != D) {
+  if (Dp != D || (sh.packed && S > kInPlaceMaxS)) {
     F* w = workspace<F>(std::size_t(S) * Dp, 1);
     pad_copy(w, Dp, Vp, ri, S, D);
     Vp = w;
@@ -623,7 +660,8 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   const index_t T = sh.T, S = sh.S, D = sh.D;
   const index_t Sp = round_up(S, W), Dp = round_up(D, W);
   const index_t ri = sh.in_rs(), ro = sh.out_rs();  // row strides of q, k, v, dq, dk, dv and of y, dy
-  const bool direct = Dp == D;  // operands used in place, rows strided (else padded copies)
+  // operands used in place, rows strided (else padded copies; see kInPlaceMaxS)
+  const bool direct = Dp == D && !(sh.packed && S > kInPlaceMaxS);
   const index_t b = pair / sh.H;
   const F* qp = q + sh.in_base(pair, T);
   const F* kp = k + sh.in_base(pair, S);

@@ -391,7 +391,8 @@ def split(qkv, H):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B,H,T,D,causal,mask_frac,dropout", [
     (1, 1, 1, 1, False, 0.0, 0.0), (2, 3, 7, 5, True, 0.0, 0.0), (2, 4, 70, 16, False, 0.3, 0.2),
-    (1, 2, 130, 9, True, 0.2, 0.1), (3, 2, 24, 32, False, 0.0, 0.0)])
+    (1, 2, 130, 9, True, 0.2, 0.1), (3, 2, 24, 32, False, 0.0, 0.0),
+    (1, 2, 150, 8, True, 0.1, 0.0)])  # past kInPlaceMaxS keys, D a vector multiple: contiguous copies, 2 chunks
 def test_packed_is_bitwise_the_split_kernel(rng, dtype, B, H, T, D, causal, mask_frac, dropout):
     """The packed kernel (q, k, v read in place from the projection, heads merged on output) gives the
     bits of attention_forward / attention_backward on the split heads, masks and dropout included; the
