@@ -167,8 +167,9 @@ def _gelu_linear(tape: Optional[Tape], pb, z: Var, w: str, b: str, res: Optional
     time right before the product. Without a tape it is never stored. With a tape the kernel also writes
     GELU(z) and GELU'(z) (computed together, the same evaluation) and the tape keeps those two instead of z:
     the backward is then the gated linear backward, dW from GELU(z) and dz = (dy W) * GELU'(z) written over
-    GELU'(z), with no GELU evaluation left in it (it cost ~15% of the second linear's backward). The
-    backward's peak holds the same two (N, d_ff) arrays as before (z and the new dz). Same arithmetic as
+    GELU'(z), with no GELU evaluation left in it (it cost ~15% of the second linear's backward). Memory: the
+    tape holds two (N, d_ff) arrays per layer instead of one (torch's layer holds two as well: z and GELU(z));
+    a one-layer backward peaks at two either way (before: z and the new dz). Same arithmetic as
     ``linear(_gelu(z))`` (+ ``_add``), so the same bits."""
     W, bias = pb[w], pb[b]
     zd = z.data
