@@ -367,10 +367,14 @@ void py_ff_gelu_backward(py::handle dx_, py::handle dy_, py::handle x_) {
 }
 
 // ---------------------------------------------------------------------------------------- linear + residual
-void linear_residual_impl(py::handle y_, py::handle x_, py::handle w_, py::handle b_, py::handle r_, bool gelu) {
+// gelu: y = GELU(z) w^T + b + r; keep (gelu only): g_, d_ receive GELU(z), GELU'(z) (both or neither).
+void linear_residual_impl(py::handle y_, py::handle x_, py::handle w_, py::handle b_, py::handle r_, bool gelu,
+                          py::handle g_ = py::none(), py::handle d_ = py::none()) {
   const char* xn = gelu ? "z" : "x";
-  py::array x = kernel_array(x_, xn), w = kernel_array(w_, "w"), y = kernel_array(y_, "y"), b, r;
+  py::array x = kernel_array(x_, xn), w = kernel_array(w_, "w"), y = kernel_array(y_, "y"), b, r, g, d;
   const bool hb = opt_array(b_, "b", b), hr = opt_array(r_, "residual", r);
+  const bool hg = opt_array(g_, "g", g), hd = opt_array(d_, "d", d);
+  if (hg != hd) throw py::value_error("g and d must be given together (GELU(z) and GELU'(z)) or both None");
   same_dtype(x, xn, w, "w");
   same_dtype(x, xn, y, "y");
   need_ndim(x, xn, 2);
@@ -389,13 +393,25 @@ void linear_residual_impl(py::handle y_, py::handle x_, py::handle w_, py::handl
     need_shape(r, "residual", {N, O});
     ins.push_back({r, "residual"});
   }
-  check_outputs({{y, "y"}}, ins);
+  std::vector<Named> outs{{y, "y"}};
+  if (hg) {
+    same_dtype(x, xn, g, "g");
+    same_dtype(x, xn, d, "d");
+    need_shape(g, "g", {N, I});
+    need_shape(d, "d", {N, I});
+    outs.push_back({g, "g"});
+    outs.push_back({d, "d"});
+  }
+  check_outputs(outs, ins);
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T* yp = mp<T>(y, true);
+    T *gp = mp<T>(g, hg), *dp = mp<T>(d, hd);
     const T *xp = cp<T>(x, true), *wp = cp<T>(w, true), *bp = cp<T>(b, hb), *rp = cp<T>(r, hr);
     py::gil_scoped_release nogil;
-    if (gelu)
+    if (gelu && hg)
+      linear_gelu_forward_keep<T>(yp, gp, dp, xp, wp, bp, rp, N, I, O);
+    else if (gelu)
       linear_gelu_forward<T>(yp, xp, wp, bp, rp, N, I, O);
     else
       linear_forward_residual<T>(yp, xp, wp, bp, rp, N, I, O);
@@ -405,8 +421,9 @@ void linear_residual_impl(py::handle y_, py::handle x_, py::handle w_, py::handl
 void py_linear_residual_forward(py::handle y_, py::handle x_, py::handle w_, py::handle b_, py::handle r_) {
   linear_residual_impl(y_, x_, w_, b_, r_, false);
 }
-void py_linear_gelu_forward(py::handle y_, py::handle z_, py::handle w_, py::handle b_, py::handle r_) {
-  linear_residual_impl(y_, z_, w_, b_, r_, true);
+void py_linear_gelu_forward(py::handle y_, py::handle z_, py::handle w_, py::handle b_, py::handle r_, py::handle g_,
+                            py::handle d_) {
+  linear_residual_impl(y_, z_, w_, b_, r_, true, g_, d_);
 }
 
 void py_ff_gelu_forward_grad(py::handle y_, py::handle d_, py::handle x_) {
@@ -509,9 +526,11 @@ void register_attention(pybind11::module_& m) {
         "Backward of linear(x) whose input gradient is gated: dw, db += as linear_backward; dx holds the gate and "
         "is overwritten with (dy @ w) * gate");
   m.def("linear_gelu_forward", &py_linear_gelu_forward, py::arg("y"), py::arg("z"), py::arg("w"),
-        py::arg("b").none(true), py::arg("residual").none(true),
-        "y = GELU(z) @ w.T + b + residual, GELU(z) never stored (bitwise ff_gelu_forward then "
-        "linear_residual_forward)");
+        py::arg("b").none(true), py::arg("residual").none(true), py::arg("g").none(true) = py::none(),
+        py::arg("d").none(true) = py::none(),
+        "y = GELU(z) @ w.T + b + residual (bitwise ff_gelu_forward then linear_residual_forward); GELU(z) is "
+        "never stored unless g and d (both (N, I)) are given: then they receive GELU(z) and GELU'(z), and "
+        "linear_gated_backward(d, dw, db, dy, g, w) is the backward (bitwise linear_gelu_backward)");
   m.def("linear_gelu_backward", &py_linear_gelu_backward, py::arg("dz"), py::arg("dw"), py::arg("db").none(true),
         py::arg("dy"), py::arg("z"), py::arg("w"),
         "Backward of linear_gelu_forward: dz = (dy @ w) * GELU'(z) overwritten, dw += dy^T GELU(z), db += sum dy");

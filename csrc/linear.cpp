@@ -245,8 +245,11 @@ constexpr index_t kGeluRows = 12;  // rows of GELU(A) computed at a time into an
 // Y (M, N) = A (M, K) @ op(B) [+ bias] [+ R] (mul: times R); op(B) from W as in pack_b. gelu_a: the left
 // operand is GELU(A), evaluated kGeluRows rows at a time into a per-thread buffer right before its tiles
 // run (GELU(A) is never stored). Caller checked fused_ok.
+// keep_g / keep_d (gelu_a only, both or neither): GELU(A) and GELU'(A) are written there (M, K) instead of
+// the per-thread buffer, and the tiles read GELU(A) from keep_g.
 void fused_product(float* Y, const float* A, const float* W, bool trans, const float* bias, const float* R,
-                   bool mul, bool gelu_a, index_t M, index_t K, index_t N) {
+                   bool mul, bool gelu_a, index_t M, index_t K, index_t N, float* keep_g = nullptr,
+                   float* keep_d = nullptr) {
   const index_t np = (N + kNR - 1) / kNR * kNR;
   std::vector<float>& bp = tls_bp;
   if (bp.size() < std::size_t(K * np)) bp.resize(std::size_t(K * np));
@@ -265,7 +268,13 @@ void fused_product(float* Y, const float* A, const float* W, bool trans, const f
   const index_t min_par = std::max<index_t>(2, index_t(4.0e6 / (2.0 * kMR * double(K) * double(np))) + 1);
   detail::parallel_ranges(tiles, min_par, [&](index_t t0, index_t t1) {
     const index_t i0 = t0 * kMR, i1 = std::min(M, t1 * kMR);
-    if (gelu_a) {
+    if (gelu_a && keep_g) {
+      for (index_t i = i0; i < i1; i += kGeluRows) {
+        const index_t m = std::min(kGeluRows, i1 - i);
+        ff_gelu_forward_grad(keep_g + i * K, keep_d + i * K, A + i * K, m * K);
+        fused_rows<false>(0, m, K, N, keep_g + i * K, K, bpk, bpad, R ? R + i * N : nullptr, N, Y + i * N, N);
+      }
+    } else if (gelu_a) {
       std::vector<float>& g = tls_gelu;
       if (g.size() < std::size_t(kGeluRows * K)) g.resize(std::size_t(kGeluRows * K));
       for (index_t i = i0; i < i1; i += kGeluRows) {
@@ -464,6 +473,24 @@ void linear_gelu_forward(T* y, const T* z, const T* w, const T* b, const T* r, i
 }
 
 template <typename T>
+void linear_gelu_forward_keep(T* y, T* g, T* d, const T* z, const T* w, const T* b, const T* r, index_t N, index_t I,
+                              index_t O) {
+  ND_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_gelu_forward: negative size");
+  ND_CHECK(g != nullptr && d != nullptr, "linear_gelu_forward_keep: g and d are required");
+  if (N == 0) return;
+#if ND_LIN_X86
+  if constexpr (std::is_same<T, float>::value) {
+    if (I > 0 && O > 0 && fused_ok(I, O)) {
+      fused_product(y, z, w, /*trans=*/true, b, r, false, /*gelu_a=*/true, N, I, O, g, d);
+      return;
+    }
+  }
+#endif
+  if (I > 0) ff_gelu_forward_grad(g, d, z, N * I);
+  if (O > 0) linear_forward_residual<T>(y, g, w, b, r, N, I, O);
+}
+
+template <typename T>
 void linear_gelu_backward(T* dz, T* dw, T* db, const T* dy, const T* z, const T* w, index_t N, index_t I,
                           index_t O) {
   ND_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_gelu_backward: negative size");
@@ -490,6 +517,10 @@ template void linear_gelu_forward<float>(float*, const float*, const float*, con
                                          index_t, index_t);
 template void linear_gelu_forward<double>(double*, const double*, const double*, const double*, const double*,
                                           index_t, index_t, index_t);
+template void linear_gelu_forward_keep<float>(float*, float*, float*, const float*, const float*, const float*,
+                                              const float*, index_t, index_t, index_t);
+template void linear_gelu_forward_keep<double>(double*, double*, double*, const double*, const double*, const double*,
+                                               const double*, index_t, index_t, index_t);
 template void linear_gelu_backward<float>(float*, float*, float*, const float*, const float*, const float*,
                                           index_t, index_t, index_t);
 template void linear_gelu_backward<double>(double*, double*, double*, const double*, const double*,

@@ -39,6 +39,18 @@ void linear_gelu_forward(T* y,        // (N,O) overwritten
                          const T* b,  // (O,) or nullptr
                          const T* r,  // (N,O) or nullptr
                          index_t N, index_t I, index_t O);
+// linear_gelu_forward that also writes GELU(z) into g and GELU'(z) into d (both (N,I), not nullptr): for
+// training, where the backward is then linear_backward_gated(d, dw, db, dy, g, w) (d overwritten with dz),
+// bitwise linear_gelu_backward without evaluating GELU again. y is bitwise linear_gelu_forward's.
+template <typename T>
+void linear_gelu_forward_keep(T* y,        // (N,O) overwritten
+                              T* g,        // (N,I) out: GELU(z)
+                              T* d,        // (N,I) out: GELU'(z)
+                              const T* z,  // (N,I)
+                              const T* w,  // (O,I)
+                              const T* b,  // (O,) or nullptr
+                              const T* r,  // (N,O) or nullptr
+                              index_t N, index_t I, index_t O);
 template <typename T>
 void linear_gelu_backward(T* dz,        // (N,I) overwritten
                           T* dw,        // (O,I) +=

@@ -73,4 +73,35 @@ inline __attribute__((always_inline)) F8 exp2_8_nonpos(F8 t) {
   return t < -126.0f ? F8{} : res;
 }
 
+// exp(-u^2 / 2) for 0 <= u <= 13.5 (callers clamp; 0 once u^2 / 2 > 87), the Gaussian factor of the float GELU.
+// u^2 / 2 is carried as hi + lo: u is split into uh (its top 12 significant bits, so uh^2 is exact) and
+// ul = u - uh, hi = uh^2 / 2, lo = ul (u + uh) / 2; the Cody-Waite reduction subtracts n ln 2 from -hi
+// (exact) and then lo, so the rounding of u^2 (relative 6e-8, i.e. up to 5e-6 absolute in the exponent at
+// u = 13) never reaches the result; then exp8_nonpos's polynomial. Relative error ~1e-7 over the range.
+inline __attribute__((always_inline)) F8 exp8_neg_half_sq(F8 u) {
+  typedef std::int32_t I8 __attribute__((vector_size(32)));
+  const F8 uh = reinterpret_cast<F8>(reinterpret_cast<I8>(u) & static_cast<std::int32_t>(0xFFFFF000u));
+  const F8 ul = u - uh;
+  const F8 hi = uh * uh * 0.5f;
+  const F8 lo = ul * (u + uh) * 0.5f;
+  const F8 x = F8{} - hi;
+  const F8 lo126 = F8{} - 126.0f, big = F8{} + 12582912.0f;
+  F8 t = (hi + lo) * -1.44269504088896341f;
+  t = t < lo126 ? lo126 : t;
+  const F8 n = (t + big) - big;
+  F8 r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  r = r - lo;
+  F8 p = F8{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
+  const F8 res = p * reinterpret_cast<F8>(e);
+  return hi + lo > 87.0f ? F8{} : res;
+}
+
 }  // namespace nd

@@ -147,3 +147,48 @@ def test_linear_gelu_forward_backward(isa, dtype, rtol, N, I, O):
         np.testing.assert_array_equal(_bits(a), _bits(want))
     with pytest.raises(ValueError, match="dz must have shape"):
         _core.linear_gelu_backward(np.empty((N, I + 1), dtype), dw, db, dy, z, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N, I, O", [(1, 1, 1), (13, 64, 17), (37, 300, 40), (531, 16, 8)])
+def test_linear_gelu_forward_keeps_gelu_and_its_derivative(isa, dtype, N, I, O):
+    """With g and d given (training), linear_gelu_forward also writes GELU(z) and GELU'(z): y bitwise as
+    without them, g and d bitwise ff_gelu_forward_grad's, so the tape's backward (linear_gated_backward on
+    d and g) is bitwise linear_gelu_backward."""
+    rng = np.random.default_rng(7 * N + I + O)
+    z, w, b, r = _data(rng, N, I, O, dtype)
+    z *= 2.0
+    for res in (r, None):
+        y0, y = np.empty((N, O), dtype), np.empty((N, O), dtype)
+        g, d = np.full_like(z, np.nan), np.full_like(z, np.nan)
+        _core.linear_gelu_forward(y0, z, w, b, res)
+        _core.linear_gelu_forward(y, z, w, b, res, g, d)
+        np.testing.assert_array_equal(_bits(y), _bits(y0))
+        g0, d0 = np.empty_like(z), np.empty_like(z)
+        _core.ff_gelu_forward_grad(g0, d0, z)
+        np.testing.assert_array_equal(_bits(g), _bits(g0))
+        np.testing.assert_array_equal(_bits(d), _bits(d0))
+    dy = rng.normal(size=(N, O)).astype(dtype)
+    dw0, db0 = rng.normal(size=(O, I)).astype(dtype), rng.normal(size=O).astype(dtype)
+    dz, dw, db = np.empty_like(z), dw0.copy(), db0.copy()
+    _core.linear_gelu_backward(dz, dw, db, dy, z, w)
+    ew, eb = dw0.copy(), db0.copy()
+    _core.linear_gated_backward(d, ew, eb, dy, g, w)
+    for a, want in ((dz, d), (dw, ew), (db, eb)):
+        np.testing.assert_array_equal(_bits(a), _bits(want))
+
+
+def test_linear_gelu_forward_keep_bad_input():
+    f32 = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    z, w, y = f32(4, 3), f32(5, 3), f32(4, 5)
+    with pytest.raises(ValueError, match="g and d must be given together"):
+        _core.linear_gelu_forward(y, z, w, None, None, f32(4, 3), None)
+    with pytest.raises(ValueError, match="g must have shape"):
+        _core.linear_gelu_forward(y, z, w, None, None, f32(4, 4), f32(4, 3))
+    with pytest.raises(TypeError, match="d has dtype"):
+        _core.linear_gelu_forward(y, z, w, None, None, f32(4, 3), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="overlap"):
+        g = f32(4, 3)
+        _core.linear_gelu_forward(y, z, w, None, None, g, g)
+    with pytest.raises(ValueError, match="overlap"):
+        _core.linear_gelu_forward(y, z, w, None, None, z, f32(4, 3))
