@@ -7,7 +7,8 @@
 //
 // Forward (fast):
 //   1. gates (B*T,G) = x (B*T,I) @ w_ih^T: ONE GEMM over all steps (nd::gemm); the biases are added in
-//      the step epilogue.
+//      the step epilogue. Small inputs (I < kSmallI; I <= kFuseWideMaxI at small H and large B) skip it: the
+//      step kernels take x_t themselves.
 //   2. w_hh is packed once per call, gate-interleaved: for each block of W hidden units, a sliver
 //      (H, 4, W) holding the i, f, g, o columns of those units side by side, so that one register tile
 //      (MR rows x 4 vectors) holds the four pre-activations of W units and the epilogue (sigmoid / tanh,
@@ -352,7 +353,9 @@ constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 // (1 / 0: per-step GEMM forward on / off whatever the shape; unset: the rule of kGemmFwdMin*),
 // ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing),
 // ND_LSTM_FWD_STEP_CAT (0: 2..15 input features are added in the per-step GEMM path's epilogue, as before the sixth
-// pass, and that path keeps to I = 1 or I >= kSmallI at H < kGemmFwdMinH); read with nd::env_index (common.h).
+// pass, and that path keeps to I = 1 or I >= kSmallI at H < kGemmFwdMinH), ND_LSTM_FWD_FUSE_I (the largest input
+// fused into the step kernels; default kSmallI - 1, or kFuseWideMaxI by the rule of kFuseWideMaxH); read with
+// nd::env_index (common.h).
 
 // =========================================================================================== forward steps
 // Packed recurrent weight for the forward: Wf (nb, H, 4, W), nb = Hp / W;
@@ -700,10 +703,17 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
 constexpr index_t kGemmFwdMinH = 256;
 constexpr index_t kGemmFwdMinH2 = 128;
 constexpr index_t kGemmFwdMinRows = 128;
-// From this many small-input features (I < kSmallI) on, the per-step GEMM path takes x_t into its GEMM (K = I + H,
-// [x_t, h_{t-1}] copied side by side per step) instead of adding I terms per gate in the epilogue, and the
-// H >= kGemmFwdMinH2 rule above applies to those inputs too.
+// From this many small-input features (I < kSmallI) on, at H < kGemmFwdMinH, the per-step GEMM path takes x_t into
+// its GEMM (K = I + H, [x_t, h_{t-1}] copied side by side per step) instead of adding I terms per gate in the
+// epilogue, and the H >= kGemmFwdMinH2 rule above applies to those inputs too. Measured (bench/RESULTS.md, "LSTM
+// forward sixth pass"): B = 256, I = 8, H = 128 6-9% faster than the fused kernels; at H = 256 (K = 264: one more
+// GEMM K block) 4-11% slower than the 8 terms in the epilogue at B = 32, so not there.
 constexpr index_t kCatMinI = 2;
+// At H <= kFuseWideMaxH with a batch of at least kGemmFwdMinRows, inputs of up to kFuseWideMaxI features (a second
+// layer's) are fused into the step kernel as well (its sliver K = I + H) instead of the input GEMM whose (B,T,4H)
+// projection the epilogue reads back cold: B = 256, I = H = 64 3-8% faster (B = 32: no gain).
+constexpr index_t kFuseWideMaxH = 64;
+constexpr index_t kFuseWideMaxI = 64;
 
 // =========================================================================================== backward steps
 // The backward's register tile (MR rows x NV vectors) shared by bwd_tile and bwd_dx_tile: its partial sums
@@ -1145,7 +1155,10 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
                   const F* b_hh, const F* h0, const F* c0, index_t B, index_t T, index_t I, index_t H) {
   constexpr int W = VT<F>::W;
   const index_t G = 4 * H, Hp = (H + W - 1) / W * W, nb = Hp / W;
-  const index_t KX = I < kSmallI ? I : 0, KS = KX + H;
+  // inputs of up to fuse_i features go into the step kernels instead of the input GEMM (ND_LSTM_FWD_FUSE_I: A/B)
+  const index_t fuse_i = env_index("ND_LSTM_FWD_FUSE_I", H <= kFuseWideMaxH && B >= kGemmFwdMinRows ? kFuseWideMaxI
+                                                                                                   : kSmallI - 1);
+  const index_t KX = I <= fuse_i ? I : 0, KS = KX + H;
   // 1. input projection for all steps: gates (B*T,G) = x (B*T,I) @ w_ih^T (one GEMM), unless I is small:
   //    then it is fused into the step kernel (a GEMM with K = I would only stream gates through memory)
   if (KX == 0) gemm<F>(false, true, B * T, G, I, F(1), x, I, w_ih, I, F(0), gates, G);
@@ -1171,7 +1184,7 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   const index_t sg = env_index("ND_LSTM_FWD_STEP_GEMM", -1);
   const bool packed_ok = env_index("ND_LSTM_FWD_PACKED_B", 1) != 0;
   // more than one small-input feature: in the per-step GEMM (K = KX + H) rather than the epilogue
-  const bool cat_ok = KX >= kCatMinI && packed_ok && env_index("ND_LSTM_FWD_STEP_CAT", 1) != 0;
+  const bool cat_ok = KX >= kCatMinI && H < kGemmFwdMinH && packed_ok && env_index("ND_LSTM_FWD_STEP_CAT", 1) != 0;
   const bool step_gemm =
       sg < 0 ? H >= kGemmFwdMinH || (H >= kGemmFwdMinH2 && B >= kGemmFwdMinRows && (KX <= 1 || cat_ok)) : sg > 0;
   // the per-step GEMM's B operand (w_hh^T, or [w_ih | w_hh]^T with cat) packed once per call instead of once per step

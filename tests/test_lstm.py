@@ -188,7 +188,8 @@ def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
     B, T, I, H = shape
     p = make(rng, B, T, I, H, dtype, states=states)
     args = (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
-    for k in ("ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM", "ND_LSTM_FWD_PACKED_B", "ND_LSTM_FWD_STEP_CAT"):
+    for k in ("ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM", "ND_LSTM_FWD_PACKED_B", "ND_LSTM_FWD_STEP_CAT",
+              "ND_LSTM_FWD_FUSE_I"):
         monkeypatch.delenv(k, raising=False)
 
     def fwd(**env):
@@ -344,10 +345,12 @@ def test_threads_repeatable_and_consistent(rng, threads, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_threads_step_gemm_small_input_forward(rng, threads, dtype):
-    # H = 128 with B >= 128 and 2..15 input features: the per-step GEMM forward over [x_t, h_{t-1}] (K = I + H,
-    # chosen on the whole batch): 1 and 2 threads give the same bits, both close to the naive kernel
-    B, T, I, H = 130, 3, 6, 128
+@pytest.mark.parametrize("shape", [(130, 3, 6, 128), (130, 3, 40, 48)])
+def test_threads_forward_input_paths(rng, threads, dtype, shape):
+    # B >= 128 (rules chosen on the whole batch): H = 128 with 2..15 input features runs the per-step GEMM forward
+    # over [x_t, h_{t-1}] (K = I + H); H <= 64 with I = 40 fuses the input into the step kernel (no input GEMM).
+    # 1 and 2 threads give the same bits, both close to the naive kernel
+    B, T, I, H = shape
     p = make(rng, B, T, I, H, dtype, states=True)
     args = (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
     outs = []
