@@ -21,7 +21,8 @@ which on the loaded VM is far steadier than one process per build (whole process
 on identical code). Prints medians, new/old, and whether the two builds' outputs are bitwise equal.
 
 --variants "old:VAR=v,VAR=v;new:VAR=v" runs ONE build's forward under environment settings that its kernels
-read per call (ND_LSTM_FWD_PANEL_BYTES, ND_LSTM_FWD_STEP_GEMM, ND_LSTM_FWD_PACKED_B), alternated call by call in one process
+read per call (ND_LSTM_FWD_PANEL_BYTES, ND_LSTM_FWD_STEP_GEMM, ND_LSTM_FWD_PACKED_B, ND_LSTM_FWD_STEP_CAT,
+ND_LSTM_FWD_FUSE_I), alternated call by call in one process
 (order reversed every other repetition, output arrays allocated once per variant): medians, minima, ratio to
 the first variant, the paired ratio, and whether the outputs are bitwise equal to the first variant's.
 

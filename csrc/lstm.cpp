@@ -7,7 +7,8 @@
 //
 // Forward (fast):
 //   1. gates (B*T,G) = x (B*T,I) @ w_ih^T: ONE GEMM over all steps (nd::gemm); the biases are added in
-//      the step epilogue.
+//      the step epilogue. Small inputs (I < kSmallI; I <= kFuseWideMaxI at small H and large B) skip it: the
+//      step kernels take x_t themselves.
 //   2. w_hh is packed once per call, gate-interleaved: for each block of W hidden units, a sliver
 //      (H, 4, W) holding the i, f, g, o columns of those units side by side, so that one register tile
 //      (MR rows x 4 vectors) holds the four pre-activations of W units and the epilogue (sigmoid / tanh,
@@ -17,7 +18,8 @@
 //      activated gates (over the projection, in place), c_t and h_t.
 //      H >= 256, or H >= 128 with a large batch (kGemmFwdMin*): instead, per step one GEMM h_{t-1} @ w_hh^T
 //      (nd::gemm_packed_b, w_hh^T packed once per call) into the gates rows, added onto the projection
-//      (I >= kSmallI), then a separate vectorised epilogue pass (biases, the fused small-input terms).
+//      (I >= kSmallI), then a separate vectorised epilogue pass (biases, I = 1's input term). With 2..15 input
+//      features the GEMM takes [x_t, h_{t-1}] (K = I + H) against [w_ih | w_hh]^T instead.
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. With
@@ -38,7 +40,9 @@
 // (target attribute, picked at run time) and for the baseline; the naive scalar kernels stay beside them.
 // Non-linearities: vectorised exp (Cody-Waite reduction + polynomial, inputs clamped so nothing
 // overflows); sigmoid(x) = 1 / (1 + exp(-x)); tanh from exp(-2|x|) with an odd Taylor polynomial for
-// |x| < 0.1 (no cancellation). Finite for any finite input (1e30 included); NaN propagates.
+// |x| < 0.1 (no cancellation). The forward uses leaner forms of the same (vsigmoid_f / vtanh_f: the reduction's
+// expm1 instead of exp, so tanh needs no small-|x| branch). Finite for any finite input (1e30 included); NaN
+// propagates.
 #include "lstm.h"
 
 #include <algorithm>
@@ -349,7 +353,10 @@ constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 // Forward knobs read from the environment per call (A/B runs in one process: bench/lstm_cpu_time.py
 // --variants; tuning on other machines): ND_LSTM_FWD_PANEL_BYTES (kPanelBytes), ND_LSTM_FWD_STEP_GEMM
 // (1 / 0: per-step GEMM forward on / off whatever the shape; unset: the rule of kGemmFwdMin*),
-// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing); read with
+// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing),
+// ND_LSTM_FWD_STEP_CAT (0: 2..15 input features are added in the per-step GEMM path's epilogue, as before the sixth
+// pass, and that path keeps to I = 1 or I >= kSmallI at H < kGemmFwdMinH), ND_LSTM_FWD_FUSE_I (the largest input
+// fused into the step kernels; default kSmallI - 1, or kFuseWideMaxI by the rule of kFuseWideMaxH); read with
 // nd::env_index (common.h).
 
 // =========================================================================================== forward steps
@@ -365,10 +372,119 @@ struct FwdArgs {
   bool step_gemm;  // per-step GEMM forward (decided on the whole batch: the same for every thread count)
   index_t panel_bytes;     // bytes of h_{t-1} per K chunk of a row panel (kPanelBytes unless tuned)
   const PackedB<F>* wpk;   // w_hh^T packed once for the per-step GEMM (nullptr: gemm packs it every step)
+  bool cat;  // per-step GEMM over [x_t, h_{t-1}] (K = KX + H): wpk holds [w_ih | w_hh]^T, no x terms in the epilogue
   const F* x;     // (B,T,I)
   const F* w_hh;  // (G,H)
   const F* wx;    // (KX,G) = w_ih^T when KX > 0
 };
+
+// Forward activations (cheaper than vsigmoid / vtanh, which the backward keeps): e^x = s (1 + q) with s = 2^n
+// and q = expm1(r) from one Cody-Waite reduction, so that 1 + e^-x = s q + (s + 1) and 1 - e^-2|x| = (1 - s) - s q
+// need no extra multiply, and tanh needs no small-|x| branch (for |x| < 0.12, n = 0, s = 1 and the expm1
+// polynomial has no 1 to cancel against). Clamps are vmaxps / vminps (NaN passes: see vmax_k).
+template <typename F>
+struct ExpC;
+template <>
+struct ExpC<float> {
+  static constexpr float log2e = 1.44269504088896341f, magic = 12582912.0f;  // 1.5 * 2^23
+  static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;   // ln2 = hi + lo
+  static constexpr std::int32_t one_bits = 0x3F800000;                        // bits of 1.0f
+  static constexpr int mant = 23;
+};
+template <>
+struct ExpC<double> {
+  static constexpr double log2e = 1.4426950408889634074, magic = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  static constexpr std::int64_t one_bits = 0x3FF0000000000000LL;
+  static constexpr int mant = 52;
+};
+
+// expm1(r) for |r| <= 0.35: Taylor to degree 7 (float) / 13 (double), without the constant term.
+ND_AI Vec<float> vexpm1_red(Vec<float> r) {
+  Vec<float> p = r * (1.0f / 5040) + (1.0f / 720);
+  p = p * r + (1.0f / 120);
+  p = p * r + (1.0f / 24);
+  p = p * r + (1.0f / 6);
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  return p * r;
+}
+ND_AI Vec<double> vexpm1_red(Vec<double> r) {
+  Vec<double> p = r * (1.0 / 6227020800.0) + (1.0 / 479001600.0);
+  p = p * r + (1.0 / 39916800.0);
+  p = p * r + (1.0 / 3628800.0);
+  p = p * r + (1.0 / 362880.0);
+  p = p * r + (1.0 / 40320.0);
+  p = p * r + (1.0 / 5040.0);
+  p = p * r + (1.0 / 720.0);
+  p = p * r + (1.0 / 120.0);
+  p = p * r + (1.0 / 24.0);
+  p = p * r + (1.0 / 6.0);
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  return p * r;
+}
+
+// e^(sg*x) = s (1 + q) for sg*x in the clamped finite range (sg = +1 or -1, folded into the constants).
+template <typename F, int SG>
+ND_AI void vexp_parts(Vec<F> x, Vec<F>& s, Vec<F>& q) {
+  typedef ExpC<F> C;
+  typedef typename VT<F>::IV IV;
+  Vec<F> t = x * F(SG * C::log2e) + C::magic;
+  Vec<F> n = t - C::magic;
+  Vec<F> r;
+  if (SG > 0) {
+    r = x - n * C::ln2_hi;
+    r = r - n * C::ln2_lo;
+  } else {
+    Vec<F> u = x + n * C::ln2_hi;  // -r - n*lo
+    r = -(n * C::ln2_lo) - u;
+  }
+  q = vexpm1_red(r);
+  // bits of t: those of magic plus n in the low bits; magic's own low mantissa bits are 0, so the shift
+  // leaves n << mant
+  s = reinterpret_cast<Vec<F>>((reinterpret_cast<IV>(t) << C::mant) + C::one_bits);
+}
+
+// max(x, c) / min(x, c) that keep a NaN x (x < c and x > c are false for NaN, so x is returned). GCC emits compare +
+// blend when c is a constant; the empty asm hides the constant so that it emits one vmaxps / vminps instead.
+template <typename F>
+ND_AI Vec<F> vmax_k(Vec<F> x, F c) {
+  __asm__("" : "+x"(c));
+  const Vec<F> k = vset(c);
+  return x < k ? k : x;
+}
+template <typename F>
+ND_AI Vec<F> vmin_k(Vec<F> x, F c) {
+  __asm__("" : "+x"(c));
+  const Vec<F> k = vset(c);
+  return x > k ? k : x;
+}
+
+// 1 / (1 + e^-x); x clamped to [-hi, -lo] first, so e^-x is finite and 1 + e^-x never overflows.
+template <typename F>
+ND_AI Vec<F> vsigmoid_f(Vec<F> x) {
+  x = vmin_k<F>(vmax_k<F>(x, -Lim<F>::hi), -Lim<F>::lo);
+  Vec<F> s, q;
+  vexp_parts<F, -1>(x, s, q);
+  return F(1) / (s * q + (s + F(1)));
+}
+
+// tanh(x) = sign(x) u / (2 - u), u = 1 - e^(-2|x|) = -expm1(-2|x|) from the reduction's own expm1 (no
+// cancellation for small |x|: there n = 0, s = 1 and u = -q exactly).
+template <typename F>
+ND_AI Vec<F> vtanh_f(Vec<F> x) {
+  typedef typename VT<F>::IV IV;
+  const IV sign = IV{} + (typename std::remove_reference<decltype(IV{}[0])>::type(1) << (8 * sizeof(F) - 1));
+  Vec<F> a = reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(x) & ~sign);
+  Vec<F> z = F(-2) * a;
+  z = vmax_k<F>(z, Lim<F>::lo);
+  Vec<F> s, q;
+  vexp_parts<F, 1>(z, s, q);
+  Vec<F> u = (F(1) - s) - s * q;
+  Vec<F> r = u / (F(2) - u);
+  return reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(r) | (reinterpret_cast<IV>(x) & sign));
+}
 
 template <typename F, int MR>
 ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* h0, const F* c0, index_t r,
@@ -443,23 +559,31 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
       for (int q = 0; q < 4; ++q) st(part + (i * 4 + q) * W, acc[i][q]);
     return;
   }
+  // The epilogue one row at a time from an L1 copy of the tile (unrolled over the MR rows with all 4*MR
+  // accumulators live, it spilled the exp constants and accumulators around every activation)
+  alignas(32) F pre[MR * 4 * W];  // (MR, 4, W)
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (i < m) {
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) st(pre + (i * 4 + q) * W, acc[i][q]);
+#pragma GCC unroll 1
+  for (int i = 0; i < m; ++i) {
+    {
       const index_t b = r + i, row = b * T + t;
       F* g = gates + row * G + j0;  // (4 gate blocks of H)
-      V p0 = acc[i][0] + ld(bs + j0), p1 = acc[i][1] + ld(bs + Hp + j0);
-      V p2 = acc[i][2] + ld(bs + 2 * Hp + j0), p3 = acc[i][3] + ld(bs + 3 * Hp + j0);
+      const F* e = pre + i * 4 * W;
+      V p0 = ld(e) + ld(bs + j0), p1 = ld(e + W) + ld(bs + Hp + j0);
+      V p2 = ld(e + 2 * W) + ld(bs + 2 * Hp + j0), p3 = ld(e + 3 * W) + ld(bs + 3 * Hp + j0);
       if (KX == 0) {  // projection from the GEMM
         p0 += ldn(g, nu);
         p1 += ldn(g + H, nu);
         p2 += ldn(g + 2 * H, nu);
         p3 += ldn(g + 3 * H, nu);
       }
-      V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
+      V vi = vsigmoid_f<F>(p0), vf = vsigmoid_f<F>(p1), vg = vtanh_f<F>(p2), vo = vsigmoid_f<F>(p3);
       V cp = t > 0 ? ldn(cell + (row - 1) * H + j0, nu) : (c0 ? ldn(c0 + b * H + j0, nu) : V{});
       V c = vf * cp + vi * vg;
-      V h = vo * vtanh<F>(c);
+      V h = vo * vtanh_f<F>(c);
       stn(g, vi, nu);
       stn(g + H, vf, nu);
       stn(g + 2 * H, vg, nu);
@@ -511,10 +635,22 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
                               const FwdArgs<F>& a) {
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX, rows = b1 - b0;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX, rows = b1 - b0, KC = KX + H;
+  // cat: the step's GEMM operand [x_t, h_{t-1}] (rows, KX + H), copied row by row (the GEMM packs it anyway)
+  std::vector<F> xh(a.cat ? static_cast<std::size_t>(rows * KC) : 0);
   for (index_t t = 0; t < T; ++t) {
     const bool hprev = t > 0 || h0;
-    if (hprev) {
+    if (a.cat) {
+      for (index_t b = b0; b < b1; ++b) {
+        F* d = xh.data() + (b - b0) * KC;
+        std::memcpy(d, a.x + (b * T + t) * a.I, sizeof(F) * KX);
+        if (hprev)
+          std::memcpy(d + KX, t > 0 ? y + (b * T + t - 1) * H : h0 + b * H, sizeof(F) * H);
+        else
+          std::fill(d + KX, d + KC, F(0));
+      }
+      gemm_packed_b<F>(false, rows, F(1), xh.data(), KC, *a.wpk, F(0), gates + (b0 * T + t) * G, T * G);
+    } else if (hprev) {
       const F* A = t > 0 ? y + (b0 * T + t - 1) * H : h0 + b0 * H;
       if (a.wpk)  // same blocks and micro-kernels as gemm<F>: the same bits
         gemm_packed_b<F>(false, rows, F(1), A, t > 0 ? T * H : H, *a.wpk, KX == 0 ? F(1) : F(0),
@@ -523,7 +659,8 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
         gemm<F>(false, true, rows, G, H, F(1), A, t > 0 ? T * H : H, a.w_hh, H, KX == 0 ? F(1) : F(0),
                 gates + (b0 * T + t) * G, T * G);
     }
-    const bool has = hprev || KX == 0;  // the gates rows hold a partial sum
+    const bool has = a.cat || hprev || KX == 0;  // the gates rows hold a partial sum
+    const index_t kx = a.cat ? 0 : KX;            // x terms left to the epilogue
     for (index_t b = b0; b < b1; ++b) {
       const index_t row = b * T + t;
       F* g = gates + row * G;
@@ -536,7 +673,7 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
         p1 += ld(bs + Hp + j);
         p2 += ld(bs + 2 * Hp + j);
         p3 += ld(bs + 3 * Hp + j);
-        for (index_t k = 0; k < KX; ++k) {
+        for (index_t k = 0; k < kx; ++k) {
           const F xv = xr[k];
           const F* w = a.wx + k * G + j;
           p0 += xv * ldn(w, nu);
@@ -544,10 +681,10 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
           p2 += xv * ldn(w + 2 * H, nu);
           p3 += xv * ldn(w + 3 * H, nu);
         }
-        V vi = vsigmoid<F>(p0), vf = vsigmoid<F>(p1), vg = vtanh<F>(p2), vo = vsigmoid<F>(p3);
+        V vi = vsigmoid_f<F>(p0), vf = vsigmoid_f<F>(p1), vg = vtanh_f<F>(p2), vo = vsigmoid_f<F>(p3);
         V cp = t > 0 ? ldn(cell + (row - 1) * H + j, nu) : (c0 ? ldn(c0 + b * H + j, nu) : V{});
         V c = vf * cp + vi * vg;
-        V h = vo * vtanh<F>(c);
+        V h = vo * vtanh_f<F>(c);
         stn(g + j, vi, nu);
         stn(g + H + j, vf, nu);
         stn(g + 2 * H + j, vg, nu);
@@ -560,14 +697,25 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
 }
 
 // The per-step GEMM forward (with w_hh^T packed once per call, gemm_pack_b) runs for H >= kGemmFwdMinH at any
-// batch and input size, and for H >= kGemmFwdMinH2 with a batch of at least kGemmFwdMinRows and at most one
-// input feature fused (I = 1 or I >= kSmallI). Measured against the fused kernels (bench/RESULTS.md, "LSTM
+// batch and input size, and for H >= kGemmFwdMinH2 with a batch of at least kGemmFwdMinRows (since the sixth pass
+// for any input size: 2..15 features go into the step GEMM, kCatMinI). Measured against the fused kernels (bench/RESULTS.md, "LSTM
 // forward fifth pass", one process, calls alternated): H = 256 2-14% faster at B = 32..256 and I = 1, 8, 256
 // (B = 128, I = 256: 20%); H = 128, B = 256: 6-13% faster with I = 1 or 128, 8-10% slower with I = 8 (eight
 // fused x terms in the separate epilogue), 9% slower at B = 32; H = 64 5% slower.
 constexpr index_t kGemmFwdMinH = 256;
 constexpr index_t kGemmFwdMinH2 = 128;
 constexpr index_t kGemmFwdMinRows = 128;
+// From this many small-input features (I < kSmallI) on, at H < kGemmFwdMinH, the per-step GEMM path takes x_t into
+// its GEMM (K = I + H, [x_t, h_{t-1}] copied side by side per step) instead of adding I terms per gate in the
+// epilogue, and the H >= kGemmFwdMinH2 rule above applies to those inputs too. Measured (bench/RESULTS.md, "LSTM
+// forward sixth pass"): B = 256, I = 8, H = 128 6-9% faster than the fused kernels; at H = 256 (K = 264: one more
+// GEMM K block) 4-11% slower than the 8 terms in the epilogue at B = 32, so not there.
+constexpr index_t kCatMinI = 2;
+// At H <= kFuseWideMaxH with a batch of at least kGemmFwdMinRows, inputs of up to kFuseWideMaxI features (a second
+// layer's) are fused into the step kernel as well (its sliver K = I + H) instead of the input GEMM whose (B,T,4H)
+// projection the epilogue reads back cold: B = 256, I = H = 64 3-8% faster (B = 32: no gain).
+constexpr index_t kFuseWideMaxH = 64;
+constexpr index_t kFuseWideMaxI = 64;
 
 // =========================================================================================== backward steps
 // The backward's register tile (MR rows x NV vectors) shared by bwd_tile and bwd_dx_tile: its partial sums
@@ -1142,7 +1290,10 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
                   const F* b_hh, const F* h0, const F* c0, index_t B, index_t T, index_t I, index_t H) {
   constexpr int W = VT<F>::W;
   const index_t G = 4 * H, Hp = (H + W - 1) / W * W, nb = Hp / W;
-  const index_t KX = I < kSmallI ? I : 0, KS = KX + H;
+  // inputs of up to fuse_i features go into the step kernels instead of the input GEMM (ND_LSTM_FWD_FUSE_I: A/B)
+  const index_t fuse_i = env_index("ND_LSTM_FWD_FUSE_I", H <= kFuseWideMaxH && B >= kGemmFwdMinRows ? kFuseWideMaxI
+                                                                                                   : kSmallI - 1);
+  const index_t KX = I <= fuse_i ? I : 0, KS = KX + H;
   // 1. input projection for all steps: gates (B*T,G) = x (B*T,I) @ w_ih^T (one GEMM), unless I is small:
   //    then it is fused into the step kernel (a GEMM with K = I would only stream gates through memory)
   if (KX == 0) gemm<F>(false, true, B * T, G, I, F(1), x, I, w_ih, I, F(0), gates, G);
@@ -1166,14 +1317,27 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   for (index_t g = 0; g < G; ++g)
     for (index_t k = 0; k < KX; ++k) wx[k * G + g] = w_ih[g * I + k];
   const index_t sg = env_index("ND_LSTM_FWD_STEP_GEMM", -1);
+  const bool packed_ok = env_index("ND_LSTM_FWD_PACKED_B", 1) != 0;
+  // more than one small-input feature: in the per-step GEMM (K = KX + H) rather than the epilogue
+  const bool cat_ok = KX >= kCatMinI && H < kGemmFwdMinH && packed_ok && env_index("ND_LSTM_FWD_STEP_CAT", 1) != 0;
   const bool step_gemm =
-      sg < 0 ? H >= kGemmFwdMinH || (H >= kGemmFwdMinH2 && B >= kGemmFwdMinRows && KX <= 1) : sg > 0;
-  // the per-step GEMM's B operand (w_hh^T) packed once per call instead of once per step
+      sg < 0 ? H >= kGemmFwdMinH || (H >= kGemmFwdMinH2 && B >= kGemmFwdMinRows && (KX <= 1 || cat_ok)) : sg > 0;
+  // the per-step GEMM's B operand (w_hh^T, or [w_ih | w_hh]^T with cat) packed once per call instead of once per step
   PackedB<F> wpk;
-  const bool packed = step_gemm && env_index("ND_LSTM_FWD_PACKED_B", 1) != 0;
-  if (packed) gemm_pack_b<F>(true, H, G, w_hh, H, wpk);
+  const bool packed = step_gemm && packed_ok;
+  const bool cat = packed && cat_ok;
+  if (cat) {
+    std::vector<F> wc(static_cast<std::size_t>(G * KS));  // (G, KX + H) = [w_ih | w_hh]
+    for (index_t g = 0; g < G; ++g) {
+      std::memcpy(wc.data() + g * KS, w_ih + g * I, sizeof(F) * KX);
+      std::memcpy(wc.data() + g * KS + KX, w_hh + g * H, sizeof(F) * H);
+    }
+    gemm_pack_b<F>(true, KS, G, wc.data(), KS, wpk);
+  } else if (packed) {
+    gemm_pack_b<F>(true, H, G, w_hh, H, wpk);
+  }
   const index_t panel_bytes = env_index("ND_LSTM_FWD_PANEL_BYTES", kPanelBytes);
-  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, panel_bytes, packed ? &wpk : nullptr, x, w_hh, wx.data()};
+  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, panel_bytes, packed ? &wpk : nullptr, cat, x, w_hh, wx.data()};
   const F *wf = Wf.data(), *bsp = bs.data();
   const double work = 2.0 * double(B) * double(T) * double(KX + H) * double(4 * H);
   for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });

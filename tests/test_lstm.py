@@ -166,7 +166,7 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
     # large H: the step kernels' K chunks (partial sums kept between chunks): H = 259 is not a multiple of
     # 8, K = 4H spans five chunks of the backward's sliver, B = 140 makes several row panels; the forward
     # runs the per-step GEMM path (H >= 256; its fused kernel's K chunks: test_forward_knobs), with the
-    # small input I = 5 in its epilogue, or the projection from the input GEMM (I = 20).
+    # small input I = 5 inside its GEMM (K = I + H), or the projection from the input GEMM (I = 20).
     B, T, H = 140, 3, 259
     p = make(rng, B, T, I, H, dtype, states=states)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
@@ -180,14 +180,16 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
 # the per-step GEMM path forced on / off for any shape, both close to the naive kernel (at H = 259 / 272 the
 # fused kernel runs its K chunks); other row-panel sizes give the fused kernel's bits (same operations per
 # element); the per-step GEMM gives the same bits with w_hh packed once per call or by the GEMM every step;
-# the default is one of the two paths.
+# the default is one of the paths. ND_LSTM_FWD_STEP_CAT=0 keeps 2..15 input features out of the per-step GEMM
+# (I = 3, 5 here: added in its epilogue); with the default the GEMM takes [x_t, h_{t-1}] (K = I + H).
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,states", [((7, 5, 3, 13), True), ((40, 3, 20, 272), False), ((38, 4, 5, 259), True)])
 def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
     B, T, I, H = shape
     p = make(rng, B, T, I, H, dtype, states=states)
     args = (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
-    for k in ("ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM", "ND_LSTM_FWD_PACKED_B"):
+    for k in ("ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM", "ND_LSTM_FWD_PACKED_B", "ND_LSTM_FWD_STEP_CAT",
+              "ND_LSTM_FWD_FUSE_I"):
         monkeypatch.delenv(k, raising=False)
 
     def fwd(**env):
@@ -201,14 +203,15 @@ def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
     for panel in ("1", "100000"):
         for a, b in zip(fwd(ND_LSTM_FWD_STEP_GEMM="0", ND_LSTM_FWD_PANEL_BYTES=panel), fused):
             np.testing.assert_array_equal(a, b, err_msg=f"panel {panel}")
-    packed = fwd(ND_LSTM_FWD_STEP_GEMM="1")
-    for a, b in zip(fwd(ND_LSTM_FWD_STEP_GEMM="1", ND_LSTM_FWD_PACKED_B="0"), packed):
+    packed = fwd(ND_LSTM_FWD_STEP_GEMM="1", ND_LSTM_FWD_STEP_CAT="0")
+    for a, b in zip(fwd(ND_LSTM_FWD_STEP_GEMM="1", ND_LSTM_FWD_PACKED_B="0", ND_LSTM_FWD_STEP_CAT="0"), packed):
         np.testing.assert_array_equal(a, b)
+    cat = fwd(ND_LSTM_FWD_STEP_GEMM="1")
     default = fwd()
-    assert any(all(np.array_equal(a, b) for a, b in zip(default, path)) for path in (fused, packed))
+    assert any(all(np.array_equal(a, b) for a, b in zip(default, path)) for path in (fused, packed, cat))
     outn = F.lstm_forward(*args, naive=True)
     rtol = 1e-12 if dtype == np.float64 else 2e-6
-    for path in (fused, packed):
+    for path in (fused, packed, cat):
         for name, a, b in zip(("y", "c", "gates", "cell"), path, (outn.y, outn.c, outn.cache.gates, outn.cache.cell)):
             close_scaled(a, b, rtol, name)
 
@@ -365,6 +368,28 @@ def test_threads_repeatable_and_consistent(rng, threads, dtype):
     close_scaled(o2.y, o1.y, rtol, "y")
     for name in g1._fields:
         close_scaled(getattr(g2, name), getattr(g1, name), rtol, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(130, 3, 6, 128), (130, 3, 40, 48)])
+def test_threads_forward_input_paths(rng, threads, dtype, shape):
+    # B >= 128 (rules chosen on the whole batch): H = 128 with 2..15 input features runs the per-step GEMM forward
+    # over [x_t, h_{t-1}] (K = I + H); H <= 64 with I = 40 fuses the input into the step kernel (no input GEMM).
+    # 1 and 2 threads give the same bits, both close to the naive kernel
+    B, T, I, H = shape
+    p = make(rng, B, T, I, H, dtype, states=True)
+    args = (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
+    outs = []
+    for n in (1, 2):
+        threads.set_num_threads(n)
+        o = F.lstm_forward(*args)
+        outs.append((o.y.copy(), o.c.copy(), o.cache.gates.copy(), o.cache.cell.copy()))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    outn = F.lstm_forward(*args, naive=True)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for name, a, b in zip(("y", "c", "gates", "cell"), outs[0], (outn.y, outn.c, outn.cache.gates, outn.cache.cell)):
+        close_scaled(a, b, rtol, name)
 
 
 # ------------------------------------------------------------------------------ 7. optional arguments
