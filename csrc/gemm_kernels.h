@@ -100,33 +100,39 @@ inline void prefetch_tick(Prefetch& pf) {
 }
 
 // ------------------------------------------------------------------------------------------ packing
+// Packs columns 0..n of kc rows (src, leading dimension ld) into W-wide slivers (kc, W) laid one after the other
+// (the last one zero-padded): the layout of a transposed A block (W = MR) and of a B panel (W = NR). Groups of
+// kG rows are read whole (contiguous, prefetch-friendly even when rows are far apart, as in a tall-K weight
+// gradient) and scattered into the slivers, kG * W elements written contiguously per sliver. Copies only: the
+// packed values (and so the results) are the same as with any other packing order.
+template <typename T, int W>
+void pack_row_groups(const T* src0, index_t ld, index_t kc, index_t n, T* dst0) {
+  constexpr index_t kG = 8;
+  const index_t nfull = n / W * W;
+  for (index_t kb = 0; kb < kc; kb += kG) {
+    const index_t kn = min_i(kG, kc - kb);
+    const T* src = src0 + kb * ld;
+    for (index_t js = 0; js < nfull; js += W) {
+      T* dst = dst0 + js * kc + kb * W;
+      for (index_t k = 0; k < kn; ++k) std::memcpy(dst + k * W, src + k * ld + js, sizeof(T) * W);
+    }
+    if (nfull < n) {
+      const int nr = static_cast<int>(n - nfull);
+      T* dst = dst0 + nfull * kc + kb * W;
+      for (index_t k = 0; k < kn; ++k) {
+        for (int j = 0; j < nr; ++j) dst[k * W + j] = src[k * ld + nfull + j];
+        for (int j = nr; j < W; ++j) dst[k * W + j] = T(0);
+      }
+    }
+  }
+}
+
 // op(A) = A (trans = false): row i of op(A) is contiguous in k.  op(A) = A^T: column i is strided.
 template <typename T, int MR>
 void pack_a_tmpl(bool trans, const T* A, index_t lda, index_t i0, index_t m, index_t k0, index_t kc, T* Ap) {
   if (trans) {
-    // op(A)(i, k) = A[k*lda + i]: row k of A holds element k of every sliver. Packed in groups of kG rows
-    // of A read whole (contiguous, prefetch-friendly even when rows are far apart, as in a tall-K
-    // weight gradient), each row group scattered into the slivers as kG consecutive MR-wide rows per
-    // sliver (kG * MR elements written contiguously). Copies only: the packed values (and so the
-    // results) are the same as with any other packing order.
-    constexpr index_t kG = 8;
-    const index_t mfull = m / MR * MR;
-    for (index_t kb = 0; kb < kc; kb += kG) {
-      const index_t kn = min_i(kG, kc - kb);
-      const T* src = A + (k0 + kb) * lda + i0;
-      for (index_t is = 0; is < mfull; is += MR) {
-        T* dst = Ap + is * kc + kb * MR;
-        for (index_t k = 0; k < kn; ++k) std::memcpy(dst + k * MR, src + k * lda + is, sizeof(T) * MR);
-      }
-      if (mfull < m) {
-        const int mr = static_cast<int>(m - mfull);
-        T* dst = Ap + mfull * kc + kb * MR;
-        for (index_t k = 0; k < kn; ++k) {
-          for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[k * lda + mfull + i];
-          for (int i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
-        }
-      }
-    }
+    // op(A)(i, k) = A[k*lda + i]: row k of A holds element k of every sliver (see pack_row_groups).
+    pack_row_groups<T, MR>(A + k0 * lda + i0, lda, kc, m, Ap);
     return;
   }
   // op(A)(i, k) = A[i*lda + k]: interleave MR rows (MR contiguous read streams).
@@ -163,28 +169,9 @@ struct NoTransposer {
 template <typename T, int NR, class TR = NoTransposer>
 void pack_b_tmpl(bool trans, const T* B, index_t ldb, index_t k0, index_t kc, index_t j0, index_t n, T* Bp) {
   if (!trans && n > NR) {
-    // Several slivers: row k of the panel holds row k of every sliver. Packed in groups of kG rows of B
-    // read whole (contiguous) and scattered into the slivers (kG * NR elements written contiguously per
-    // sliver), instead of one sliver at a time, which reads one NR-wide piece (one cache line for float)
-    // of each of kc rows ldb apart per sliver. Copies only: same packed values.
-    constexpr index_t kG = 8;
-    const index_t nfull = n / NR * NR;
-    for (index_t kb = 0; kb < kc; kb += kG) {
-      const index_t kn = min_i(kG, kc - kb);
-      const T* src = B + (k0 + kb) * ldb + j0;
-      for (index_t js = 0; js < nfull; js += NR) {
-        T* dst = Bp + js * kc + kb * NR;
-        for (index_t k = 0; k < kn; ++k) std::memcpy(dst + k * NR, src + k * ldb + js, sizeof(T) * NR);
-      }
-      if (nfull < n) {
-        const int nr = static_cast<int>(n - nfull);
-        T* dst = Bp + nfull * kc + kb * NR;
-        for (index_t k = 0; k < kn; ++k) {
-          for (int j = 0; j < nr; ++j) dst[k * NR + j] = src[k * ldb + nfull + j];
-          for (int j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
-        }
-      }
-    }
+    // Several slivers: row k of the panel holds row k of every sliver (see pack_row_groups), instead of one
+    // sliver at a time, which reads one NR-wide piece (one cache line for float) of each of kc rows ldb apart.
+    pack_row_groups<T, NR>(B + k0 * ldb + j0, ldb, kc, n, Bp);
     return;
   }
   for (index_t js = 0; js < n; js += NR) {

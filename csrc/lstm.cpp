@@ -259,14 +259,9 @@ ND_AI Vec<float> vexp_clamped(Vec<float> x) {
   return p * scale;
 }
 
-ND_AI Vec<double> vexp_clamped(Vec<double> x) {
-  typedef VT<double>::IV IV;
-  const double magic = 6755399441055744.0;  // 1.5 * 2^52
-  Vec<double> t = x * 1.4426950408889634074 + magic;
-  Vec<double> n = t - magic;
-  Vec<double> r = x - n * 6.93147180369123816490e-01;  // fdlibm ln2_hi / ln2_lo
-  r = r - n * 1.90821492927058770002e-10;
-  // exp(r), |r| <= 0.35: Taylor to degree 13 (truncation < 1e-17)
+// (exp(r) - 1) / r for |r| <= 0.35: the Taylor series of exp to degree 13 without its constant term, divided by r
+// (Horner; shared by vexp_clamped and vexpm1_red, double).
+ND_AI Vec<double> vexp_taylor12_d(Vec<double> r) {
   Vec<double> p = r * (1.0 / 6227020800.0) + (1.0 / 479001600.0);
   p = p * r + (1.0 / 39916800.0);
   p = p * r + (1.0 / 3628800.0);
@@ -279,7 +274,18 @@ ND_AI Vec<double> vexp_clamped(Vec<double> x) {
   p = p * r + (1.0 / 6.0);
   p = p * r + 0.5;
   p = p * r + 1.0;
-  p = p * r + 1.0;
+  return p;
+}
+
+ND_AI Vec<double> vexp_clamped(Vec<double> x) {
+  typedef VT<double>::IV IV;
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52
+  Vec<double> t = x * 1.4426950408889634074 + magic;
+  Vec<double> n = t - magic;
+  Vec<double> r = x - n * 6.93147180369123816490e-01;  // fdlibm ln2_hi / ln2_lo
+  r = r - n * 1.90821492927058770002e-10;
+  // exp(r), |r| <= 0.35: Taylor to degree 13 (truncation < 1e-17)
+  Vec<double> p = vexp_taylor12_d(r) * r + 1.0;
   IV ni = reinterpret_cast<IV>(t) - 0x4338000000000000LL;
   Vec<double> scale = reinterpret_cast<Vec<double>>((ni + 1023) << 52);
   return p * scale;
@@ -409,21 +415,7 @@ ND_AI Vec<float> vexpm1_red(Vec<float> r) {
   p = p * r + 1.0f;
   return p * r;
 }
-ND_AI Vec<double> vexpm1_red(Vec<double> r) {
-  Vec<double> p = r * (1.0 / 6227020800.0) + (1.0 / 479001600.0);
-  p = p * r + (1.0 / 39916800.0);
-  p = p * r + (1.0 / 3628800.0);
-  p = p * r + (1.0 / 362880.0);
-  p = p * r + (1.0 / 40320.0);
-  p = p * r + (1.0 / 5040.0);
-  p = p * r + (1.0 / 720.0);
-  p = p * r + (1.0 / 120.0);
-  p = p * r + (1.0 / 24.0);
-  p = p * r + (1.0 / 6.0);
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  return p * r;
-}
+ND_AI Vec<double> vexpm1_red(Vec<double> r) { return vexp_taylor12_d(r) * r; }
 
 // e^(sg*x) = s (1 + q) for sg*x in the clamped finite range (sg = +1 or -1, folded into the constants).
 template <typename F, int SG>
