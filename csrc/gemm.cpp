@@ -183,23 +183,18 @@ bool gemm_range(const KernelSet<T>& ks, bool ta, bool tb, index_t i0, index_t i1
       Workspace::reserve(ws.b, ws.b_bytes, sizeof(T) * (fused ? NR : round_up(ncb, NR)) * kcb));
   if (!Ap || !Bp) return false;
 
-  // Source rows of the blocks packed next (see Prefetch in gemm_kernels.h).
-  auto region_a = [&](index_t i, index_t m, index_t k, index_t kc) {
+  // Source rows of the blocks packed next (see Prefetch in gemm_kernels.h). op(X) block (outer o0..o0+no,
+  // inner q0..q0+nq) of X stored with leading dimension ld, transposed (tr) or not: A's (i, k) and B's (k, j).
+  auto region = [](const T* X, index_t ld, bool tr, index_t o0, index_t no, index_t q0, index_t nq) {
     Prefetch::Region g;
-    g.base = reinterpret_cast<const char*>(ta ? A + k * lda + i : A + i * lda + k);
-    g.rows = ta ? kc : m;
-    g.stride = lda * index_t(sizeof(T));
-    g.bytes = (ta ? m : kc) * index_t(sizeof(T));
+    g.base = reinterpret_cast<const char*>(tr ? X + q0 * ld + o0 : X + o0 * ld + q0);
+    g.rows = tr ? nq : no;
+    g.stride = ld * index_t(sizeof(T));
+    g.bytes = (tr ? no : nq) * index_t(sizeof(T));
     return g;
   };
-  auto region_b = [&](index_t k, index_t kc, index_t j, index_t n) {
-    Prefetch::Region g;
-    g.base = reinterpret_cast<const char*>(tb ? B + j * ldb + k : B + k * ldb + j);
-    g.rows = tb ? n : kc;
-    g.stride = ldb * index_t(sizeof(T));
-    g.bytes = (tb ? kc : n) * index_t(sizeof(T));
-    return g;
-  };
+  auto region_a = [&](index_t i, index_t m, index_t k, index_t kc) { return region(A, lda, ta, i, m, k, kc); };
+  auto region_b = [&](index_t k, index_t kc, index_t j, index_t n) { return region(B, ldb, tb, k, kc, j, n); };
   for (index_t jc = j0; jc < j1; jc += ncb) {
     const index_t nc = j1 - jc < ncb ? j1 - jc : ncb;
     for (index_t pc = 0; pc < K; pc += kcb) {

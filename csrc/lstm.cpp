@@ -238,30 +238,18 @@ ND_AI void stn(F* p, Vec<F> v, int n) {
   for (int l = 0; l < n; ++l) p[l] = tmp[l];
 }
 
-// exp(x) for x already clamped to the finite range below (float [-87, 88], double [-708, 709]).
-ND_AI Vec<float> vexp_clamped(Vec<float> x) {
-  typedef VT<float>::IV IV;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  Vec<float> t = x * 1.44269504088896341f + magic;
-  Vec<float> n = t - magic;
-  Vec<float> r = x - n * 0.693359375f;  // Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4
-  r = r + n * 2.12194440e-4f;
-  // exp(r), |r| <= 0.35: Taylor to degree 7 (truncation < 1e-8)
+// (exp(r) - 1) / r for |r| <= 0.35: the Taylor series of exp to degree 7 (float) / 13 (double) without its
+// constant term, divided by r (Horner; shared by vexp_clamped and vexpm1_red).
+ND_AI Vec<float> vexp_series(Vec<float> r) {
   Vec<float> p = r * (1.0f / 5040) + (1.0f / 720);
   p = p * r + (1.0f / 120);
   p = p * r + (1.0f / 24);
   p = p * r + (1.0f / 6);
   p = p * r + 0.5f;
   p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  IV ni = reinterpret_cast<IV>(t) - 0x4B400000;  // bits of magic: the integer n in the low bits
-  Vec<float> scale = reinterpret_cast<Vec<float>>((ni + 127) << 23);
-  return p * scale;
+  return p;
 }
-
-// (exp(r) - 1) / r for |r| <= 0.35: the Taylor series of exp to degree 13 without its constant term, divided by r
-// (Horner; shared by vexp_clamped and vexpm1_red, double).
-ND_AI Vec<double> vexp_taylor12_d(Vec<double> r) {
+ND_AI Vec<double> vexp_series(Vec<double> r) {
   Vec<double> p = r * (1.0 / 6227020800.0) + (1.0 / 479001600.0);
   p = p * r + (1.0 / 39916800.0);
   p = p * r + (1.0 / 3628800.0);
@@ -277,6 +265,21 @@ ND_AI Vec<double> vexp_taylor12_d(Vec<double> r) {
   return p;
 }
 
+// exp(x) for x already clamped to the finite range below (float [-87, 88], double [-708, 709]).
+ND_AI Vec<float> vexp_clamped(Vec<float> x) {
+  typedef VT<float>::IV IV;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  Vec<float> t = x * 1.44269504088896341f + magic;
+  Vec<float> n = t - magic;
+  Vec<float> r = x - n * 0.693359375f;  // Cody-Waite: ln2 = 0.693359375 - 2.12194440e-4
+  r = r + n * 2.12194440e-4f;
+  // exp(r), |r| <= 0.35: Taylor to degree 7 (truncation < 1e-8)
+  Vec<float> p = vexp_series(r) * r + 1.0f;
+  IV ni = reinterpret_cast<IV>(t) - 0x4B400000;  // bits of magic: the integer n in the low bits
+  Vec<float> scale = reinterpret_cast<Vec<float>>((ni + 127) << 23);
+  return p * scale;
+}
+
 ND_AI Vec<double> vexp_clamped(Vec<double> x) {
   typedef VT<double>::IV IV;
   const double magic = 6755399441055744.0;  // 1.5 * 2^52
@@ -285,7 +288,7 @@ ND_AI Vec<double> vexp_clamped(Vec<double> x) {
   Vec<double> r = x - n * 6.93147180369123816490e-01;  // fdlibm ln2_hi / ln2_lo
   r = r - n * 1.90821492927058770002e-10;
   // exp(r), |r| <= 0.35: Taylor to degree 13 (truncation < 1e-17)
-  Vec<double> p = vexp_taylor12_d(r) * r + 1.0;
+  Vec<double> p = vexp_series(r) * r + 1.0;
   IV ni = reinterpret_cast<IV>(t) - 0x4338000000000000LL;
   Vec<double> scale = reinterpret_cast<Vec<double>>((ni + 1023) << 52);
   return p * scale;
@@ -406,16 +409,10 @@ struct ExpC<double> {
 };
 
 // expm1(r) for |r| <= 0.35: Taylor to degree 7 (float) / 13 (double), without the constant term.
-ND_AI Vec<float> vexpm1_red(Vec<float> r) {
-  Vec<float> p = r * (1.0f / 5040) + (1.0f / 720);
-  p = p * r + (1.0f / 120);
-  p = p * r + (1.0f / 24);
-  p = p * r + (1.0f / 6);
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  return p * r;
+template <typename F>
+ND_AI Vec<F> vexpm1_red(Vec<F> r) {
+  return vexp_series(r) * r;
 }
-ND_AI Vec<double> vexpm1_red(Vec<double> r) { return vexp_taylor12_d(r) * r; }
 
 // e^(sg*x) = s (1 + q) for sg*x in the clamped finite range (sg = +1 or -1, folded into the constants).
 template <typename F, int SG>
@@ -432,7 +429,7 @@ ND_AI void vexp_parts(Vec<F> x, Vec<F>& s, Vec<F>& q) {
     Vec<F> u = x + n * C::ln2_hi;  // -r - n*lo
     r = -(n * C::ln2_lo) - u;
   }
-  q = vexpm1_red(r);
+  q = vexpm1_red<F>(r);
   // bits of t: those of magic plus n in the low bits; magic's own low mantissa bits are 0, so the shift
   // leaves n << mant
   s = reinterpret_cast<Vec<F>>((reinterpret_cast<IV>(t) << C::mant) + C::one_bits);

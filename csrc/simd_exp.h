@@ -8,6 +8,23 @@ namespace nd {
 
 typedef float F8 __attribute__((vector_size(32)));
 
+// exp(r) * 2^n for the reduced argument r (|r| <= ln2 / 2) and the integer-valued n of a Cody-Waite reduction
+// (n >= -126): degree-6 polynomial, then the power of two built in the exponent bits. Shared by exp8_nonpos and
+// exp8_neg_half_sq.
+inline __attribute__((always_inline)) F8 exp8_reduced(F8 r, F8 n) {
+  typedef std::int32_t I8 __attribute__((vector_size(32)));
+  F8 p = F8{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
+  const F8 res = p * reinterpret_cast<F8>(e);
+  return res;
+}
+
 // exp(x) for x <= ~0: Cody-Waite reduction by ln 2 and a degree-6 polynomial, selects instead of branches;
 // x < -87 gives exactly 0 and the exponent is clamped at -126 (no denormals); relative error ~1e-7.
 inline __attribute__((always_inline)) F8 exp8_nonpos(F8 x) {
@@ -18,15 +35,7 @@ inline __attribute__((always_inline)) F8 exp8_nonpos(F8 x) {
   const F8 n = (t + big) - big;
   F8 r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  F8 p = F8{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
-  const F8 res = p * reinterpret_cast<F8>(e);
+  const F8 res = exp8_reduced(r, n);
   return x < -87.0f ? F8{} : res;
 }
 
@@ -92,15 +101,7 @@ inline __attribute__((always_inline)) F8 exp8_neg_half_sq(F8 u) {
   F8 r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   r = r - lo;
-  F8 p = F8{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const I8 e = (__builtin_convertvector(n, I8) + 127) << 23;
-  const F8 res = p * reinterpret_cast<F8>(e);
+  const F8 res = exp8_reduced(r, n);
   return hi + lo > 87.0f ? F8{} : res;
 }
 
