@@ -181,17 +181,16 @@ def _gelu_linear(tape: Optional[Tape], pb, z: Var, w: str, b: str, res: Optional
     g, d = np.empty_like(zd), np.empty_like(zd)
     _core.linear_gelu_forward(y, zd, W, bias, r, g, d)
     out = _wrap(tape, y)
-    if tape is not None:
-        held = [(g, d)]
-        dW, dB = pb.grad_of(w), pb.grad_of(b)
-        del g, d
+    held = [(g, d)]
+    dW, dB = pb.grad_of(w), pb.grad_of(b)
+    del g, d
 
-        def backward(dy):
-            gb, dz = held.pop()  # run once; GELU(z) is released after it, dz is written over GELU'(z)
-            _core.linear_gated_backward(dz, dW, dB, dy, gb, W)
-            return (dz,) if res is None else (dz, dy)
+    def backward(dy):
+        gb, dz = held.pop()  # run once; GELU(z) is released after it, dz is written over GELU'(z)
+        _core.linear_gated_backward(dz, dW, dB, dy, gb, W)
+        return (dz,) if res is None else (dz, dy)
 
-        tape.record(out, (z,) if res is None else (z, res), backward)
+    tape.record(out, (z,) if res is None else (z, res), backward)
     return out
 
 
