@@ -2,7 +2,7 @@
 
     PYTHONPATH=python python3 bench/attention.py                 # full grid, 1 thread
     PYTHONPATH=python python3 bench/attention.py --threads 1 2 --quick --markdown
-    options: --kind sdpa|layer|both  --no-mem  --filter B=32,T=96  --budget SECONDS
+    options: --kind sdpa|layer|both  --no-mem  --filter B=32,T=96  --budget SECONDS  --passes 3
 
 Grid (the issue's): batch {32, 256} x seq {24, 96, 336} x d_model {64, 128}, 4 heads (head width d_model/4).
   sdpa   F.attention_forward (+ F.attention_backward) on q, k, v (B, 4, T, d_model/4) vs
@@ -17,6 +17,9 @@ neurodivergent.set_num_threads(n) (OMP env set before the imports); calls are al
 the median of each is reported. speed-up = torch time / our time. Times are process CPU time at 1 thread
 (--clock auto; on a shared, loaded machine wall time mostly measures the other processes) and wall time
 with more threads.
+--passes N runs the grid N times in a row and reports per configuration the median of the per-pass speed-ups
+(and each pass's value): one pass's cell can be disturbed by the host, so per-configuration floors are claimed
+from such medians only.
 GFLOP/s counts the matrix products only: sdpa forward 4 B H T^2 dh (QK^T and PV), backward 2x that
 (recomputed scores: 2.5x for us, counted as 2x for both); layer forward = sdpa + 2 B T (4 d^2 + 2 d d_ff).
 Peak memory (unless --no-mem): one child process per (library, kind, configuration), 1 thread, running
@@ -247,12 +250,46 @@ def measure_mem(kinds, cfgs):
     return out
 
 
+# ------------------------------------------------------------------------------------------ passes
+def ratio(r, mode):
+    """torch time / our time of one row (the median of the per-pass ratios for an aggregated row)."""
+    return r.get(f"{mode}_x", r[f"{mode}_torch"] / r[f"{mode}_ours"])
+
+
+def aggregate(rows):
+    """Rows of several passes -> one row per (kind, threads, configuration): times the medians over the passes,
+    speed-ups the medians of the per-pass speed-ups (each pass alternates the libraries call by call), every
+    pass's speed-up kept."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["kind"], r["threads"], r["B"], r["T"], r["D"]), []).append(r)
+    out = []
+    for rs in groups.values():
+        if len(rs) == 1:
+            out.append(rs[0])
+            continue
+        a = dict(rs[0])
+        for k in ("fwd_ours", "fwd_torch", "train_ours", "train_torch", "gf_fwd_ours", "gf_fwd_torch",
+                  "gf_train_ours", "gf_train_torch", "max_diff"):
+            a[k] = statistics.median(r[k] for r in rs)
+        for mode in ("fwd", "train"):
+            xs = [r[f"{mode}_torch"] / r[f"{mode}_ours"] for r in rs]
+            a[f"{mode}_x"] = statistics.median(xs)
+            a[f"{mode}_x_passes"] = xs
+        a["passes"] = len(rs)
+        out.append(a)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ report
 def report(rows, mem, markdown):
     head = ["kind", "thr", "B", "T", "d_model", "fwd ours ms", "fwd torch ms", "fwd x", "f+b ours ms",
             "f+b torch ms", "f+b x", "GF/s f+b ours/torch", "max|diff|"]
     if mem:
         head += ["peak MiB ours/torch (+run)"]
+    multi = any("passes" in r for r in rows)
+    if multi:
+        head += ["fwd x per pass", "f+b x per pass"]
     lines = []
     if markdown:
         lines.append("| " + " | ".join(head) + " |")
@@ -261,14 +298,16 @@ def report(rows, mem, markdown):
         lines.append("  ".join(head))
     for r in rows:
         cells = [r["kind"], str(r["threads"]), str(r["B"]), str(r["T"]), str(r["D"]), f"{r['fwd_ours'] * 1e3:.3f}",
-                 f"{r['fwd_torch'] * 1e3:.3f}", f"{r['fwd_torch'] / r['fwd_ours']:.2f}",
+                 f"{r['fwd_torch'] * 1e3:.3f}", f"{ratio(r, 'fwd'):.2f}",
                  f"{r['train_ours'] * 1e3:.3f}", f"{r['train_torch'] * 1e3:.3f}",
-                 f"{r['train_torch'] / r['train_ours']:.2f}",
+                 f"{ratio(r, 'train'):.2f}",
                  f"{r['gf_train_ours']:.1f}/{r['gf_train_torch']:.1f}", f"{r['max_diff']:.1e}"]
         if mem:
             a = mem.get((r["kind"], (r["B"], r["T"], r["D"]), "ours"))
             b = mem.get((r["kind"], (r["B"], r["T"], r["D"]), "torch"))
             cells.append(f"{a['peak']:.0f}/{b['peak']:.0f} (+{a['run']:.0f}/+{b['run']:.0f})" if a and b else "-")
+        if multi:
+            cells += ["/".join(f"{x:.2f}" for x in r.get(f"{m}_x_passes", [ratio(r, m)])) for m in ("fwd", "train")]
         lines.append(("| " + " | ".join(cells) + " |") if markdown else "  ".join(cells))
     print("\n".join(lines))
     for kind in sorted({r["kind"] for r in rows}):
@@ -276,8 +315,8 @@ def report(rows, mem, markdown):
             sel = [r for r in rows if r["kind"] == kind and r["threads"] == n]
             if not sel:
                 continue
-            sf = [r["fwd_torch"] / r["fwd_ours"] for r in sel]
-            st = [r["train_torch"] / r["train_ours"] for r in sel]
+            sf = [ratio(r, "fwd") for r in sel]
+            st = [ratio(r, "train") for r in sel]
             print(f"{kind}, {n} thread(s): speed-up forward median {statistics.median(sf):.2f} (min {min(sf):.2f}), "
                   f"forward+backward median {statistics.median(st):.2f} (min {min(st):.2f}); "
                   f"configs >= 1.25x: fwd {sum(s >= 1.25 for s in sf)}/{len(sf)}, f+b {sum(s >= 1.25 for s in st)}/{len(st)}")
@@ -295,6 +334,9 @@ def main(argv=None):
     p.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
                    help="cpu: process CPU time (fair on a loaded machine, 1 thread only); wall: perf_counter; "
                         "auto: cpu at 1 thread, wall otherwise")
+    p.add_argument("--passes", type=int, default=1,
+                   help="run the whole grid this many times in a row and report per configuration the median of "
+                        "the per-pass speed-ups, with every pass's value")
     p.add_argument("--min-reps", type=int, default=3)
     p.add_argument("--max-reps", type=int, default=20)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -309,7 +351,7 @@ def main(argv=None):
         return
     kinds = ["sdpa", "layer"] if args.kind == "both" else [args.kind]
     rows = []
-    for n in args.threads:
+    for n in [n for _ in range(max(1, args.passes)) for n in args.threads]:
         cmd = [sys.executable, __file__, "--worker", "--threads", str(n), "--kinds", *kinds, "--filter", args.filter,
                "--budget", str(args.budget), "--min-reps", str(args.min_reps), "--max-reps", str(args.max_reps),
                "--clock", args.clock]
@@ -324,7 +366,9 @@ def main(argv=None):
     nd, _ = import_nd()
     print(f"{platform.processor() or platform.machine()}, torch vs neurodivergent {nd.__version__}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    report(rows, mem, args.markdown)
+    if args.passes > 1:
+        print(f"median of {args.passes} passes")
+    report(aggregate(rows), mem, args.markdown)
     print("command:", " ".join([os.path.basename(sys.executable), "bench/attention.py"] + (argv or sys.argv[1:])))
 
 

@@ -2,7 +2,7 @@
 
     PYTHONPATH=python python3 bench/rnn.py                    # full grid, LSTM (+ GRU when available), 1 and 2 threads
     PYTHONPATH=python python3 bench/rnn.py --quick            # a subset
-    options: --cell lstm|gru|both  --threads 1 2  --no-mem  --markdown  --filter B=32,H=64
+    options: --cell lstm|gru|both  --threads 1 2  --no-mem  --markdown  --filter B=32,H=64  --passes 3
 
 Grid (the issue's): batch {32, 256} x seq {24, 96, 168} x input {1, 8} x hidden {64, 128, 256} x layers {1, 2}.
 For each configuration, side by side in one process (calls alternated one by one, a short pause before
@@ -17,6 +17,12 @@ its own subprocess with torch.set_num_threads(n) and neurodivergent.set_num_thre
 set before the imports).
 GFLOP/s: forward = 2*B*T*(I+H)*G per layer (G = 4H for LSTM, 3H for GRU); backward = 2x forward, so a
 training step counts 3x the forward FLOPs (Adam's are negligible). speed-up = torch time / our time.
+Clock: process CPU time at 1 thread (--clock auto, the default since 2026-11-29; earlier grids used wall time
+throughout): on a shared VM wall time also counts the other processes; wall time with more threads.
+--passes N runs the whole grid N times in a row (each configuration's passes minutes apart) and reports, per
+configuration, the median over the passes of the times and of the per-pass speed-ups, and every pass's speed-up:
+on a shared VM one pass's cell can be disturbed by the host (a cell read 1.48x and 1.02x minutes apart), so a
+per-configuration floor is only claimed from such a median.
 Peak memory (unless --no-mem): one child process per (library, configuration), 1 thread, running
 only that library's training step twice; `peak` is ru_maxrss of the child and `+run` the increase over
 the RSS measured right before the first step (i.e. excluding the imported libraries).
@@ -149,15 +155,15 @@ def build(cell, B, T, I, H, L, seed=0):
 
 
 # ------------------------------------------------------------------------------------------ timing worker
-def time_pair(fa, fb, reps, pause):
+def time_pair(fa, fb, reps, pause, clock=time.perf_counter):
     ta, tb = [], []
     for _ in range(reps):
         for f, acc in ((fa, ta), (fb, tb)):
             if pause:
                 time.sleep(pause)
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            acc.append(time.perf_counter() - t0)
+            acc.append(clock() - t0)
     return statistics.median(ta), statistics.median(tb)
 
 
@@ -170,6 +176,7 @@ def worker(args):
     torch.set_num_threads(n)
     nd.set_num_threads(n) if hasattr(nd, "set_num_threads") else core.set_num_threads(n)
     pause = 0.02 if n > 1 else 0.0
+    clock = time.process_time if (args.clock == "cpu" or (args.clock == "auto" and n == 1)) else time.perf_counter
     rows = []
     for cell in args.cells:
         for (B, T, I, H, L) in configs(args.quick, args.filter):
@@ -185,10 +192,10 @@ def worker(args):
             est = time.perf_counter() - t0
             reps = int(min(args.max_reps, max(args.min_reps, args.budget / max(est, 1e-6))))
             rf = min(3 * reps, args.max_reps * 2)
-            fo, ft = time_pair(lambda: ours.forward(x), lambda: tor.forward(xt), rf, pause)
-            to, tt = time_pair(lambda: ours.train_step(x, dy), lambda: tor.train_step(xt, dyt), reps, pause)
+            fo, ft = time_pair(lambda: ours.forward(x), lambda: tor.forward(xt), rf, pause, clock)
+            to, tt = time_pair(lambda: ours.train_step(x, dy), lambda: tor.train_step(xt, dyt), reps, pause, clock)
             # same numbers? (forward outputs of the trained weights are not comparable: compare at start)
-            row = dict(cell=cell, threads=n, B=B, T=T, I=I, H=H, L=L, reps=reps,
+            row = dict(cell=cell, threads=n, B=B, T=T, I=I, H=H, L=L, reps=reps, clock=clock.__name__,
                        fwd_ours=fo, fwd_torch=ft, train_ours=to, train_torch=tt,
                        gf_fwd_ours=ff / fo / 1e9, gf_fwd_torch=ff / ft / 1e9,
                        gf_train_ours=3 * ff / to / 1e9, gf_train_torch=3 * ff / tt / 1e9)
@@ -257,6 +264,37 @@ def measure_mem(cells, cfgs):
     return out
 
 
+# ------------------------------------------------------------------------------------------ passes
+def ratio(r, mode):
+    """torch time / our time of one row (the median of the per-pass ratios for an aggregated row)."""
+    return r.get(f"{mode}_x", r[f"{mode}_torch"] / r[f"{mode}_ours"])
+
+
+def aggregate(rows):
+    """Rows of several passes over the same grid -> one row per (cell, threads, configuration): times are the
+    medians over the passes, the speed-ups the medians of the per-pass speed-ups (each pass alternates the two
+    libraries call by call, so its ratio is a paired measurement; a pass disturbed by the host is outvoted)."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["cell"], r["threads"], r["B"], r["T"], r["I"], r["H"], r["L"]), []).append(r)
+    out = []
+    for rs in groups.values():
+        if len(rs) == 1:
+            out.append(rs[0])
+            continue
+        a = dict(rs[0])
+        for k in ("fwd_ours", "fwd_torch", "train_ours", "train_torch", "gf_fwd_ours", "gf_fwd_torch",
+                  "gf_train_ours", "gf_train_torch"):
+            a[k] = statistics.median(r[k] for r in rs)
+        for mode in ("fwd", "train"):
+            xs = [r[f"{mode}_torch"] / r[f"{mode}_ours"] for r in rs]
+            a[f"{mode}_x"] = statistics.median(xs)
+            a[f"{mode}_x_passes"] = xs
+        a["passes"] = len(rs)
+        out.append(a)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ report
 def print_mem(mem, markdown):
     """The peak-memory pass alone: one line per cell and configuration."""
@@ -277,6 +315,9 @@ def fmt_table(rows, mem, markdown):
     hdr = ["cell", "thr", "B", "T", "I", "H", "L", "fwd ours ms", "fwd torch ms", "fwd x", "train ours ms",
            "train torch ms", "train x", "train GF/s ours", "train GF/s torch", "fwd GF/s ours", "peak MiB ours/torch",
            "+run MiB ours/torch"]
+    multi = any("passes" in r for r in rows)
+    if multi:
+        hdr += ["fwd x per pass", "train x per pass"]
     lines = []
     if markdown:
         lines.append("| " + " | ".join(hdr) + " |")
@@ -289,10 +330,12 @@ def fmt_table(rows, mem, markdown):
         peak = f"{m_o['peak']:.0f}/{m_t['peak']:.0f}" if m_o and m_t else "-"
         run = f"{m_o['run']:.0f}/{m_t['run']:.0f}" if m_o and m_t else "-"
         vals = [r["cell"], r["threads"], r["B"], r["T"], r["I"], r["H"], r["L"],
-                f"{r['fwd_ours'] * 1e3:.2f}", f"{r['fwd_torch'] * 1e3:.2f}", f"{r['fwd_torch'] / r['fwd_ours']:.2f}",
+                f"{r['fwd_ours'] * 1e3:.2f}", f"{r['fwd_torch'] * 1e3:.2f}", f"{ratio(r, 'fwd'):.2f}",
                 f"{r['train_ours'] * 1e3:.2f}", f"{r['train_torch'] * 1e3:.2f}",
-                f"{r['train_torch'] / r['train_ours']:.2f}", f"{r['gf_train_ours']:.1f}", f"{r['gf_train_torch']:.1f}",
+                f"{ratio(r, 'train'):.2f}", f"{r['gf_train_ours']:.1f}", f"{r['gf_train_torch']:.1f}",
                 f"{r['gf_fwd_ours']:.1f}", peak, run]
+        if multi:
+            vals += ["/".join(f"{x:.2f}" for x in r.get(f"{m}_x_passes", [ratio(r, m)])) for m in ("fwd", "train")]
         if markdown:
             lines.append("| " + " | ".join(str(v) for v in vals) + " |")
         else:
@@ -308,7 +351,7 @@ def summary(rows, mem):
             if not rs:
                 continue
             for mode in ("fwd", "train"):
-                sp = [r[f"{mode}_torch"] / r[f"{mode}_ours"] for r in rs]
+                sp = [ratio(r, mode) for r in rs]
                 small = [s for s, r in zip(sp, rs) if r["H"] <= 64]
                 out.append(f"{cell} {n} thread(s) {mode:5}: speed-up min {min(sp):.2f} median {statistics.median(sp):.2f}"
                            f" max {max(sp):.2f}; H<=64 min {min(small) if small else float('nan'):.2f};"
@@ -341,6 +384,12 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=1.0, help="seconds per library per mode and config (approx.)")
     p.add_argument("--min-reps", type=int, default=3)
     p.add_argument("--max-reps", type=int, default=20)
+    p.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
+                   help="cpu: process CPU time (fair on a loaded machine, 1 thread only); wall: perf_counter; "
+                        "auto (default since the seventh session; wall before): cpu at 1 thread, wall otherwise")
+    p.add_argument("--passes", type=int, default=1,
+                   help="run the whole grid this many times (minutes apart) and report per configuration the "
+                        "median of the per-pass speed-ups, with every pass's value")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cells", nargs="+", help=argparse.SUPPRESS)
     p.add_argument("--mem-child", nargs=7, help=argparse.SUPPRESS)
@@ -360,8 +409,8 @@ def main(argv=None):
         print(f"# {c}: max |ours - torch| forward on a 2-layer check = {check_same(c):.2e}", flush=True)
     rows = []
     t_start = time.time()
-    for n in ([] if args.mem_only else args.threads):
-        cmd = [sys.executable, __file__, "--worker", "--threads", str(n), "--cells", *cells,
+    for n, pass_no in [] if args.mem_only else [(n, k) for k in range(max(1, args.passes)) for n in args.threads]:
+        cmd = [sys.executable, __file__, "--worker", "--threads", str(n), "--cells", *cells, "--clock", args.clock,
                "--budget", str(args.budget), "--min-reps", str(args.min_reps), "--max-reps", str(args.max_reps),
                "--filter", ",".join(f"{k}={v}" for k, v in args.filter.items())]
         if args.quick:
@@ -371,7 +420,7 @@ def main(argv=None):
             if line.startswith("{"):
                 r = json.loads(line)
                 rows.append(r)
-                print(f"  {r['cell']} thr={n} B={r['B']} T={r['T']} I={r['I']} H={r['H']} L={r['L']}: "
+                print(f"  {'pass %d ' % (pass_no + 1) if args.passes > 1 else ''}{r['cell']} thr={n} B={r['B']} T={r['T']} I={r['I']} H={r['H']} L={r['L']}: "
                       f"fwd {r['fwd_ours'] * 1e3:.2f} vs {r['fwd_torch'] * 1e3:.2f} ms "
                       f"({r['fwd_torch'] / r['fwd_ours']:.2f}x), train {r['train_ours'] * 1e3:.2f} vs "
                       f"{r['train_torch'] * 1e3:.2f} ms ({r['train_torch'] / r['train_ours']:.2f}x, "
@@ -385,7 +434,8 @@ def main(argv=None):
     print()
     print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}, "
           f"isa {core.gemm_isa()}/{core.lstm_isa() if hasattr(core, 'lstm_isa') else '-'}, "
-          f"{time.time() - t_start:.0f} s")
+          f"{time.time() - t_start:.0f} s" + (f", median of {args.passes} passes" if args.passes > 1 else ""))
+    rows = aggregate(rows)
     print(fmt_table(rows, mem, args.markdown))
     print()
     print(summary(rows, mem))
