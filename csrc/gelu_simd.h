@@ -5,6 +5,9 @@
 #pragma once
 #include <cstdint>
 
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 #include "simd_exp.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -12,10 +15,6 @@
 #include <immintrin.h>
 #else
 #define ND_GELU_X86 0
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
 namespace nd {
