@@ -29,13 +29,14 @@ typedef std::int32_t I8 __attribute__((vector_size(32)));
 ND_GELU_AI V8 splat(float a) { return V8{} + a; }
 
 // The tail form (any u; used for |x| >= 3). With u = |x|: Phi(-u) = e * H(u), H(u) = 0.5 erfc(u / sqrt 2)
-// exp(u^2 / 2) (smooth, 0.5 at 0, ~1 / (u sqrt(2 pi)) for large u), and Phi(u) = 1 - Phi(-u). H is a degree-7 polynomial in u - c_k on 8 intervals of u with edges
-// 0, 0.5, 1, 2, 3, 5, 7, 11, 15 (index k from the exponent and first mantissa bit of u + 1, so no compare
-// chain), its coefficients picked per lane by a permute; fitted here (relative minimax, Lawson iterations
-// against mpmath): max relative error of H 1.7e-7 evaluated in float, e to ~1e-7 (exp8_neg_half_sq keeps
-// x^2 exact), so Phi(-u) (the negative tail, down to ~1e-38) keeps its relative accuracy. u is clamped to
-// 13.5 (e is 0 beyond). No division, no erfc chain: the former form (t = 1 / (1 + a/2), a degree-9 Horner
-// chain and a second exp for GELU') was latency-bound at 1.9 / 3.1 ns per value (bench/RESULTS.md).
+// exp(u^2 / 2) (smooth, 0.5 at 0, ~1 / (u sqrt(2 pi)) for large u), and Phi(u) = 1 - Phi(-u). H is a degree-7
+// polynomial in u - c_k on 8 intervals of u with edges 0, 0.5, 1, 2, 3, 5, 7, 11, 15 (index k from the exponent
+// and first mantissa bit of u + 1, so no compare chain), its coefficients picked per lane by a permute; fitted
+// here (relative minimax, Lawson iterations against mpmath): max relative error of H 1.7e-7 evaluated in float,
+// e to ~1e-7 (exp8_neg_half_sq keeps x^2 exact), so Phi(-u) (the negative tail, down to ~1e-38) keeps its
+// relative accuracy. u is clamped to 13.5 (e is 0 beyond). No division, no erfc chain: the form before it
+// (t = 1 / (1 + a/2), a degree-9 Horner chain and a second exp for GELU') was latency-bound at 1.9 / 3.1 ns per
+// value (bench/RESULTS.md).
 const V8 kHCen = {0.25f, 0.75f, 1.5f, 2.5f, 4.0f, 6.0f, 9.0f, 12.25f};
 const V8 kH[8] = {
     {4.140321016e-01f, 3.002324700e-01f, 2.057806700e-01f, 1.413313299e-01f, 9.441064298e-02f, 6.477931142e-02f,

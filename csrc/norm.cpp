@@ -38,8 +38,8 @@ void for_chunks(index_t nchunks, double work, Fn&& f) {
 
 // The row's statistics and its normalised, affine output (shared by the scalar and the vectorised rows).
 template <typename F>
-inline __attribute__((always_inline)) void write_row(F* yr, F* mean, F* rstd, const F* xr, const F* w, const F* b, index_t C, double mu,
-                      double r) {
+inline __attribute__((always_inline)) void write_row(F* yr, F* mean, F* rstd, const F* xr, const F* w,
+                                                     const F* b, index_t C, double mu, double r) {
   *mean = F(mu);
   *rstd = F(r);
   const F fm = F(mu), fr = F(r);
@@ -118,8 +118,9 @@ inline __attribute__((always_inline)) D4 load_d4(const double* p) { return *rein
 inline __attribute__((always_inline)) double hsum_d4(D4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
 
 template <typename F>
-inline __attribute__((always_inline)) void forward_rows_fast(F* y, F* mean, F* rstd, const F* x, const F* w, const F* b, index_t n0, index_t n1,
-                              index_t C, double eps) {
+inline __attribute__((always_inline)) void forward_rows_fast(F* y, F* mean, F* rstd, const F* x, const F* w,
+                                                             const F* b, index_t n0, index_t n1, index_t C,
+                                                             double eps) {
   for (index_t n = n0; n < n1; ++n) {
     const F* xr = x + n * C;
     F* yr = y + n * C;
