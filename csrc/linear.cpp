@@ -10,6 +10,8 @@
 //   the Transformer's shapes (K = d_model = 64..128; bench/RESULTS.md), the caller's residual add (numpy:
 //   read two, write one) as much again. Used while the packed op(B) fits in L2 (kFusedMaxB), else the
 //   general path.
+//   Other tile epilogues: times a gate (the gated backward's dx) and GELU / GELU' of the tile (the feed-forward
+//   block's first linear, linear_forward_gelu: gelu_simd.h, the elementwise kernel's own code).
 // - otherwise: nd::gemm, then the bias and the residual in separate vectorised passes.
 // Bits: the fused tile repeats the GEMM's arithmetic exactly: the same K blocks (gemm.cpp: balanced blocks
 // of at most kc = 256, rounded to 8), within a block fma in k order from zero, blocks summed in order
