@@ -2,8 +2,9 @@
 // Dimensions: n elements (any shape flattened).
 //   x (n,)  y (n,)  dy (n,)  dx (n,)
 // Numerics: GELU is the feed-forward block's kernel (norm.cpp: ff_gelu_*): double uses 0.5*erfc(-x/sqrt2)
-// for the normal CDF (no cancellation for x << 0), float a vectorised exp(-x^2/2) times a piecewise
-// polynomial (within 4 ulps over the whole range, tails included; AVX2 when available), one implementation
+// for the normal CDF (no cancellation for x << 0), float a vectorised piecewise polynomial for |x| < 3 and
+// exp(-x^2/2) times a piecewise polynomial beyond (csrc/gelu_simd.h; within 4 ulps over the whole range,
+// tails included; AVX2 when available), one implementation
 // for every model; sigmoid uses
 // exp(-|x|) so nothing overflows; +-inf and +-1e30 give finite (or the limit) values, never NaN. NaN in
 // gives NaN out (ReLU included), so divergence stays visible.

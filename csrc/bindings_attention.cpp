@@ -426,6 +426,40 @@ void py_linear_gelu_forward(py::handle y_, py::handle z_, py::handle w_, py::han
   linear_residual_impl(y_, z_, w_, b_, r_, true, g_, d_);
 }
 
+// g = GELU(x w^T + b), d = GELU'(x w^T + b) (d optional): the feed-forward block's first linear with its activation.
+void py_linear_forward_gelu(py::handle g_, py::handle d_, py::handle x_, py::handle w_, py::handle b_) {
+  py::array x = kernel_array(x_, "x"), w = kernel_array(w_, "w"), g = kernel_array(g_, "g"), b, d;
+  const bool hb = opt_array(b_, "b", b), hd = opt_array(d_, "d", d);
+  same_dtype(x, "x", w, "w");
+  same_dtype(x, "x", g, "g");
+  need_ndim(x, "x", 2);
+  need_ndim(w, "w", 2);
+  const index_t N = x.shape(0), I = x.shape(1), O = w.shape(0);
+  need_shape(w, "w", {O, I});
+  need_shape(g, "g", {N, O});
+  std::vector<Named> ins{{x, "x"}, {w, "w"}};
+  if (hb) {
+    same_dtype(x, "x", b, "b");
+    need_shape(b, "b", {O});
+    ins.push_back({b, "b"});
+  }
+  std::vector<Named> outs{{g, "g"}};
+  if (hd) {
+    same_dtype(x, "x", d, "d");
+    need_shape(d, "d", {N, O});
+    outs.push_back({d, "d"});
+  }
+  check_outputs(outs, ins);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T *gp = mp<T>(g, true), *dp = mp<T>(d, hd);
+    const T *xp = cp<T>(x, true), *wp = cp<T>(w, true), *bp = cp<T>(b, hb);
+    py::gil_scoped_release nogil;
+    linear_forward_gelu<T>(gp, dp, xp, wp, bp, N, I, O);
+  };
+  if (dtype_of(x) == DType::F32) run(float{}); else run(double{});
+}
+
 void py_ff_gelu_forward_grad(py::handle y_, py::handle d_, py::handle x_) {
   py::array x = kernel_array(x_, "x"), y = kernel_array(y_, "y"), d = kernel_array(d_, "d");
   same_dtype(x, "x", y, "y");
@@ -531,6 +565,11 @@ void register_attention(pybind11::module_& m) {
         "y = GELU(z) @ w.T + b + residual (bitwise ff_gelu_forward then linear_residual_forward); GELU(z) is "
         "never stored unless g and d (both (N, I)) are given: then they receive GELU(z) and GELU'(z), and "
         "linear_gated_backward(d, dw, db, dy, g, w) is the backward (bitwise linear_gelu_backward)");
+  m.def("linear_forward_gelu", &py_linear_forward_gelu, py::arg("g"), py::arg("d").none(true), py::arg("x"),
+        py::arg("w"), py::arg("b").none(true),
+        "g = GELU(x @ w.T + b) and, when d (N, O) is given, d = GELU'(x @ w.T + b): the feed-forward block's first "
+        "linear with its activation in one pass (the pre-activation is never stored); bitwise linear_forward then "
+        "ff_gelu_forward (or ff_gelu_forward_grad)");
   m.def("linear_gelu_backward", &py_linear_gelu_backward, py::arg("dz"), py::arg("dw"), py::arg("db").none(true),
         py::arg("dy"), py::arg("z"), py::arg("w"),
         "Backward of linear_gelu_forward: dz = (dy @ w) * GELU'(z) overwritten, dw += dy^T GELU(z), db += sum dy");

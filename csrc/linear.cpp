@@ -10,6 +10,8 @@
 //   the Transformer's shapes (K = d_model = 64..128; bench/RESULTS.md), the caller's residual add (numpy:
 //   read two, write one) as much again. Used while the packed op(B) fits in L2 (kFusedMaxB), else the
 //   general path.
+//   Other tile epilogues: times a gate (the gated backward's dx) and GELU / GELU' of the tile (the feed-forward
+//   block's first linear, linear_forward_gelu: gelu_simd.h, the elementwise kernel's own code).
 // - otherwise: nd::gemm, then the bias and the residual in separate vectorised passes.
 // Bits: the fused tile repeats the GEMM's arithmetic exactly: the same K blocks (gemm.cpp: balanced blocks
 // of at most kc = 256, rounded to 8), within a block fma in k order from zero, blocks summed in order
@@ -23,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gelu_simd.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "norm.h"
@@ -106,13 +109,54 @@ inline index_t gemm_kblock(index_t K) {
   return n_kb == 1 ? K : ((K + n_kb - 1) / n_kb + 7) / 8 * 8;
 }
 
+// dst[k * 16 + j] = W[j * ldw + k] for j < 8, k < 8: one 8 x 8 block of the transposed pack in registers
+// (unpack / shuffle / 128-bit permute), instead of 64 scalar loads 4 * ldw bytes apart.
+ND_LIN_AVX2 void transpose8x8_to_sliver(float* dst, const float* W, index_t ldw) {
+  __m256 r0 = _mm256_loadu_ps(W), r1 = _mm256_loadu_ps(W + ldw), r2 = _mm256_loadu_ps(W + 2 * ldw),
+         r3 = _mm256_loadu_ps(W + 3 * ldw), r4 = _mm256_loadu_ps(W + 4 * ldw), r5 = _mm256_loadu_ps(W + 5 * ldw),
+         r6 = _mm256_loadu_ps(W + 6 * ldw), r7 = _mm256_loadu_ps(W + 7 * ldw);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+  _mm256_storeu_ps(dst + 0 * kNR, r0);
+  _mm256_storeu_ps(dst + 1 * kNR, r1);
+  _mm256_storeu_ps(dst + 2 * kNR, r2);
+  _mm256_storeu_ps(dst + 3 * kNR, r3);
+  _mm256_storeu_ps(dst + 4 * kNR, r4);
+  _mm256_storeu_ps(dst + 5 * kNR, r5);
+  _mm256_storeu_ps(dst + 6 * kNR, r6);
+  _mm256_storeu_ps(dst + 7 * kNR, r7);
+}
+
 // op(B)(K, N) -> slivers (ceil(N/16), K, 16), zero-padded columns. trans: op(B)(k, j) = W[j*ldw + k]
-// (the forward's w^T, w (N, K)); else op(B)(k, j) = W[k*ldw + j] (dx = dy w, w (K, N)).
-void pack_b(float* Bp, const float* W, index_t ldw, bool trans, index_t K, index_t N) {
+// (the forward's w^T, w (N, K)); else op(B)(k, j) = W[k*ldw + j] (dx = dy w, w (K, N)). The transposed pack
+// of whole slivers goes by 8 x 8 register transposes (a pure copy: the same values); only the last K % 8
+// columns and a partial last sliver are scalar.
+ND_LIN_AVX2 void pack_b(float* Bp, const float* W, index_t ldw, bool trans, index_t K, index_t N) {
   for (index_t j0 = 0; j0 < N; j0 += kNR) {
     const index_t nr = std::min<index_t>(kNR, N - j0);
     float* dst = Bp + j0 * K;  // (K, 16)
-    if (trans) {
+    if (trans && nr == kNR) {
+      const index_t k8 = K / 8 * 8;
+      for (index_t k = 0; k < k8; k += 8) {
+        transpose8x8_to_sliver(dst + k * kNR, W + j0 * ldw + k, ldw);
+        transpose8x8_to_sliver(dst + k * kNR + 8, W + (j0 + 8) * ldw + k, ldw);
+      }
+      for (index_t k = k8; k < K; ++k)
+        for (index_t j = 0; j < kNR; ++j) dst[k * kNR + j] = W[(j0 + j) * ldw + k];
+    } else if (trans) {
       for (index_t k = 0; k < K; ++k) {
         for (index_t j = 0; j < nr; ++j) dst[k * kNR + j] = W[(j0 + j) * ldw + k];
         for (index_t j = nr; j < kNR; ++j) dst[k * kNR + j] = 0.0f;
@@ -130,11 +174,19 @@ ND_LIN_AI __m256i lane_mask(index_t n) {  // lanes [0, n) set
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// Y(0:MR, 0:n) = A(0:MR, 0:K) @ sliver (K, 16) [+ bias] [+ R]  (MUL: (A @ sliver) * R, no bias); A rows lda
-// apart, read in place. R may be Y itself (each element is read before the same tile stores it).
-template <int MR, bool MUL>
+// Epilogues of a tile: what happens to A @ sliver (+ bias) before the only store.
+enum Epi : int {
+  kEpAdd = 0,       // + R when R is given (the residual)
+  kEpMul = 1,       // * R (the gate of the gated backward); no bias
+  kEpGelu = 2,      // Y = GELU(.)  (the feed-forward block's first linear with its activation)
+  kEpGeluGrad = 3,  // Y = GELU(.), D = GELU'(.)  (the same for training: the backward's gate)
+};
+
+// Y(0:MR, 0:n) = A(0:MR, 0:K) @ sliver (K, 16) [+ bias], then the epilogue EP; A rows lda apart, read in
+// place. R may be Y itself (each element is read before the same tile stores it). D (kEpGeluGrad): ldy apart.
+template <int MR, int EP>
 ND_LIN_AI void tile(index_t K, index_t kcb, const float* A, index_t lda, const float* Bs, const float* bias,
-                    const float* R, index_t ldr, float* Y, index_t ldy, index_t n) {
+                    const float* R, index_t ldr, float* Y, index_t ldy, index_t n, float* D = nullptr) {
   __m256 tot[MR][2];
   for (index_t k0 = 0; k0 < K; k0 += kcb) {
     const index_t k1 = std::min(K, k0 + kcb);
@@ -172,6 +224,34 @@ ND_LIN_AI void tile(index_t K, index_t kcb, const float* A, index_t lda, const f
       tot[r][1] = _mm256_add_ps(tot[r][1], c1);
     }
   }
+  if (EP == kEpGelu || EP == kEpGeluGrad) {
+    // GELU of the tile in registers (gelu_simd.h: the elementwise kernel's own code, so the same bits), one
+    // row at a time (its two vectors): the tile's 12 accumulators are dead by now, the GELU temporaries fit.
+    const __m256i m0 = lane_mask(n), m1 = lane_mask(n - 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 2
+      for (int c = 0; c < 2; ++c) {
+        __m256 g, d;
+        if (EP == kEpGeluGrad) {
+          gelu_simd::V8 gv;
+          d = reinterpret_cast<__m256>(gelu_simd::gelu_grad8<true>(reinterpret_cast<gelu_simd::V8>(tot[r][c]), gv));
+          g = reinterpret_cast<__m256>(gv);
+        } else {
+          g = reinterpret_cast<__m256>(gelu_simd::gelu8<true>(reinterpret_cast<gelu_simd::V8>(tot[r][c])));
+        }
+        if (n == kNR) {
+          _mm256_storeu_ps(Y + r * ldy + 8 * c, g);
+          if (EP == kEpGeluGrad) _mm256_storeu_ps(D + r * ldy + 8 * c, d);
+        } else {
+          _mm256_maskstore_ps(Y + r * ldy + 8 * c, c ? m1 : m0, g);
+          if (EP == kEpGeluGrad) _mm256_maskstore_ps(D + r * ldy + 8 * c, c ? m1 : m0, d);
+        }
+      }
+    }
+    return;
+  }
+  constexpr bool MUL = EP == kEpMul;
   if (n == kNR) {
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
@@ -202,29 +282,63 @@ ND_LIN_AI void tile(index_t K, index_t kcb, const float* A, index_t lda, const f
   }
 }
 
-// Rows [i0, i1) of Y (N_, ldy) = A @ op(B) [+ bias] [+ R] (MUL: (A @ op(B)) * R), all slivers.
-template <bool MUL>
+// Software prefetch of the next row panel's output / residual / left-operand lines pays off once the operands
+// no longer sit in L2 (thread CPU time, same build, prefetch on / off: the out_proj shape (M, 128, 128) with
+// its residual 0.73-0.75x at M = 6144 and 24576, in_proj 0.94-0.97x, the second feed-forward linear 0.80-0.98x;
+// within the noise or up to ~10% slower at M = 768, where everything is cached): on from 2 MiB of operands.
+inline bool prefetch_ok(index_t M, index_t K, index_t N) {
+  return double(M) * double(K + N) * sizeof(float) >= double(2 << 20);
+}
+
+// Rows [i0, i1) of Y (N_, ldy) = A @ op(B) [+ bias] [+ R] (EP: the tile epilogue), all slivers. pf: prefetch
+// the next row panel (see prefetch_ok).
+template <int EP>
 ND_LIN_AVX2 void fused_rows(index_t i0, index_t i1, index_t K, index_t N, const float* A, index_t lda,
                             const float* Bp, const float* bias, const float* R, index_t ldr, float* Y,
-                            index_t ldy) {
+                            index_t ldy, bool pf, float* D = nullptr) {
   const index_t kcb = gemm_kblock(K);
+  const index_t ns = (N + kNR - 1) / kNR;
+  const index_t acols = ((K + ns - 1) / ns + 15) / 16 * 16;  // columns of the next panel's A per sliver
   for (index_t i = i0; i < i1; i += kMR) {
     const int mr = static_cast<int>(std::min<index_t>(kMR, i1 - i));
     const float* a = A + i * lda;
     const float* r = R ? R + i * ldr : nullptr;
     float* y = Y + i * ldy;
+    float* dr = D ? D + i * ldy : nullptr;
+    const int mnext = static_cast<int>(std::min<index_t>(kMR, std::max<index_t>(0, i1 - i - kMR)));
     for (index_t j0 = 0; j0 < N; j0 += kNR) {
       const index_t n = std::min<index_t>(kNR, N - j0);
       const float* bs = Bp + j0 * K;
       const float* bj = bias ? bias + j0 : nullptr;
       const float* rj = r ? r + j0 : nullptr;
+      float* dd = dr ? dr + j0 : nullptr;
+      if (pf) {
+        // The next row panel's lines of this sliver (output, residual / gate, GELU' output) and a share of
+        // its left operand, one panel (ns tiles) ahead: at small K a tile's ~100-500 ns of FMAs could not
+        // hide the misses of its 6 output rows (write-allocate) and 6 residual rows when they come from DRAM.
+        const index_t c0 = (j0 / kNR) * acols, c1 = std::min(K, c0 + acols);
+        for (int rr = 0; rr < mnext; ++rr) {
+          const index_t row = i + kMR + rr;
+          __builtin_prefetch(Y + row * ldy + j0, 1);
+          __builtin_prefetch(Y + row * ldy + j0 + n - 1, 1);
+          if (R) {
+            __builtin_prefetch(R + row * ldr + j0);
+            __builtin_prefetch(R + row * ldr + j0 + n - 1);
+          }
+          if (D) {
+            __builtin_prefetch(D + row * ldy + j0, 1);
+            __builtin_prefetch(D + row * ldy + j0 + n - 1, 1);
+          }
+          for (index_t c = c0; c < c1; c += 16) __builtin_prefetch(A + row * lda + c);
+        }
+      }
       switch (mr) {
-        case 6: tile<6, MUL>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n); break;
-        case 5: tile<5, MUL>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n); break;
-        case 4: tile<4, MUL>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n); break;
-        case 3: tile<3, MUL>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n); break;
-        case 2: tile<2, MUL>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n); break;
-        default: tile<1, MUL>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n); break;
+        case 6: tile<6, EP>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n, dd); break;
+        case 5: tile<5, EP>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n, dd); break;
+        case 4: tile<4, EP>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n, dd); break;
+        case 3: tile<3, EP>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n, dd); break;
+        case 2: tile<2, EP>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n, dd); break;
+        default: tile<1, EP>(K, kcb, a, lda, bs, bj, rj, ldr, y + j0, ldy, n, dd); break;
       }
     }
   }
@@ -263,6 +377,7 @@ void fused_product(float* Y, const float* A, const float* W, bool trans, const f
     bpad = bb.data();
   }
   const float* bpk = bp.data();
+  const bool pf = prefetch_ok(M, K, N);
   // threads take whole 6-row tiles; ~2 MFLOP per thread at least
   const index_t tiles = (M + kMR - 1) / kMR;
   const index_t min_par = std::max<index_t>(2, index_t(4.0e6 / (2.0 * kMR * double(K) * double(np))) + 1);
@@ -272,7 +387,7 @@ void fused_product(float* Y, const float* A, const float* W, bool trans, const f
       for (index_t i = i0; i < i1; i += kGeluRows) {
         const index_t m = std::min(kGeluRows, i1 - i);
         ff_gelu_forward_grad(keep_g + i * K, keep_d + i * K, A + i * K, m * K);
-        fused_rows<false>(0, m, K, N, keep_g + i * K, K, bpk, bpad, R ? R + i * N : nullptr, N, Y + i * N, N);
+        fused_rows<kEpAdd>(0, m, K, N, keep_g + i * K, K, bpk, bpad, R ? R + i * N : nullptr, N, Y + i * N, N, pf);
       }
     } else if (gelu_a) {
       std::vector<float>& g = tls_gelu;
@@ -280,13 +395,43 @@ void fused_product(float* Y, const float* A, const float* W, bool trans, const f
       for (index_t i = i0; i < i1; i += kGeluRows) {
         const index_t m = std::min(kGeluRows, i1 - i);
         ff_gelu_forward(g.data(), A + i * K, m * K);
-        fused_rows<false>(0, m, K, N, g.data(), K, bpk, bpad, R ? R + i * N : nullptr, N, Y + i * N, N);
+        fused_rows<kEpAdd>(0, m, K, N, g.data(), K, bpk, bpad, R ? R + i * N : nullptr, N, Y + i * N, N, pf);
       }
     } else if (mul) {
-      fused_rows<true>(i0, i1, K, N, A, K, bpk, nullptr, R, N, Y, N);
+      fused_rows<kEpMul>(i0, i1, K, N, A, K, bpk, nullptr, R, N, Y, N, pf);
     } else {
-      fused_rows<false>(i0, i1, K, N, A, K, bpk, bpad, R, N, Y, N);
+      fused_rows<kEpAdd>(i0, i1, K, N, A, K, bpk, bpad, R, N, Y, N, pf);
     }
+  });
+}
+
+// G (M, N) = GELU(A (M, K) @ W^T + bias) and, when Dg is given, Dg = GELU'(.) (W (N, K)): the feed-forward
+// block's first linear with its activation in the tile epilogue (the pre-activation is never stored).
+// Caller checked fused_ok(K, N).
+void fused_product_gelu_out(float* G, float* Dg, const float* A, const float* W, const float* bias, index_t M,
+                            index_t K, index_t N) {
+  const index_t np = (N + kNR - 1) / kNR * kNR;
+  std::vector<float>& bp = tls_bp;
+  if (bp.size() < std::size_t(K * np)) bp.resize(std::size_t(K * np));
+  pack_b(bp.data(), W, K, /*trans=*/true, K, N);
+  const float* bpad = nullptr;
+  if (bias) {
+    std::vector<float>& bb = tls_bias;
+    if (bb.size() < std::size_t(np)) bb.resize(std::size_t(np));
+    std::memcpy(bb.data(), bias, sizeof(float) * N);
+    for (index_t j = N; j < np; ++j) bb[j] = 0.0f;
+    bpad = bb.data();
+  }
+  const float* bpk = bp.data();
+  const bool pf = prefetch_ok(M, K, N);
+  const index_t tiles = (M + kMR - 1) / kMR;
+  const index_t min_par = std::max<index_t>(2, index_t(4.0e6 / (2.0 * kMR * double(K) * double(np))) + 1);
+  detail::parallel_ranges(tiles, min_par, [&](index_t t0, index_t t1) {
+    const index_t i0 = t0 * kMR, i1 = std::min(M, t1 * kMR);
+    if (Dg)
+      fused_rows<kEpGeluGrad>(i0, i1, K, N, A, K, bpk, bpad, nullptr, N, G, N, pf, Dg);
+    else
+      fused_rows<kEpGelu>(i0, i1, K, N, A, K, bpk, bpad, nullptr, N, G, N, pf);
   });
 }
 #endif  // ND_LIN_X86
@@ -329,6 +474,7 @@ bool try_fused_backward<float>(float* dx, float* dw, float* db, const float* dy,
     pack_b(bp.data(), w, I, /*trans=*/false, O, I);
   }
   const float* bpk = bp.data();
+  const bool pf = prefetch_ok(N, O, I);
   std::vector<double> acc(db ? std::size_t(O) : 0, 0.0);
   const index_t kcb = gemm_kblock(N);
   const index_t min_par = std::max<index_t>(2, index_t(4.0e6 / (2.0 * kMR * double(O) * double(ip))) + 1);
@@ -354,9 +500,9 @@ bool try_fused_backward<float>(float* dx, float* dw, float* db, const float* dy,
       detail::parallel_ranges(tiles, min_par, [&](index_t t0, index_t t1) {
         const index_t r0 = t0 * kMR, r1 = std::min(nb, t1 * kMR);
         if (gated || gelu_x)
-          fused_rows<true>(r0, r1, O, I, dyb, O, bpk, nullptr, gate, I, dxb, I);
+          fused_rows<kEpMul>(r0, r1, O, I, dyb, O, bpk, nullptr, gate, I, dxb, I, pf);
         else
-          fused_rows<false>(r0, r1, O, I, dyb, O, bpk, nullptr, nullptr, I, dxb, I);
+          fused_rows<kEpAdd>(r0, r1, O, I, dyb, O, bpk, nullptr, nullptr, I, dxb, I, pf);
       });
     }
     gemm<float>(true, false, O, I, nb, 1.0f, dyb, O, xb, I, 1.0f, dw, I);
@@ -491,6 +637,25 @@ void linear_gelu_forward_keep(T* y, T* g, T* d, const T* z, const T* w, const T*
 }
 
 template <typename T>
+void linear_forward_gelu(T* g, T* d, const T* x, const T* w, const T* b, index_t N, index_t I, index_t O) {
+  ND_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_forward_gelu: negative size");
+  if (N == 0 || O == 0) return;
+#if ND_LIN_X86
+  if constexpr (std::is_same<T, float>::value) {
+    if (I > 0 && fused_ok(I, O)) {
+      fused_product_gelu_out(g, d, x, w, b, N, I, O);
+      return;
+    }
+  }
+#endif
+  linear_forward_residual<T>(g, x, w, b, nullptr, N, I, O);  // z into g, then GELU in place
+  if (d)
+    ff_gelu_forward_grad(g, d, g, N * O);
+  else
+    ff_gelu_forward(g, g, N * O);
+}
+
+template <typename T>
 void linear_gelu_backward(T* dz, T* dw, T* db, const T* dy, const T* z, const T* w, index_t N, index_t I,
                           index_t O) {
   ND_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_gelu_backward: negative size");
@@ -521,6 +686,10 @@ template void linear_gelu_forward_keep<float>(float*, float*, float*, const floa
                                               const float*, index_t, index_t, index_t);
 template void linear_gelu_forward_keep<double>(double*, double*, double*, const double*, const double*, const double*,
                                                const double*, index_t, index_t, index_t);
+template void linear_forward_gelu<float>(float*, float*, const float*, const float*, const float*, index_t, index_t,
+                                         index_t);
+template void linear_forward_gelu<double>(double*, double*, const double*, const double*, const double*, index_t,
+                                          index_t, index_t);
 template void linear_gelu_backward<float>(float*, float*, float*, const float*, const float*, const float*,
                                           index_t, index_t, index_t);
 template void linear_gelu_backward<double>(double*, double*, double*, const double*, const double*,

@@ -51,6 +51,17 @@ void linear_gelu_forward_keep(T* y,        // (N,O) overwritten
                               const T* b,  // (O,) or nullptr
                               const T* r,  // (N,O) or nullptr
                               index_t N, index_t I, index_t O);
+// The feed-forward block's first linear with its activation: g = GELU(x @ w^T + b) and, when d is not nullptr,
+// d = GELU'(x @ w^T + b) (both (N,O)); the pre-activation is never stored (float fused path: GELU in the tile
+// epilogue, on the tile in registers). Bitwise linear_forward followed by ff_gelu_forward (or
+// ff_gelu_forward_grad), so the tape's (g, d) pair is the one linear_gelu_forward_keep would have written.
+template <typename T>
+void linear_forward_gelu(T* g,        // (N,O) out: GELU(z)
+                         T* d,        // (N,O) out: GELU'(z), or nullptr
+                         const T* x,  // (N,I)
+                         const T* w,  // (O,I)
+                         const T* b,  // (O,) or nullptr
+                         index_t N, index_t I, index_t O);
 template <typename T>
 void linear_gelu_backward(T* dz,        // (N,I) overwritten
                           T* dw,        // (O,I) +=

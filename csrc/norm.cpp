@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "gelu_simd.h"
 #include "simd_exp.h"
 
 #ifdef ND_OPENMP
@@ -37,8 +38,8 @@ void for_chunks(index_t nchunks, double work, Fn&& f) {
 
 // The row's statistics and its normalised, affine output (shared by the scalar and the vectorised rows).
 template <typename F>
-inline void write_row(F* yr, F* mean, F* rstd, const F* xr, const F* w, const F* b, index_t C, double mu,
-                      double r) {
+inline __attribute__((always_inline)) void write_row(F* yr, F* mean, F* rstd, const F* xr, const F* w,
+                                                     const F* b, index_t C, double mu, double r) {
   *mean = F(mu);
   *rstd = F(r);
   const F fm = F(mu), fr = F(r);
@@ -117,8 +118,9 @@ inline __attribute__((always_inline)) D4 load_d4(const double* p) { return *rein
 inline __attribute__((always_inline)) double hsum_d4(D4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
 
 template <typename F>
-inline void forward_rows_fast(F* y, F* mean, F* rstd, const F* x, const F* w, const F* b, index_t n0, index_t n1,
-                              index_t C, double eps) {
+inline __attribute__((always_inline)) void forward_rows_fast(F* y, F* mean, F* rstd, const F* x, const F* w,
+                                                             const F* b, index_t n0, index_t n1, index_t C,
+                                                             double eps) {
   for (index_t n = n0; n < n1; ++n) {
     const F* xr = x + n * C;
     F* yr = y + n * C;
@@ -148,6 +150,22 @@ inline void forward_rows_fast(F* y, F* mean, F* rstd, const F* x, const F* w, co
   }
 }
 
+// forward_rows_fast compiled for AVX2 without FMA: the same operations in the same order on 4-double / 8-float
+// vectors instead of SSE2 pairs (the portable baseline split the 4-double sums and their float -> double
+// conversions into 2-lane halves, ~1.6 ns per element at C = 128); no FMA, so no contraction: bitwise the
+// portable rows.
+#if defined(ND_X86) && ND_X86 && defined(__x86_64__) && defined(__GNUC__)
+template <typename F>
+__attribute__((target("avx2"))) void forward_rows_fast_avx2(F* y, F* mean, F* rstd, const F* x, const F* w,
+                                                            const F* b, index_t n0, index_t n1, index_t C,
+                                                            double eps) {
+  forward_rows_fast(y, mean, rstd, x, w, b, n0, n1, C, eps);
+}
+#define ND_NORM_ROWS_AVX2 1
+#else
+#define ND_NORM_ROWS_AVX2 0
+#endif
+
 // ------------------------------------------------------------------------------------------ GELU
 #if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -159,60 +177,8 @@ inline void forward_rows_fast(F* y, F* mean, F* rstd, const F* x, const F* w, co
 #define ND_NORM_X86 0
 #endif
 
-typedef float V8 __attribute__((vector_size(32)));
-typedef float U8 __attribute__((vector_size(32), aligned(4), may_alias));
-typedef std::int32_t I8 __attribute__((vector_size(32)));
+using namespace gelu_simd;
 constexpr double kMinGeluPerThread = 1 << 15;  // elements; under this one thread
-
-ND_AI V8 splat(float a) { return V8{} + a; }
-
-// Phi(x) = 0.5 erfc(-x / sqrt 2) on 8 floats, and e = exp(-x^2 / 2) (shared with GELU' = Phi + x e / sqrt(2 pi)).
-// With u = |x|: Phi(-u) = e * H(u), H(u) = 0.5 erfc(u / sqrt 2) exp(u^2 / 2) (smooth, 0.5 at 0, ~1 / (u sqrt(2 pi))
-// for large u), and Phi(u) = 1 - Phi(-u). H is a degree-7 polynomial in u - c_k on 8 intervals of u with edges
-// 0, 0.5, 1, 2, 3, 5, 7, 11, 15 (index k from the exponent and first mantissa bit of u + 1, so no compare
-// chain), its coefficients picked per lane by a permute; fitted here (relative minimax, Lawson iterations
-// against mpmath): max relative error of H 1.7e-7 evaluated in float, e to ~1e-7 (exp8_neg_half_sq keeps
-// x^2 exact), so Phi(-u) (the negative tail, down to ~1e-38) keeps its relative accuracy. u is clamped to
-// 13.5 (e is 0 beyond). No division, no erfc chain: the former form (t = 1 / (1 + a/2), a degree-9 Horner
-// chain and a second exp for GELU') was latency-bound at 1.9 / 3.1 ns per value (bench/RESULTS.md).
-const V8 kHCen = {0.25f, 0.75f, 1.5f, 2.5f, 4.0f, 6.0f, 9.0f, 12.25f};
-const V8 kH[8] = {
-    {4.140321016e-01f, 3.002324700e-01f, 2.057806700e-01f, 1.413313299e-01f, 9.441064298e-02f, 6.477931142e-02f,
-     4.379878566e-02f, 3.235389665e-02f},
-    {-2.954342663e-01f, -1.737679392e-01f, -9.027127922e-02f, -4.561395198e-02f, -2.129971609e-02f,
-     -1.026639435e-02f, -4.753180314e-03f, -2.607052447e-03f},
-    {1.700868160e-01f, 8.495326340e-02f, 3.518697992e-02f, 1.364823896e-02f, 4.605952185e-03f, 1.590477536e-03f,
-     5.100927083e-04f, 2.087524044e-04f},
-    {-8.430416882e-02f, -3.668432683e-02f, -1.249698177e-02f, -3.831129521e-03f, -9.587231907e-04f,
-     -2.411842579e-04f, -5.414873885e-05f, -1.661197894e-05f},
-    {3.724955022e-02f, 1.435918454e-02f, 4.108192865e-03f, 1.017341390e-03f, 1.924462849e-04f, 3.582381396e-05f,
-     5.674403837e-06f, 1.313764528e-06f},
-    {-1.499811560e-02f, -5.182799883e-03f, -1.266031060e-03f, -2.573886595e-04f, -3.749742609e-05f,
-     -5.223379958e-06f, -5.901351301e-07f, -1.032924004e-07f},
-    {5.664020777e-03f, 1.766383997e-03f, 3.822215658e-04f, 6.399278936e-05f, 7.586925221e-06f, 7.780006399e-07f,
-     6.618274284e-08f, 8.227827308e-09f},
-    {-1.959987916e-03f, -5.578432465e-04f, -1.047702972e-04f, -1.482529115e-05f, -1.385037990e-06f,
-     -1.091587905e-07f, -6.725322077e-09f, -6.391119856e-10f}};
-
-ND_AI V8 pick(V8 tab, I8 k) { return __builtin_shuffle(tab, k); }  // tab[k & 7] per lane (vpermps)
-
-ND_AI V8 normal_cdf_v(V8 x, V8& e) {
-  const V8 ua = reinterpret_cast<V8>(reinterpret_cast<I8>(x) & 0x7FFFFFFF);
-  const V8 u = ua > splat(13.5f) ? splat(13.5f) : ua;  // NaN stays NaN
-  e = exp8_neg_half_sq(u);
-  const I8 k = (reinterpret_cast<I8>(u + splat(1.0f)) >> 22) - 254;  // 0..7
-  const V8 s = u - pick(kHCen, k);
-  V8 h = pick(kH[7], k);
-  h = h * s + pick(kH[6], k);
-  h = h * s + pick(kH[5], k);
-  h = h * s + pick(kH[4], k);
-  h = h * s + pick(kH[3], k);
-  h = h * s + pick(kH[2], k);
-  h = h * s + pick(kH[1], k);
-  h = h * s + pick(kH[0], k);
-  const V8 q = e * h;  // Phi(-|x|)
-  return x > V8{} ? splat(1.0f) - q : q;
-}
 
 template <typename F>
 ND_AI void gelu_fwd_scalar(F* y, const F* x, index_t n) {
@@ -233,65 +199,60 @@ ND_AI void gelu_bwd_scalar(F* dx, const F* dy, const F* x, index_t n) {
   }
 }
 
+// The vector loops (tails through an 8-value buffer); kAvx2: compiled inside target("avx2,fma") wrappers.
+template <bool kAvx2>
 ND_AI void gelu_fwd_v(float* y, const float* x, index_t n) {
   index_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const V8 xv = *reinterpret_cast<const U8*>(x + i);
-    V8 e;
-    const V8 c = normal_cdf_v(xv, e);
-    *reinterpret_cast<U8*>(y + i) = c == V8{} ? V8{} : xv * c;  // -inf * 0
-  }
-  float xt[8] = {}, yt[8];
-  for (index_t j = i; j < n; ++j) xt[j - i] = x[j];
+  for (; i + 8 <= n; i += 8) *reinterpret_cast<U8*>(y + i) = gelu8<kAvx2>(*reinterpret_cast<const U8*>(x + i));
   if (i < n) {
-    const V8 xv = *reinterpret_cast<const U8*>(xt);
-    V8 e;
-    const V8 c = normal_cdf_v(xv, e);
-    *reinterpret_cast<U8*>(yt) = c == V8{} ? V8{} : xv * c;
+    float xt[8] = {}, yt[8];
+    for (index_t j = i; j < n; ++j) xt[j - i] = x[j];
+    *reinterpret_cast<U8*>(yt) = gelu8<kAvx2>(*reinterpret_cast<const U8*>(xt));
     for (index_t j = i; j < n; ++j) y[j] = yt[j - i];
   }
 }
 
+template <bool kAvx2>
 ND_AI V8 gelu_grad_v(V8 xv, V8 dyv) {
-  V8 e;
-  const V8 c = normal_cdf_v(xv, e);
-  const V8 pdf = e * splat(0.39894228040143267794f);
-  return dyv * (c + (pdf == V8{} ? V8{} : xv * pdf));  // inf * 0
+  V8 y;
+  return dyv * gelu_grad8<kAvx2>(xv, y);
 }
 
+template <bool kAvx2>
 ND_AI void gelu_bwd_v(float* dx, const float* dy, const float* x, index_t n) {
   index_t i = 0;
   for (; i + 8 <= n; i += 8)
     *reinterpret_cast<U8*>(dx + i) =
-        gelu_grad_v(*reinterpret_cast<const U8*>(x + i), *reinterpret_cast<const U8*>(dy + i));
+        gelu_grad_v<kAvx2>(*reinterpret_cast<const U8*>(x + i), *reinterpret_cast<const U8*>(dy + i));
   float xt[8] = {}, gt[8] = {}, dt[8];
   for (index_t j = i; j < n; ++j) {
     xt[j - i] = x[j];
     gt[j - i] = dy[j];
   }
   if (i < n) {
-    *reinterpret_cast<U8*>(dt) = gelu_grad_v(*reinterpret_cast<const U8*>(xt), *reinterpret_cast<const U8*>(gt));
+    *reinterpret_cast<U8*>(dt) =
+        gelu_grad_v<kAvx2>(*reinterpret_cast<const U8*>(xt), *reinterpret_cast<const U8*>(gt));
     for (index_t j = i; j < n; ++j) dx[j] = dt[j - i];
   }
 }
 
 // y = GELU(x) and d = GELU'(x) from one evaluation of Phi: the same values as gelu_fwd_v and as the factor
 // that gelu_grad_v multiplies dy by (so dy * d is bitwise gelu_bwd_v's dx).
+template <bool kAvx2>
 ND_AI void gelu_fwd_grad8(float* y, float* d, V8 xv) {
-  V8 e;
-  const V8 c = normal_cdf_v(xv, e);
-  const V8 pdf = e * splat(0.39894228040143267794f);
-  *reinterpret_cast<U8*>(y) = c == V8{} ? V8{} : xv * c;
-  *reinterpret_cast<U8*>(d) = c + (pdf == V8{} ? V8{} : xv * pdf);
+  V8 yv;
+  *reinterpret_cast<U8*>(d) = gelu_grad8<kAvx2>(xv, yv);
+  *reinterpret_cast<U8*>(y) = yv;
 }
 
+template <bool kAvx2>
 ND_AI void gelu_fwd_grad_v(float* y, float* d, const float* x, index_t n) {
   index_t i = 0;
-  for (; i + 8 <= n; i += 8) gelu_fwd_grad8(y + i, d + i, *reinterpret_cast<const U8*>(x + i));
+  for (; i + 8 <= n; i += 8) gelu_fwd_grad8<kAvx2>(y + i, d + i, *reinterpret_cast<const U8*>(x + i));
   if (i < n) {
     float xt[8] = {}, yt[8], dt[8];
     for (index_t j = i; j < n; ++j) xt[j - i] = x[j];
-    gelu_fwd_grad8(yt, dt, *reinterpret_cast<const U8*>(xt));
+    gelu_fwd_grad8<kAvx2>(yt, dt, *reinterpret_cast<const U8*>(xt));
     for (index_t j = i; j < n; ++j) {
       y[j] = yt[j - i];
       d[j] = dt[j - i];
@@ -311,16 +272,18 @@ ND_AI void gelu_fwd_grad_scalar(F* y, F* d, const F* x, index_t n) {
   }
 }
 
-void gelu_fwd_generic(float* y, const float* x, index_t n) { gelu_fwd_v(y, x, n); }
-void gelu_fwd_grad_generic(float* y, float* d, const float* x, index_t n) { gelu_fwd_grad_v(y, d, x, n); }
-void gelu_bwd_generic(float* dx, const float* dy, const float* x, index_t n) { gelu_bwd_v(dx, dy, x, n); }
+void gelu_fwd_generic(float* y, const float* x, index_t n) { gelu_fwd_v<false>(y, x, n); }
+void gelu_fwd_grad_generic(float* y, float* d, const float* x, index_t n) { gelu_fwd_grad_v<false>(y, d, x, n); }
+void gelu_bwd_generic(float* dx, const float* dy, const float* x, index_t n) { gelu_bwd_v<false>(dx, dy, x, n); }
 #if ND_NORM_X86
-__attribute__((target("avx2,fma"))) void gelu_fwd_avx2(float* y, const float* x, index_t n) { gelu_fwd_v(y, x, n); }
+__attribute__((target("avx2,fma"))) void gelu_fwd_avx2(float* y, const float* x, index_t n) {
+  gelu_fwd_v<true>(y, x, n);
+}
 __attribute__((target("avx2,fma"))) void gelu_fwd_grad_avx2(float* y, float* d, const float* x, index_t n) {
-  gelu_fwd_grad_v(y, d, x, n);
+  gelu_fwd_grad_v<true>(y, d, x, n);
 }
 __attribute__((target("avx2,fma"))) void gelu_bwd_avx2(float* dx, const float* dy, const float* x, index_t n) {
-  gelu_bwd_v(dx, dy, x, n);
+  gelu_bwd_v<true>(dx, dy, x, n);
 }
 #endif
 
@@ -378,8 +341,15 @@ void layer_norm_forward(F* y, F* mean, F* rstd, const F* x, const F* w, const F*
     return;
   }
   const index_t nch = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+  const bool avx2 = simd_avx2_enabled();
   for_chunks(nch, 8.0 * double(N) * double(C), [&](index_t ch) {
     const index_t n0 = ch * kRowsPerChunk, n1 = std::min(N, n0 + kRowsPerChunk);
+#if ND_NORM_ROWS_AVX2
+    if (avx2) {
+      forward_rows_fast_avx2(y, mean, rstd, x, w, b, n0, n1, C, eps);
+      return;
+    }
+#endif
     forward_rows_fast(y, mean, rstd, x, w, b, n0, n1, C, eps);
   });
 }

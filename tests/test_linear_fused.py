@@ -192,3 +192,72 @@ def test_linear_gelu_forward_keep_bad_input():
         _core.linear_gelu_forward(y, z, w, None, None, g, g)
     with pytest.raises(ValueError, match="overlap"):
         _core.linear_gelu_forward(y, z, w, None, None, z, f32(4, 3))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("N, I, O", [(1, 1, 1), (13, 64, 17), (37, 300, 40), (50, 24, 96), (7, 16, 60)])
+def test_linear_forward_gelu(isa, dtype, rtol, N, I, O):
+    """The feed-forward block's first linear with GELU in its tile epilogue: g = GELU(x w^T + b) (and
+    d = GELU'(.)) equal the float64 reference and bitwise linear_forward followed by ff_gelu_forward /
+    ff_gelu_forward_grad (pre-activations up to ~6 in size: both the core and the tail form of Phi, also
+    within one vector)."""
+    from tests.reference import activations as ref
+
+    rng = np.random.default_rng(3 * N + I + O)
+    x, w, b, _ = _data(rng, N, I, O, dtype)
+    x *= 2.0
+    z = np.empty((N, O), dtype)
+    for bias in (b, None):
+        _core.linear_forward(z, x, w, bias)
+        z64 = x.astype(np.float64) @ w.astype(np.float64).T + (0 if bias is None else b)
+        g, d, g1 = np.full_like(z, np.nan), np.full_like(z, np.nan), np.full_like(z, np.nan)
+        _core.linear_forward_gelu(g, d, x, w, bias)
+        _core.linear_forward_gelu(g1, None, x, w, bias)
+        want = ref.gelu(z64)
+        np.testing.assert_allclose(g, want, rtol=rtol, atol=rtol * np.abs(want).max())
+        dwant = ref.gelu_backward(np.ones_like(z64), z64)
+        np.testing.assert_allclose(d, dwant, rtol=rtol, atol=rtol * np.abs(dwant).max())
+        g0, d0 = np.empty_like(z), np.empty_like(z)
+        _core.ff_gelu_forward_grad(g0, d0, z)
+        for a, e in ((g, g0), (d, d0), (g1, g0), (g1, _core_gelu(z))):
+            np.testing.assert_array_equal(_bits(a), _bits(e))
+
+
+def _core_gelu(z):
+    y = np.empty_like(z)
+    _core.ff_gelu_forward(y, z)
+    return y
+
+
+def test_linear_forward_gelu_bad_input():
+    f32 = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    x, w = f32(4, 3), f32(5, 3)
+    with pytest.raises(ValueError, match="g must have shape"):
+        _core.linear_forward_gelu(f32(4, 4), None, x, w, None)
+    with pytest.raises(ValueError, match="d must have shape"):
+        _core.linear_forward_gelu(f32(4, 5), f32(5, 4), x, w, None)
+    with pytest.raises(ValueError, match="b must have shape"):
+        _core.linear_forward_gelu(f32(4, 5), None, x, w, f32(4))
+    with pytest.raises(TypeError, match="d has dtype"):
+        _core.linear_forward_gelu(f32(4, 5), np.zeros((4, 5)), x, w, None)
+    with pytest.raises(ValueError, match="overlap"):
+        g = f32(4, 5)
+        _core.linear_forward_gelu(g, g, x, w, None)
+
+
+def test_float_gelu_value_does_not_depend_on_its_vector_neighbours():
+    """Phi has a core form (|x| < 3) and a tail form, the tail evaluated only for vectors that need it and
+    blended per lane: a value's GELU / GELU' bits are the same alone, among core values and among tail values
+    (so the linear epilogue's 8-column groups and the elementwise kernel's 8-value groups agree)."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-3.2, 3.2, 4000), [2.9999998, -2.9999998, 3.0, -3.0, np.nan, 0.0]])
+    x = x.astype(np.float32)
+    y, d = np.empty_like(x), np.empty_like(x)
+    _core.ff_gelu_forward_grad(y, d, x)
+    for fill in (0.5, 7.0):  # every other lane a core / a tail value
+        xm = np.full(2 * x.size, fill, np.float32)
+        xm[::2] = x
+        ym, dm = np.empty_like(xm), np.empty_like(xm)
+        _core.ff_gelu_forward_grad(ym, dm, xm)
+        np.testing.assert_array_equal(_bits(ym[::2]), _bits(y))
+        np.testing.assert_array_equal(_bits(dm[::2]), _bits(d))

@@ -230,9 +230,9 @@ def attention_dropout_mask(shape, dropout: float, seed: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------- GELU
 def ff_gelu_forward(x) -> np.ndarray:
     """GELU of the Transformer's feed-forward block, exact erf form (``torch.nn.GELU()``): x * Phi(x).
-    float32 runs 8 values at a time (Phi(-|x|) = exp(-x^2/2) times a piecewise degree-7 polynomial, no
-    division; within 4 ulps of the float64 value), float64 uses the C library's erfc. -inf gives 0,
-    +inf gives +inf."""
+    float32 runs 8 values at a time (Phi(-|x|) a piecewise degree-6 polynomial for |x| < 3, exp(-x^2/2) times
+    a piecewise degree-7 polynomial beyond, no division; within 4 ulps of the float64 value), float64 uses the
+    C library's erfc. -inf gives 0, +inf gives +inf."""
     x = _coerce(x, "x", first="x")
     y = np.empty_like(x)
     _core.ff_gelu_forward(y, x)
