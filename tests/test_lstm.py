@@ -471,6 +471,41 @@ def test_outputs_do_not_alias_cache(rng):
     assert not np.shares_memory(out.h, out.y) and not np.shares_memory(out.c, out.cache.cell)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_outputs_under_the_pool_minimum_are_reused_when_free(rng, monkeypatch, dtype):
+    # y and cell of 128 KiB .. 1 MiB come from the pool (as the front of a pool-minimum buffer), not fresh each call
+    from neurodivergent.nn import _buffers
+    from neurodivergent.nn import functional_lstm as fl
+
+    pool = _buffers.BufferPool(min_bytes=1 << 20, max_bytes=1 << 30)
+    monkeypatch.setattr(fl, "_POOL", pool)
+    B, T, I, H = 4, 3, 2, 8
+    n = (fl._POOL_FROM_BYTES // np.dtype(dtype).itemsize + B * H - 1) // (B * H)  # steps: y just over the threshold
+    p1, p2 = make(rng, B, n, I, H, dtype), make(rng, B, n, I, H, dtype)
+    args = lambda p: (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])  # noqa: E731
+    fresh = [F.lstm_forward(*args(p)) for p in (p1, p2)]
+    want = [(o.y.copy(), o.cache.gates.copy(), o.cache.cell.copy()) for o in fresh]
+    del fresh
+    held = F.lstm_forward(*args(p1))
+    assert fl._POOL_FROM_BYTES <= held.y.nbytes and held.cache.gates.nbytes < pool.min_bytes and pool.held > 0
+    addr = {a.__array_interface__["data"][0] for a in (held.y, held.cache.cell)}
+    o = F.lstm_forward(*args(p2))  # held is alive: its arrays are not written
+    assert not addr & {a.__array_interface__["data"][0] for a in (o.y, o.cache.cell)}
+    for got, w in zip((held.y, held.cache.gates, held.cache.cell), want[0]):
+        np.testing.assert_array_equal(got, w)
+    for got, w in zip((o.y, o.cache.gates, o.cache.cell), want[1]):
+        np.testing.assert_array_equal(got, w)
+    del held, o
+    held_bytes = pool.held
+    o = F.lstm_forward(*args(p1))  # free again: pooled memory (nothing new taken), the same results
+    starts = {r.__array_interface__["data"][0] + off for raws, offs in zip(pool.slots.values(), pool.offs.values())
+              for r, off in zip(raws, offs)}
+    assert {a.__array_interface__["data"][0] for a in (o.y, o.cache.cell)} <= starts and pool.held == held_bytes
+    for got, w in zip((o.y, o.cache.gates, o.cache.cell), want[0]):
+        np.testing.assert_array_equal(got, w)
+
+
 # ------------------------------------------------------------------------------ 8. hypothesis
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(B=st.integers(1, 6), T=st.integers(1, 6), I=st.integers(1, 20), H=st.integers(1, 20),
