@@ -182,6 +182,8 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
 # element); the per-step GEMM gives the same bits with w_hh packed once per call or by the GEMM every step;
 # the default is one of the paths. ND_LSTM_FWD_STEP_CAT=0 keeps 2..15 input features out of the per-step GEMM
 # (I = 3, 5 here: added in its epilogue); with the default the GEMM takes [x_t, h_{t-1}] (K = I + H).
+# ND_LSTM_FWD_EPI_ROWS=0: the fused kernel's row-at-a-time epilogue for whole unit blocks too (default: the MR rows
+# of a tile at once), also close to naive.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,states", [((7, 5, 3, 13), True), ((40, 3, 20, 272), False), ((38, 4, 5, 259), True)])
 def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
@@ -189,7 +191,7 @@ def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
     p = make(rng, B, T, I, H, dtype, states=states)
     args = (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
     for k in ("ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM", "ND_LSTM_FWD_PACKED_B", "ND_LSTM_FWD_STEP_CAT",
-              "ND_LSTM_FWD_FUSE_I"):
+              "ND_LSTM_FWD_FUSE_I", "ND_LSTM_FWD_EPI_ROWS"):
         monkeypatch.delenv(k, raising=False)
 
     def fwd(**env):
@@ -207,11 +209,12 @@ def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
     for a, b in zip(fwd(ND_LSTM_FWD_STEP_GEMM="1", ND_LSTM_FWD_PACKED_B="0", ND_LSTM_FWD_STEP_CAT="0"), packed):
         np.testing.assert_array_equal(a, b)
     cat = fwd(ND_LSTM_FWD_STEP_GEMM="1")
+    rowwise = fwd(ND_LSTM_FWD_STEP_GEMM="0", ND_LSTM_FWD_EPI_ROWS="0")
     default = fwd()
     assert any(all(np.array_equal(a, b) for a, b in zip(default, path)) for path in (fused, packed, cat))
     outn = F.lstm_forward(*args, naive=True)
     rtol = 1e-12 if dtype == np.float64 else 2e-6
-    for path in (fused, packed, cat):
+    for path in (fused, packed, cat, rowwise):
         for name, a, b in zip(("y", "c", "gates", "cell"), path, (outn.y, outn.c, outn.cache.gates, outn.cache.cell)):
             close_scaled(a, b, rtol, name)
 
