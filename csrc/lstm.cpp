@@ -15,7 +15,9 @@
 //      c and h update) runs while they are still in registers.
 //   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
 //      accumulates h_{t-1} (read straight from y) times the sliver, then the fused epilogue writes the
-//      activated gates (over the projection, in place), c_t and h_t.
+//      activated gates (over the projection, in place), c_t and h_t; for a whole unit block it computes each
+//      gate's activation for the MR rows at once (fwd_epi_rows: interleaved chains, the activations being
+//      latency-bound).
 //      H >= 256, or H >= 128 with a large batch (kGemmFwdMin*): instead, per step one GEMM h_{t-1} @ w_hh^T
 //      (nd::gemm_packed_b, w_hh^T packed once per call) into the gates rows, added onto the projection
 //      (I >= kSmallI), then a separate vectorised epilogue pass (biases, I = 1's input term). With 2..15 input
