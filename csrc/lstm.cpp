@@ -15,7 +15,9 @@
 //      c and h update) runs while they are still in registers.
 //   3. Per step: for each unit block (the sliver stays in L1) and each tile of MR batch rows, the tile
 //      accumulates h_{t-1} (read straight from y) times the sliver, then the fused epilogue writes the
-//      activated gates (over the projection, in place), c_t and h_t.
+//      activated gates (over the projection, in place), c_t and h_t; for a whole unit block it computes each
+//      gate's activation for the MR rows at once (fwd_epi_rows: interleaved chains, the activations being
+//      latency-bound).
 //      H >= 256, or H >= 128 with a large batch (kGemmFwdMin*): instead, per step one GEMM h_{t-1} @ w_hh^T
 //      (nd::gemm_packed_b, w_hh^T packed once per call) into the gates rows, added onto the projection
 //      (I >= kSmallI), then a separate vectorised epilogue pass (biases, I = 1's input term). With 2..15 input
@@ -475,10 +477,137 @@ ND_AI Vec<F> vtanh_f(Vec<F> x) {
   return reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(r) | (reinterpret_cast<IV>(x) & sign));
 }
 
+// Bundled forms of vsigmoid_f / vtanh_f over N independent vectors: every statement is written for all N vectors
+// before the next one, so that the N dependency chains are interleaved in program order (GCC keeps the order;
+// unrolled rows kept them one after another) and the out-of-order window holds all of them at once. Per vector the
+// same operations as vsigmoid_f / vtanh_f. Used by the fused forward epilogue over the MR rows of a tile: the
+// activations there were latency-bound (bench/RESULTS.md, "LSTM forward seventh pass").
+template <typename F>
+struct ExpSeries;  // the coefficients of vexp_series, highest degree first
+template <>
+struct ExpSeries<float> {
+  static constexpr int n = 7;
+  static constexpr float c[n] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f};
+};
+template <>
+struct ExpSeries<double> {
+  static constexpr int n = 13;
+  static constexpr double c[n] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                  1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,
+                                  1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,        0.5,
+                                  1.0};
+};
+
+#define ND_NLOOP _Pragma("GCC unroll 16") for (int n = 0; n < N; ++n)
+template <typename F, int N, int SG>
+ND_AI void vexp_parts_n(const Vec<F>* x, Vec<F>* s, Vec<F>* q) {
+  typedef ExpC<F> C;
+  typedef ExpSeries<F> S;
+  typedef typename VT<F>::IV IV;
+  Vec<F> t[N], nn[N], r[N], p[N];
+  ND_NLOOP t[n] = x[n] * F(SG * C::log2e) + C::magic;
+  ND_NLOOP nn[n] = t[n] - C::magic;
+  if (SG > 0) {
+    ND_NLOOP r[n] = x[n] - nn[n] * C::ln2_hi;
+    ND_NLOOP r[n] = r[n] - nn[n] * C::ln2_lo;
+  } else {
+    ND_NLOOP p[n] = x[n] + nn[n] * C::ln2_hi;  // -r - n*lo
+    ND_NLOOP r[n] = -(nn[n] * C::ln2_lo) - p[n];
+  }
+  ND_NLOOP p[n] = r[n] * S::c[0] + S::c[1];  // vexp_series, Horner
+#pragma GCC unroll 16
+  for (int k = 2; k < S::n; ++k) ND_NLOOP p[n] = p[n] * r[n] + S::c[k];
+  ND_NLOOP q[n] = p[n] * r[n];
+  ND_NLOOP s[n] = reinterpret_cast<Vec<F>>((reinterpret_cast<IV>(t[n]) << C::mant) + C::one_bits);
+}
+
+// x[n] = vsigmoid_f(x[n]), n < N
+template <typename F, int N>
+ND_AI void vsigmoid_fn(Vec<F>* x) {
+  Vec<F> s[N], q[N];
+  ND_NLOOP x[n] = vmin_k<F>(vmax_k<F>(x[n], -Lim<F>::hi), -Lim<F>::lo);
+  vexp_parts_n<F, N, -1>(x, s, q);
+  ND_NLOOP x[n] = F(1) / (s[n] * q[n] + (s[n] + F(1)));
+}
+
+// x[n] = vtanh_f(x[n]), n < N
+template <typename F, int N>
+ND_AI void vtanh_fn(Vec<F>* x) {
+  typedef typename VT<F>::IV IV;
+  const IV sign = IV{} + (typename std::remove_reference<decltype(IV{}[0])>::type(1) << (8 * sizeof(F) - 1));
+  Vec<F> z[N], s[N], q[N];
+  ND_NLOOP z[n] = F(-2) * reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(x[n]) & ~sign);
+  ND_NLOOP z[n] = vmax_k<F>(z[n], Lim<F>::lo);
+  vexp_parts_n<F, N, 1>(z, s, q);
+  ND_NLOOP {
+    const Vec<F> u = (F(1) - s[n]) - s[n] * q[n];
+    const Vec<F> r = u / (F(2) - u);
+    x[n] = reinterpret_cast<Vec<F>>(reinterpret_cast<IV>(r) | (reinterpret_cast<IV>(x[n]) & sign));
+  }
+}
+#undef ND_NLOOP
+
+// The fused forward's epilogue of a whole-vector tile (nu == W: no partial-vector copies, so no library calls in
+// this code for the register allocator to work around): the activations of each gate for the MR rows at once
+// (vsigmoid_fn / vtanh_fn over the rows), then c_t and h_t. Rows past m repeat row r (computed, not stored).
+// pre (MR, 4, W): the tile's pre-activations without the biases.
+template <typename F, int MR>
+ND_AI void fwd_epi_rows(F* y, F* gates, F* cell, const F* pre, const F* bs, const F* c0, index_t r, int m, index_t t,
+                        index_t j0, const FwdArgs<F>& a) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  V gi[MR], gf[MR], gg[MR], go[MR];
+  const V bi = ld(bs + j0), bf = ld(bs + Hp + j0), bg = ld(bs + 2 * Hp + j0), bo = ld(bs + 3 * Hp + j0);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const F* e = pre + i * 4 * W;
+    gi[i] = ld(e) + bi;
+    gf[i] = ld(e + W) + bf;
+    gg[i] = ld(e + 2 * W) + bg;
+    go[i] = ld(e + 3 * W) + bo;
+    if (a.KX == 0) {  // projection from the GEMM
+      const F* g = gates + ((r + (i < m ? i : 0)) * T + t) * G + j0;
+      gi[i] += ld(g);
+      gf[i] += ld(g + H);
+      gg[i] += ld(g + 2 * H);
+      go[i] += ld(g + 3 * H);
+    }
+  }
+  vsigmoid_fn<F, MR>(gi);
+  vsigmoid_fn<F, MR>(gf);
+  vtanh_fn<F, MR>(gg);
+  vsigmoid_fn<F, MR>(go);
+  V c[MR], th[MR];
+  // not unrolled: f c_{t-1} + i g has two products for GCC to contract, and unrolled copies contracted differently
+  // (a row's bits then depended on its position in the tile, i.e. on the thread split)
+#pragma GCC unroll 1
+  for (int i = 0; i < MR; ++i) {
+    const index_t b = r + (i < m ? i : 0), row = b * T + t;
+    const V cp = t > 0 ? ld(cell + (row - 1) * H + j0) : (c0 ? ld(c0 + b * H + j0) : V{});
+    c[i] = gf[i] * cp + gi[i] * gg[i];
+    th[i] = c[i];
+  }
+  vtanh_fn<F, MR>(th);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i < m) {
+      const index_t row = (r + i) * T + t;
+      F* g = gates + row * G + j0;
+      st(g, gi[i]);
+      st(g + H, gf[i]);
+      st(g + 2 * H, gg[i]);
+      st(g + 3 * H, go[i]);
+      st(cell + row * H + j0, c[i]);
+      st(y + row * H + j0, go[i] * th[i]);
+    }
+  }
+}
+
 template <typename F, int MR>
 ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* h0, const F* c0, index_t r,
                     int m, index_t t, index_t j0, int nu, index_t k0, index_t k1, F* part,
-                    const FwdArgs<F>& a) {
+                    const FwdArgs<F>& a, bool epi_rows) {
   // K chunk [k0, k1) of the (KX + H) sliver rows; part (MR, 4, W): partial sums between chunks.
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
@@ -548,13 +677,18 @@ ND_AI void fwd_tile(F* y, F* gates, F* cell, const F* wp, const F* bs, const F* 
       for (int q = 0; q < 4; ++q) st(part + (i * 4 + q) * W, acc[i][q]);
     return;
   }
-  // The epilogue one row at a time from an L1 copy of the tile (unrolled over the MR rows with all 4*MR
-  // accumulators live, it spilled the exp constants and accumulators around every activation)
+  // The epilogue from an L1 copy of the tile (unrolled over the MR rows with all 4*MR accumulators live, it
+  // spilled the exp constants and accumulators around every activation): whole vectors by fwd_epi_rows, a partial
+  // unit block one row at a time
   alignas(32) F pre[MR * 4 * W];  // (MR, 4, W)
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) st(pre + (i * 4 + q) * W, acc[i][q]);
+  if (nu == W && epi_rows) {
+    fwd_epi_rows<F, MR>(y, gates, cell, pre, bs, c0, r, m, t, j0, a);
+    return;
+  }
 #pragma GCC unroll 1
   for (int i = 0; i < m; ++i) {
     {
@@ -597,6 +731,8 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
   // kPanelBytes of h per K chunk, a whole number of MR-row tiles.
   const index_t row_bytes = kc * index_t(sizeof(F));
   index_t panel = std::max<index_t>(MR, (a.panel_bytes / row_bytes) / MR * MR);
+  // ND_LSTM_FWD_EPI_ROWS=0: the row-at-a-time epilogue for every unit block (A/B runs; see fwd_epi_rows)
+  const bool epi_rows = env_index("ND_LSTM_FWD_EPI_ROWS", 1) != 0;
   for (index_t t = 0; t < a.T; ++t)
     for (index_t p0 = b0; p0 < b1; p0 += panel) {
       const index_t p1 = std::min(b1, p0 + panel);
@@ -609,7 +745,7 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
           for (index_t r = p0; r < p1; r += MR) {
             const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
             fwd_tile<F, MR>(y, gates, cell, wp, bs, h0, c0, r, m, t, j0, nu, k0, k1,
-                            part_buf.data() + (r - b0) * 4 * W, a);
+                            part_buf.data() + (r - b0) * 4 * W, a, epi_rows);
           }
         }
       }

@@ -182,6 +182,8 @@ def test_fast_matches_naive_large_hidden(rng, dtype, I, states):
 # element); the per-step GEMM gives the same bits with w_hh packed once per call or by the GEMM every step;
 # the default is one of the paths. ND_LSTM_FWD_STEP_CAT=0 keeps 2..15 input features out of the per-step GEMM
 # (I = 3, 5 here: added in its epilogue); with the default the GEMM takes [x_t, h_{t-1}] (K = I + H).
+# ND_LSTM_FWD_EPI_ROWS=0: the fused kernel's row-at-a-time epilogue for whole unit blocks too (default: the MR rows
+# of a tile at once), also close to naive.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,states", [((7, 5, 3, 13), True), ((40, 3, 20, 272), False), ((38, 4, 5, 259), True)])
 def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
@@ -189,7 +191,7 @@ def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
     p = make(rng, B, T, I, H, dtype, states=states)
     args = (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], p["h0"], p["c0"])
     for k in ("ND_LSTM_FWD_PANEL_BYTES", "ND_LSTM_FWD_STEP_GEMM", "ND_LSTM_FWD_PACKED_B", "ND_LSTM_FWD_STEP_CAT",
-              "ND_LSTM_FWD_FUSE_I"):
+              "ND_LSTM_FWD_FUSE_I", "ND_LSTM_FWD_EPI_ROWS"):
         monkeypatch.delenv(k, raising=False)
 
     def fwd(**env):
@@ -207,11 +209,12 @@ def test_forward_knobs(rng, monkeypatch, dtype, shape, states):
     for a, b in zip(fwd(ND_LSTM_FWD_STEP_GEMM="1", ND_LSTM_FWD_PACKED_B="0", ND_LSTM_FWD_STEP_CAT="0"), packed):
         np.testing.assert_array_equal(a, b)
     cat = fwd(ND_LSTM_FWD_STEP_GEMM="1")
+    rowwise = fwd(ND_LSTM_FWD_STEP_GEMM="0", ND_LSTM_FWD_EPI_ROWS="0")
     default = fwd()
     assert any(all(np.array_equal(a, b) for a, b in zip(default, path)) for path in (fused, packed, cat))
     outn = F.lstm_forward(*args, naive=True)
     rtol = 1e-12 if dtype == np.float64 else 2e-6
-    for path in (fused, packed, cat):
+    for path in (fused, packed, cat, rowwise):
         for name, a, b in zip(("y", "c", "gates", "cell"), path, (outn.y, outn.c, outn.cache.gates, outn.cache.cell)):
             close_scaled(a, b, rtol, name)
 
@@ -469,6 +472,41 @@ def test_outputs_do_not_alias_cache(rng):
     np.testing.assert_array_equal(out.h, out.y[:, -1])
     np.testing.assert_array_equal(out.c, out.cache.cell[:, -1])
     assert not np.shares_memory(out.h, out.y) and not np.shares_memory(out.c, out.cache.cell)
+
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_outputs_under_the_pool_minimum_are_reused_when_free(rng, monkeypatch, dtype):
+    # y and cell of 128 KiB .. 1 MiB come from the pool (as the front of a pool-minimum buffer), not fresh each call
+    from neurodivergent.nn import _buffers
+    from neurodivergent.nn import functional_lstm as fl
+
+    pool = _buffers.BufferPool(min_bytes=1 << 20, max_bytes=1 << 30)
+    monkeypatch.setattr(fl, "_POOL", pool)
+    B, T, I, H = 4, 3, 2, 8
+    n = (fl._POOL_FROM_BYTES // np.dtype(dtype).itemsize + B * H - 1) // (B * H)  # steps: y just over the threshold
+    p1, p2 = make(rng, B, n, I, H, dtype), make(rng, B, n, I, H, dtype)
+    args = lambda p: (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])  # noqa: E731
+    fresh = [F.lstm_forward(*args(p)) for p in (p1, p2)]
+    want = [(o.y.copy(), o.cache.gates.copy(), o.cache.cell.copy()) for o in fresh]
+    del fresh
+    held = F.lstm_forward(*args(p1))
+    assert fl._POOL_FROM_BYTES <= held.y.nbytes and held.cache.gates.nbytes < pool.min_bytes and pool.held > 0
+    addr = {a.__array_interface__["data"][0] for a in (held.y, held.cache.cell)}
+    o = F.lstm_forward(*args(p2))  # held is alive: its arrays are not written
+    assert not addr & {a.__array_interface__["data"][0] for a in (o.y, o.cache.cell)}
+    for got, w in zip((held.y, held.cache.gates, held.cache.cell), want[0]):
+        np.testing.assert_array_equal(got, w)
+    for got, w in zip((o.y, o.cache.gates, o.cache.cell), want[1]):
+        np.testing.assert_array_equal(got, w)
+    del held, o
+    held_bytes = pool.held
+    o = F.lstm_forward(*args(p1))  # free again: pooled memory (nothing new taken), the same results
+    starts = {r.__array_interface__["data"][0] + off for raws, offs in zip(pool.slots.values(), pool.offs.values())
+              for r, off in zip(raws, offs)}
+    assert {a.__array_interface__["data"][0] for a in (o.y, o.cache.cell)} <= starts and pool.held == held_bytes
+    for got, w in zip((o.y, o.cache.gates, o.cache.cell), want[0]):
+        np.testing.assert_array_equal(got, w)
 
 
 # ------------------------------------------------------------------------------ 8. hypothesis
