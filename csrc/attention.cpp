@@ -530,9 +530,15 @@ ND_AI F vec_max(const F* s, index_t n) {
 constexpr index_t kInPlaceMaxS = 48;
 
 constexpr index_t kTileQ = 24;   // query rows per tile (forward; a multiple of the GEMM's 6-row tile)
-constexpr index_t kChunkS = 128;  // keys per chunk (forward; the (24, 128) float score block is 12 KiB)
+// Keys per chunk (forward). Up to 336 keys a row is one chunk: no running-max rescaling of O and l, and one
+// row maximum, one horizontal sum and one branch per row instead of one per 128 keys. The (24, 336) float
+// score block is 32 KiB (L1-sized; K^T and V then stream from L2 per tile); measured against chunks of 128 at
+// T = 336 (harness, split forward, B = 4, min of 7 alternated runs): d_head 16 -7%, d_head 32 -3%; chunks of
+// 256 (336 = 256 + 80) fell in between.
+constexpr index_t kChunkS = 336;
+constexpr index_t kPrefetchMaxS = 128;  // next-pair prefetch only for sequences up to this long (prefetch_pair)
 
-// Short sequences (one key chunk): the next pair's q, k and v rows are requested from memory while this
+// Short sequences (up to kPrefetchMaxS): the next pair's q, k and v rows are requested from memory while this
 // pair computes (a pair's work is a few microseconds; with B*H*T*D large the operands come from L3 / DRAM and
 // the stream of small, strided row blocks is not picked up early enough by the hardware prefetcher).
 template <typename F>
@@ -576,7 +582,7 @@ ND_AI void forward_pair_impl(const Shape& sh, index_t pair, F* y, F* lse, const 
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
   const F scale = F(sh.scale * SoftmaxBase<F>::kScoreScale);  // float: scores in log2 units
-  if (S <= kChunkS && T <= kChunkS && pair + 1 < sh.B * sh.H) prefetch_pair(sh, pair + 1, q, k, v);
+  if (S <= kPrefetchMaxS && T <= kPrefetchMaxS && pair + 1 < sh.B * sh.H) prefetch_pair(sh, pair + 1, q, k, v);
   F* Kt = workspace<F>(std::size_t(D) * Sp, 0);  // (D, Sp) keys transposed, zero padded
   pad_transpose(Kt, Sp, k + sh.in_base(pair, S), ri, S, D);
   const F* Vp = v + sh.in_base(pair, S);  // (S, Dp) rows ldv apart: read in place unless D needs padding
@@ -678,7 +684,7 @@ ND_AI void backward_pair_impl(const Shape& sh, index_t pair, F* dq, F* dk, F* dv
   const F inv_keep = drop ? F(1.0 / (1.0 - sh.dropout)) : F(1);
   const F ninf = -std::numeric_limits<F>::infinity();
   const index_t bq = std::min(kBlockQ, T);
-  if (S <= kChunkS && T <= kChunkS && pair + 1 < sh.B * sh.H) {  // short sequences: see prefetch_pair
+  if (S <= kPrefetchMaxS && T <= kPrefetchMaxS && pair + 1 < sh.B * sh.H) {  // see prefetch_pair
     prefetch_pair(sh, pair + 1, q, k, v);
     prefetch_out(sh, pair + 1, y, dy);
   }

@@ -26,7 +26,8 @@ DTYPES = [np.float64, np.float32]
 RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 # (B, H, T, S, D)
 SHAPES = [(1, 1, 1, 1, 1), (1, 1, 1, 5, 3), (2, 1, 4, 1, 2), (1, 2, 7, 7, 5), (3, 4, 24, 24, 16),
-          (2, 3, 70, 70, 9), (2, 2, 65, 130, 17), (1, 1, 150, 40, 8)]
+          (2, 3, 70, 70, 9), (2, 2, 65, 130, 17), (1, 1, 150, 40, 8),
+          (1, 1, 340, 700, 5)]  # the forward's key chunks are 336 long: 3 chunks (2 for causal rows >= 336)
 
 
 def close_scaled(out, ref_, rtol, what):
@@ -106,7 +107,7 @@ def test_matches_reference(rng, dtype, shape, causal):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 3, 4, 2), (2, 3, 70, 70, 9), (2, 2, 65, 130, 17)])
+@pytest.mark.parametrize("shape", [(1, 1, 3, 4, 2), (2, 3, 70, 70, 9), (2, 2, 65, 130, 17), (1, 2, 340, 700, 6)])
 @pytest.mark.parametrize("causal", [False, True])
 def test_masks_and_dropout_match_reference(rng, dtype, shape, causal):
     check(rng, shape, dtype, causal=causal, mask_frac=0.3, dropout=0.25)
@@ -187,7 +188,7 @@ def test_masked_key_gets_exactly_zero_weight(rng, dtype, causal):
         assert np.all(g.dk[b, :, j] == 0) and np.all(g.dv[b, :, j] == 0)
 
 
-@pytest.mark.parametrize("T,S,mask_frac", [(7, 7, 0.0), (24, 24, 0.3), (13, 300, 0.5)])
+@pytest.mark.parametrize("T,S,mask_frac", [(7, 7, 0.0), (24, 24, 0.3), (13, 300, 0.5), (13, 700, 0.5)])
 def test_float_lse_matches_float64_logsumexp(rng, T, S, mask_frac):
     """The float kernel's row log-sum-exp (vector log2, four rows at a time, a tail row, masked rows and
     fully masked rows between them) against the float64 log-sum-exp of the same float32 scores."""
@@ -392,7 +393,8 @@ def split(qkv, H):
 @pytest.mark.parametrize("B,H,T,D,causal,mask_frac,dropout", [
     (1, 1, 1, 1, False, 0.0, 0.0), (2, 3, 7, 5, True, 0.0, 0.0), (2, 4, 70, 16, False, 0.3, 0.2),
     (1, 2, 130, 9, True, 0.2, 0.1), (3, 2, 24, 32, False, 0.0, 0.0),
-    (1, 2, 150, 8, True, 0.1, 0.0)])  # past kInPlaceMaxS keys, D a vector multiple: contiguous copies, 2 chunks
+    (1, 2, 150, 8, True, 0.1, 0.0),  # past kInPlaceMaxS keys, D a vector multiple: contiguous copies
+    (1, 2, 350, 8, False, 0.1, 0.0)])  # and 2 key chunks (336 + 14)
 def test_packed_is_bitwise_the_split_kernel(rng, dtype, B, H, T, D, causal, mask_frac, dropout):
     """The packed kernel (q, k, v read in place from the projection, heads merged on output) gives the
     bits of attention_forward / attention_backward on the split heads, masks and dropout included; the
