@@ -32,8 +32,7 @@
 //      for dW_ih one fused pass with the bias gradients when I is small (bias sums: register passes over
 //      16-row blocks of dG); dx_0 = dG_0 @ w_ih (all of dx = dG @ w_ih by a pass of row dot products when I
 //      is small), dh0 = dG_0 @ w_hh. The step kernel prefetches the epilogue's rows (gates, cell, dy, dG)
-//      kBwdPfRows batch rows ahead in its loop order, and its epilogue computes tanh(c_{t-1}) for the next
-//      step (off the dc_t chain) from the c_{t-1} it loads anyway.
+//      kBwdPfRows batch rows ahead in its loop order.
 // Threads: the batch is split into contiguous chunks, one per thread, each running the whole time loop
 // (recurrences are independent: no barrier per step). The GEMMs use nd::gemm's own threading.
 // Every element is computed by the same sequence of operations whichever chunk / tile it lands in, and
@@ -749,7 +748,7 @@ ND_AI void tile_madd(Vec<F> (&acc)[MR][NV], const F* const* ap, const F* wp, ind
 template <typename F, int MR, int NV>
 ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const F* gates, const F* cell,
                     const F* c0, index_t r, int m, index_t t, index_t j0, index_t T, index_t H, index_t k0,
-                    index_t k1, F* part, index_t pfd, bool pf_l1, index_t pfr, index_t b0, index_t b1, F* tcs) {
+                    index_t k1, F* part, index_t pfd, bool pf_l1, index_t pfr, index_t b0, index_t b1) {
   // K chunk [k0, k1) of G; part (MR, NV, W): partial sums between chunks. pfd: prefetch distance in steps,
   // pf_l1: prefetch into L1 (else L2); pfr > 0: instead, the rows pfr batch rows later in the loop's order
   // (row r + pfr of step t; past b1, wrapped to the earlier step).
@@ -826,16 +825,10 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
           const int nu = static_cast<int>(std::min<index_t>(W, H - j));
           const F* g = gates + row * G + j;
           V gi = ldn(g, nu), gf = ldn(g + H, nu), gg = ldn(g + 2 * H, nu), go = ldn(g + 3 * H, nu);
+          V ct = ldn(cell + row * H + j, nu);
           V cp = t > 0 ? ldn(cell + (row - 1) * H + j, nu) : (c0 ? ldn(c0 + b * H + j, nu) : V{});
           V dht = dy ? acc[i][v] + ldn(dy + row * H + j, nu) : acc[i][v];
-          // tanh(c_t): computed by the previous iteration (step t+1) from its c_{t}, off this step's chain (tcs)
-          V tc;
-          if (tcs && t < T - 1) {
-            tc = ldn(tcs + (b - b0) * H + j, nu);
-          } else {
-            tc = vtanh<F>(ldn(cell + row * H + j, nu));
-          }
-          if (tcs && t > 0) stn(tcs + (b - b0) * H + j, vtanh<F>(cp), nu);
+          V tc = vtanh<F>(ct);
           V dct = ldn(dcs + b * H + j, nu) + dht * go * (F(1) - tc * tc);
           F* d = dG + row * G + j;
           stn(d, dct * gg * gi * (F(1) - gi), nu);
@@ -909,10 +902,6 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
   const index_t pfd = std::max<index_t>(1, env_index("ND_LSTM_BWD_PF_DIST", kBwdPfDist));
   const bool pf_l1 = env_index("ND_LSTM_BWD_PF_L1", kBwdPfL1) != 0;
   const index_t pfr = env_index("ND_LSTM_BWD_PF_ROWS", kBwdPfRows);
-  // tanh(c_{t-1}) computed at step t (where c_{t-1} is loaded anyway) for step t-1 (ND_LSTM_BWD_TC_AHEAD=0: each
-  // step computes its own tanh(c_t)); the same function of the same value: bitwise neutral
-  std::vector<F> tcs_buf(env_index("ND_LSTM_BWD_TC_AHEAD", 1) != 0 ? static_cast<std::size_t>((b1 - b0) * H) : 0);
-  F* tcp = tcs_buf.empty() ? nullptr : tcs_buf.data();
   for (index_t t = T - 1; t >= 0; --t)
     for (index_t p0 = b0; p0 < b1; p0 += panel) {
       const index_t p1 = std::min(b1, p0 + panel);
@@ -924,7 +913,7 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
           for (index_t r = p0; r < p1; r += MR) {
             const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
             bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H, k0, k1,
-                                part_buf.data() + (r - b0) * NU, pfd, pf_l1, pfr, b0, b1, tcp);
+                                part_buf.data() + (r - b0) * NU, pfd, pf_l1, pfr, b0, b1);
           }
         }
       }

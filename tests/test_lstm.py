@@ -252,30 +252,6 @@ def test_dx_from_the_step_kernel(rng, threads, dtype, I):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("T", [1, 2, 7])
-def test_cell_tanh_carried_to_the_next_step(rng, monkeypatch, threads, dtype, T):
-    # The step kernel computes tanh(c_{t-1}) at step t (from the c_{t-1} it loads for the forget gate) and keeps
-    # it for step t-1 in a (rows, H) buffer; step T-1 computes its own. Every gradient has the same bits as with
-    # each step computing tanh(c_t) itself (ND_LSTM_BWD_TC_AHEAD=0), on 1 and 2 threads (each thread's rows own
-    # their part of the buffer); B = 13 (a short tile), H = 20 (a partial vector), with c0.
-    B, I, H = 13, 3, 20
-    p = make(rng, B, T, I, H, dtype)
-    dy = rng.standard_normal((B, T, H)).astype(dtype)
-    dh = rng.standard_normal((B, H)).astype(dtype)
-    dc = rng.standard_normal((B, H)).astype(dtype)
-    for n in (1, 2):
-        threads.set_num_threads(n)
-        monkeypatch.delenv("ND_LSTM_BWD_TC_AHEAD", raising=False)
-        g = run(p, dy, dh, dc)[1]
-        monkeypatch.setenv("ND_LSTM_BWD_TC_AHEAD", "0")
-        own = run(p, dy, dh, dc)[1]
-        for name in g._fields:
-            np.testing.assert_array_equal(getattr(g, name), getattr(own, name), err_msg=f"{name} {n}")
-    monkeypatch.delenv("ND_LSTM_BWD_TC_AHEAD", raising=False)
-    check_against_reference(p, dy, dh, dc, dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("I,H", [(1, 5), (11, 20), (15, 6), (16, 5)])
 def test_bias_and_small_input_sums_in_register_passes(rng, monkeypatch, threads, dtype, I, H):
     # db (and dW_ih when I < 16) sum dG over B*T = 299 rows: two row chunks of 256, sub-blocks of 16 rows with
