@@ -1530,8 +1530,13 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
     else
       gemm<F>(true, false, H, G, B, F(1), h0, H, dGp, T * G, F(0), tw.data(), G);
   }
-  // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile)
-  {
+  // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile). Without the small-I dW_ih and
+  //    with the packed dW tiles of step 8, the bias sums are taken there from the packed copies instead (fold_b:
+  //    same sums in the same order, so the same bits; ND_LSTM_DW_FOLD_BIAS=0: here)
+  const index_t dw_sub = std::max<index_t>(1, env_index("ND_LSTM_DW_SUB_ROWS", kDwSubRows));
+  const bool fold_b = !small_i && (dwh_rows || dwi_rows) && env_index("ND_LSTM_DW_PACK", 1) != 0 &&
+                      kRowChunk % dw_sub == 0 && env_index("ND_LSTM_DW_FOLD_BIAS", 1) != 0;
+  if (!fold_b) {
     F* dwi = small_i ? dw_ih : nullptr;
     // column ranges of whole vectors, one per thread (the per-column sums do not depend on the split)
     const index_t nvt = (G + W - 1) / W;
@@ -1582,7 +1587,7 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
     const double work = 2.0 * double(N) * double(G) * double((dwh_rows ? H : 0) + (dwi_rows ? I : 0));
     const int nt = threads_for(work, ntiles);
     F *dwhp = dwh.data(), *dwip = dwi.data();
-    const index_t sub = std::max<index_t>(1, env_index("ND_LSTM_DW_SUB_ROWS", kDwSubRows));
+    const index_t sub = dw_sub;
     // with both products, tiles alternate dW_hh / dW_ih over the same dG columns (read from L1 the second time)
     const bool alt = dwh_rows && dwi_rows && env_index("ND_LSTM_DW_ALT", 1) != 0;
     if (env_index("ND_LSTM_DW_PACK", 1) != 0) {
@@ -1598,14 +1603,27 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
         if (j1 <= j0) return;
         std::vector<F> pk(static_cast<std::size_t>(std::min(sub, N) * PC));
         F* pkp = pk.data();
+        // bias sums of the groups' columns (fold_b), as colsum_impl: per chunk of kRowChunk rows from zero in row
+        // order (bpart), then added to the total in chunk order (btot)
+        const std::size_t nbs = fold_b ? static_cast<std::size_t>((j1 - j0) * PC) : 0;
+        std::vector<F> bpart(nbs), btot(nbs, F(0));
         for (index_t r0 = 0; r0 < N; r0 += sub) {
           const index_t r1 = std::min(N, r0 + sub);
+          if (fold_b && r0 % kRowChunk == 0) std::fill(bpart.begin(), bpart.end(), F(0));
           for (index_t j = j0; j < j1; ++j) {
             const index_t g0 = j * PC, qw = std::min(PC, G - g0);
+            F* bp = fold_b ? bpart.data() + (j - j0) * PC : nullptr;
             for (index_t n = r0; n < r1; ++n) {
               const F* src = dGp + n * G + g0;
               F* dst = pkp + (n - r0) * PC;
-              for (index_t k = 0; k < qw; ++k) dst[k] = src[k];
+              if (bp) {
+                for (index_t k = 0; k < qw; ++k) {
+                  dst[k] = src[k];
+                  bp[k] = bp[k] + src[k];
+                }
+              } else {
+                for (index_t k = 0; k < qw; ++k) dst[k] = src[k];
+              }
               if (pf_next) {  // the next group's columns of this row (or the next sub-chunk's first group)
                 const F* nx = j + 1 < j1 ? src + PC : dGp + (n + (r1 - r0)) * G + j0 * PC;
                 if (j + 1 < j1 || n + (r1 - r0) < N) {
@@ -1621,7 +1639,16 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
               if (dwi_rows) dwk(dwip, I, g0 + q, m, pkp + q, PC, x, r0, r1, 0, nullptr);
             }
           }
+          if (fold_b && (r1 % kRowChunk == 0 || r1 == N))
+            for (std::size_t e = 0; e < nbs; ++e) btot[e] = btot[e] + bpart[e];
         }
+        if (fold_b)
+          for (index_t j = j0; j < j1; ++j)
+            for (index_t k = 0; k < PC && j * PC + k < G; ++k) {
+              const F b = btot[(j - j0) * PC + k];
+              db_ih[j * PC + k] += b;
+              db_hh[j * PC + k] += b;
+            }
       });
     } else
     for_blocks(nt, work, [&](index_t c) {

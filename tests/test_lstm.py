@@ -252,27 +252,30 @@ def test_dx_from_the_step_kernel(rng, threads, dtype, I):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("I,H", [(1, 5), (11, 20), (15, 6), (16, 5)])
+@pytest.mark.parametrize("I,H", [(1, 5), (11, 20), (15, 6), (16, 5), (20, 20), (65, 20)])
 def test_bias_and_small_input_sums_in_register_passes(rng, monkeypatch, threads, dtype, I, H):
     # db (and dW_ih when I < 16) sum dG over B*T = 299 rows: two row chunks of 256, sub-blocks of 16 rows with
-    # a partial one. The register passes hold the bias and up to 11 columns of x (I = 15: a second pass; I = 16:
-    # the bias alone; H = 5 / 6: a partial last vector of gate columns): against the reference, and the same
-    # bits as the row-by-row loop (ND_LSTM_COLSUM_SUB=0) and as other sub-block sizes, on 1 and 2 threads.
+    # a partial one. The register passes hold the bias and up to 11 columns of x (I = 15: a second pass; H = 5 /
+    # 6: a partial last vector of gate columns). With I >= 16 and H <= 64 the bias sums come from the dW tiles'
+    # packed copies instead (I = 16, 20, 65; G = 20 / 80: partial groups of 24 columns). Against the reference,
+    # and the same bits as the row-by-row loop (ND_LSTM_COLSUM_SUB=0), other sub-block sizes and the sums taken
+    # apart from the dW pass (ND_LSTM_DW_FOLD_BIAS=0), on 1 and 2 threads.
     B, T = 13, 23
     p = make(rng, B, T, I, H, dtype)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
-    monkeypatch.delenv("ND_LSTM_COLSUM_SUB", raising=False)
+    keys = ("ND_LSTM_COLSUM_SUB", "ND_LSTM_DW_FOLD_BIAS")
+    for k in keys:
+        monkeypatch.delenv(k, raising=False)
     check_against_reference(p, dy, None, None, dtype)
     for n in (1, 2):
         threads.set_num_threads(n)
-        monkeypatch.delenv("ND_LSTM_COLSUM_SUB", raising=False)
         base = run(p, dy, None, None)[1]
-        for sub in ("0", "5"):
-            monkeypatch.setenv("ND_LSTM_COLSUM_SUB", sub)
+        for k, v in (("ND_LSTM_COLSUM_SUB", "0"), ("ND_LSTM_COLSUM_SUB", "5"), ("ND_LSTM_DW_FOLD_BIAS", "0")):
+            monkeypatch.setenv(k, v)
             g = run(p, dy, None, None)[1]
+            monkeypatch.delenv(k)
             for name in ("db_ih", "db_hh", "dw_ih"):
-                np.testing.assert_array_equal(getattr(g, name), getattr(base, name), err_msg=f"{name} {sub} {n}")
-    monkeypatch.delenv("ND_LSTM_COLSUM_SUB", raising=False)
+                np.testing.assert_array_equal(getattr(g, name), getattr(base, name), err_msg=f"{name} {k}={v} {n}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
