@@ -30,7 +30,7 @@
 //      of 24 gate columns of 64 dG rows, vector loads from the y / x rows); above, by large GEMMs written
 //      straight into dW (dG^T [h0, y], dG^T x: nd::gemm packs dG as its transposed A operand; kDwDirect);
 //      for dW_ih one fused pass with the bias gradients when I is small (bias sums: register passes over
-//      16-row blocks of dG); dx_0 = dG_0 @ w_ih (all of dx = dG @ w_ih by a pass of row dot products when I
+//      16-row blocks of dG, or, with I >= 16 at H <= 64, taken from the dW tiles' packed copies); dx_0 = dG_0 @ w_ih (all of dx = dG @ w_ih by a pass of row dot products when I
 //      is small), dh0 = dG_0 @ w_hh. The step kernel prefetches the epilogue's rows (gates, cell, dy, dG)
 //      kBwdPfRows batch rows ahead in its loop order.
 // Threads: the batch is split into contiguous chunks, one per thread, each running the whole time loop
