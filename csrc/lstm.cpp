@@ -1218,7 +1218,7 @@ ND_AI void dw_rows_impl(F* dw, index_t N, index_t q0, int m, const F* D, index_t
 constexpr int kMR = 3;
 constexpr int kMRB = 4;   // backward rows per tile for small batch chunks (8 accumulators, no padding rows)
 constexpr int kMRB6 = 6;  // ... and for chunks of >= kRowsMR6 rows (12 accumulators hide the FMA latency)
-constexpr index_t kRowsMR6 = 24;
+constexpr index_t kRowsMR6 = 24;  // ND_LSTM_BWD_MR6_ROWS overrides per call (A/Bs; bitwise neutral)
 constexpr int kNVB = 2;
 
 template <typename F>
@@ -1241,7 +1241,7 @@ void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F
 template <typename F>
 void bwd_rows_generic(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
                       const F* c0, index_t b0, index_t b1, index_t T, index_t H, F* dx, const F* Wx, index_t I) {
-  if (b1 - b0 >= kRowsMR6)
+  if (b1 - b0 >= env_index("ND_LSTM_BWD_MR6_ROWS", kRowsMR6))
     bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
   else
     bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
@@ -1277,7 +1277,7 @@ __attribute__((target("avx2,fma"))) void bwd_rows_avx2(F* dG, F* dcs, const F* W
                                                         const F* gates, const F* cell, const F* c0, index_t b0,
                                                         index_t b1, index_t T, index_t H, F* dx, const F* Wx,
                                                         index_t I) {
-  if (b1 - b0 >= kRowsMR6)
+  if (b1 - b0 >= env_index("ND_LSTM_BWD_MR6_ROWS", kRowsMR6))
     bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
   else
     bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
