@@ -28,12 +28,13 @@
 //      I >= kSmallI and dx wanted, the same row panel also computes dx_{t+1} = dG_{t+1} @ w_ih (w_ih packed
 //      the same way) while those dG rows are in cache: no separate (B*T, I, 4H) GEMM re-reading all of dG.
 //   2. After the loop, over all B*T rows: dW_hh += dG^T [h0, y_{0..T-2}] and dW_ih += dG^T x. At H (I) <=
-//      kDwRowsMaxN by unpacked register tiles (dw_rows_impl: 6 rows of dW x 2W columns, broadcasts from the
-//      dG rows, vector loads from the y / x rows, sub-chunks of 64 rows of dG); above, by large GEMMs
-//      computed transposed ([h0, y]^T dG, x^T dG, then added transposed: the GEMM then packs the smaller
-//      (B*T, H or I) operand as its transposed one, not the (B*T, 4H) dG); for dW_ih one fused pass with
-//      the bias gradients when I is small (bias sums: one row-by-row pass over dG); dx_0 = dG_0 @ w_ih
-//      (all of dx = dG @ w_ih by a pass of row dot products when I is small), dh0 = dG_0 @ w_hh.
+//      kDwRowsMaxN by register tiles (dw_rows_impl: 6 rows of dW x 2W columns, broadcasts from a packed copy
+//      of 24 gate columns of 64 dG rows, vector loads from the y / x rows); above, by large GEMMs written
+//      straight into dW (dG^T [h0, y], dG^T x: nd::gemm packs dG as its transposed A operand; kDwDirect);
+//      for dW_ih one fused pass with the bias gradients when I is small (bias sums: register passes over
+//      16-row blocks of dG, or, with I >= 16 at H <= 64, taken from the dW tiles' packed copies); dx_0 = dG_0 @ w_ih (all of dx = dG @ w_ih by a pass of row dot products when I
+//      is small), dh0 = dG_0 @ w_hh. The step kernel prefetches the epilogue's rows (gates, cell, dy, dG)
+//      kBwdPfRows batch rows ahead in its loop order.
 // Threads: the batch is split into contiguous chunks, one per thread, each running the whole time loop
 // (recurrences are independent: no barrier per step). The GEMMs use nd::gemm's own threading.
 // Every element is computed by the same sequence of operations whichever chunk / tile it lands in, and
@@ -883,30 +884,50 @@ ND_AI void tile_madd(Vec<F> (&acc)[MR][NV], const F* const* ap, const F* wp, ind
 template <typename F, int MR, int NV>
 ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const F* gates, const F* cell,
                     const F* c0, index_t r, int m, index_t t, index_t j0, index_t T, index_t H, index_t k0,
-                    index_t k1, F* part) {
-  // K chunk [k0, k1) of G; part (MR, NV, W): partial sums between chunks.
+                    index_t k1, F* part, index_t pfd, bool pf_l1, index_t pfr, index_t b0, index_t b1) {
+  // K chunk [k0, k1) of G; part (MR, NV, W): partial sums between chunks. pfd: prefetch distance in steps,
+  // pf_l1: prefetch into L1 (else L2); pfr > 0: instead, the rows pfr batch rows later in the loop's order
+  // (row r + pfr of step t; past b1, wrapped to the earlier step).
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
   const index_t G = 4 * H;
   const bool first = k0 == 0, last = k1 == G;
   V acc[MR][NV];
   tile_load<F, MR, NV>(acc, first, part);
-  if (first && t > 0) {
-    // prefetch the previous step's rows (read in the next iteration of the time loop), as in fwd_tile
+  if (first && (pfr > 0 || t >= pfd)) {
+    // prefetch the rows of step t - pfd (read pfd iterations later in the time loop), as in fwd_tile
     for (int i = 0; i < m; ++i) {
-      const index_t row = (r + i) * T + t - 1;
+      index_t rr = r + i, tp = t - pfd;
+      if (pfr > 0) {
+        rr += pfr;
+        tp = t;
+        while (rr >= b1) rr -= b1 - b0, --tp;
+        if (tp < 0) continue;
+      }
+      const index_t row = rr * T + tp;
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         const index_t j = j0 + v * W;
         if (j < H) {
           const F* g = gates + row * G + j;
+          const F* cp = cell + (row - (tp > 0 ? 1 : 0)) * H + j;
+          if (pf_l1) {
 #pragma GCC unroll 4
-          for (int q = 0; q < 4; ++q) {
-            __builtin_prefetch(g + q * H, 0, 2);
-            __builtin_prefetch(dG + row * G + q * H + j, 1, 2);
+            for (int q = 0; q < 4; ++q) {
+              __builtin_prefetch(g + q * H, 0, 3);
+              __builtin_prefetch(dG + row * G + q * H + j, 1, 3);
+            }
+            __builtin_prefetch(cp, 0, 3);
+            if (dy) __builtin_prefetch(dy + row * H + j, 0, 3);
+          } else {
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; ++q) {
+              __builtin_prefetch(g + q * H, 0, 2);
+              __builtin_prefetch(dG + row * G + q * H + j, 1, 2);
+            }
+            __builtin_prefetch(cp, 0, 2);
+            if (dy) __builtin_prefetch(dy + row * H + j, 0, 2);
           }
-          __builtin_prefetch(cell + (row - (t > 1 ? 1 : 0)) * H + j, 0, 2);
-          if (dy) __builtin_prefetch(dy + row * H + j, 0, 2);
         }
       }
     }
@@ -988,6 +1009,14 @@ ND_AI void bwd_dx_tile(F* dx, const F* dG, const F* wx, index_t r, int m, index_
     }
 }
 
+// Prefetch of the backward epilogue's rows (gates, cell, dy, dG of one step): this many steps ahead, into L2
+// (kBwdPfL1 = 0) or L1.
+constexpr index_t kBwdPfDist = 1;
+constexpr index_t kBwdPfL1 = 0;
+// > 0: prefetch this many batch rows ahead in the loop's order instead (row r + kBwdPfRows of the same step,
+// wrapping to the previous step): at B = 256 one step's rows (~770 KiB at H = 64) do not fit L2.
+constexpr index_t kBwdPfRows = 16;
+
 // The reverse recurrence over the batch rows [b0, b1). With dx (Wx: w_ih packed as Wb, (nbx, G, NV*W)),
 // step t also computes dx_{t+1} = dG_{t+1} @ w_ih for the panel's rows while they are in cache (the rows of
 // dx_0 are left to the caller).
@@ -1004,6 +1033,11 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
   // ND_LSTM_BWD_PANEL_BYTES overrides kPanelBytes per call (bitwise neutral: same operations per element).
   const index_t pb = env_index("ND_LSTM_BWD_PANEL_BYTES", kPanelBytes);
   const index_t panel = std::max<index_t>(MR, (pb / (kc * index_t(sizeof(F)))) / MR * MR);
+  // prefetch distance (steps) and level of the epilogue's rows; ND_LSTM_BWD_PF_DIST / _L1 override per call
+  // (bitwise neutral: prefetches only)
+  const index_t pfd = std::max<index_t>(1, env_index("ND_LSTM_BWD_PF_DIST", kBwdPfDist));
+  const bool pf_l1 = env_index("ND_LSTM_BWD_PF_L1", kBwdPfL1) != 0;
+  const index_t pfr = env_index("ND_LSTM_BWD_PF_ROWS", kBwdPfRows);
   for (index_t t = T - 1; t >= 0; --t)
     for (index_t p0 = b0; p0 < b1; p0 += panel) {
       const index_t p1 = std::min(b1, p0 + panel);
@@ -1015,7 +1049,7 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
           for (index_t r = p0; r < p1; r += MR) {
             const int m = static_cast<int>(std::min<index_t>(MR, p1 - r));
             bwd_tile<F, MR, NV>(dG, dcs, wb, dy, dh, gates, cell, c0, r, m, t, jb * NU, T, H, k0, k1,
-                                part_buf.data() + (r - b0) * NU);
+                                part_buf.data() + (r - b0) * NU, pfd, pf_l1, pfr, b0, b1);
           }
         }
       }
@@ -1040,6 +1074,76 @@ ND_AI void bwd_rows_impl(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, c
 // order (row chunks of kRowChunk summed separately, then added in order), whatever the split into ranges.
 // The partial and total sums live in ws (2 (Is+1) ceil((g1-g0)/W) W elements).
 constexpr index_t kRowChunk = 256;
+// Rows per register pass of colsum (0 via ND_LSTM_COLSUM_SUB: the read-modify-write loop over part per row).
+// The row-by-row loop did one load and one store of part per (row, vector, column of x): 9 of each per dG
+// vector at I = 8, store-bound (~1.3 ms of an 11 ms layer backward at B=32 T=168 I=8 H=64). A pass keeps the
+// sums of one vector of dG columns for up to kColsumQ columns (bias, x_0 ..) in registers over kColsumSubRows
+// rows (16 dG lines 1 KiB apart: they stay in L1 for the next vector) and stores them once. Same additions in
+// the same order per element: bitwise the same.
+constexpr index_t kColsumSubRows = 16;
+constexpr int kColsumQ = 12;
+
+// part rows [e0, e0 + ne) (e = 0: the bias sums, e = q + 1: x column q) += over rows [s0, s1) of dG's columns
+// [g0, g0 + nv*W); kBias: e0 == 0. NQ >= ne accumulators (the extra ones repeat x column 0, discarded).
+template <typename F, int NQ, bool kBias>
+ND_AI void colsum_pass(F* part, index_t stride, const F* dG, const F* x, index_t G, index_t I, index_t g0, int nv,
+                       int last, index_t s0, index_t s1, index_t e0, int ne) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  index_t col[NQ];
+#pragma GCC unroll 16
+  for (int j = 0; j < NQ; ++j) col[j] = j < ne ? e0 + j - 1 : 0;
+  for (int v = 0; v < nv; ++v) {
+    V acc[NQ];
+#pragma GCC unroll 16
+    for (int j = 0; j < NQ; ++j) acc[j] = ld(part + (e0 + (j < ne ? j : 0)) * stride + v * W);
+    const F* d = dG + s0 * G + g0 + v * W;
+    const F* xr = x + s0 * I;
+    if (v + 1 < nv) {
+      for (index_t n = s0; n < s1; ++n, d += G, xr += I) {
+        const V dv = ld(d);
+#pragma GCC unroll 16
+        for (int j = 0; j < NQ; ++j) {
+          if (kBias && j == 0)
+            acc[0] = acc[0] + dv;
+          else
+            acc[j] = acc[j] + xr[col[j]] * dv;
+        }
+      }
+    } else {
+      for (index_t n = s0; n < s1; ++n, d += G, xr += I) {
+        const V dv = ldn(d, last);
+#pragma GCC unroll 16
+        for (int j = 0; j < NQ; ++j) {
+          if (kBias && j == 0)
+            acc[0] = acc[0] + dv;
+          else
+            acc[j] = acc[j] + xr[col[j]] * dv;
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < NQ; ++j)
+      if (j < ne) st(part + (e0 + j) * stride + v * W, acc[j]);
+  }
+}
+
+template <typename F, bool kBias>
+ND_AI void colsum_pass_n(F* part, index_t stride, const F* dG, const F* x, index_t G, index_t I, index_t g0,
+                         int nv, int last, index_t s0, index_t s1, index_t e0, int ne) {
+  if (ne <= 1)
+    colsum_pass<F, 1, kBias>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+  else if (ne <= 2)
+    colsum_pass<F, 2, kBias>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+  else if (ne <= 3)
+    colsum_pass<F, 3, kBias>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+  else if (ne <= 5)
+    colsum_pass<F, 5, kBias>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+  else if (ne <= 9)
+    colsum_pass<F, 9, kBias>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+  else
+    colsum_pass<F, kColsumQ, kBias>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+}
 
 template <typename F>
 ND_AI void colsum_impl(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, index_t N, index_t G, index_t I,
@@ -1053,9 +1157,22 @@ ND_AI void colsum_impl(F* db_ih, F* db_hh, F* dw_ih, const F* dG, const F* x, in
   F* part = ws;                            // (Is+1, nv*W)
   F* tot = ws + (Is + 1) * stride;         // (Is+1, nv*W)
   for (index_t e = 0; e < (Is + 1) * stride; ++e) tot[e] = F(0);
+  const index_t sub = env_index("ND_LSTM_COLSUM_SUB", kColsumSubRows);
   for (index_t n0 = 0; n0 < N; n0 += kRowChunk) {
     const index_t n1 = std::min(N, n0 + kRowChunk);
     for (index_t e = 0; e < (Is + 1) * stride; ++e) part[e] = F(0);
+    if (sub > 0) {
+      for (index_t s0 = n0; s0 < n1; s0 += sub) {
+        const index_t s1 = std::min(n1, s0 + sub);
+        for (index_t e0 = 0; e0 < Is + 1; e0 += kColsumQ) {
+          const int ne = static_cast<int>(std::min<index_t>(kColsumQ, Is + 1 - e0));
+          if (e0 == 0)
+            colsum_pass_n<F, true>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+          else
+            colsum_pass_n<F, false>(part, stride, dG, x, G, I, g0, nv, last, s0, s1, e0, ne);
+        }
+      }
+    } else
     for (index_t n = n0; n < n1; ++n) {
       const F* d = dG + n * G + g0;
       const F* xr = x + n * I;
@@ -1145,6 +1262,7 @@ ND_AI void dw_run(Vec<F> (&acc)[MR][2], const F* d, index_t ldd, const F* s, ind
   }
 }
 
+// D: the dG block's row n0 (row stride ldd: G for dG itself, kDwPackCols for a packed copy of its columns).
 template <typename F, int MR, bool kFull>
 ND_AI void dw_product(F* out, index_t ldo, const F* D, index_t ldd, const F* S, index_t lds, index_t n0,
                       index_t n1, index_t T, const F* h0, int nk) {
@@ -1153,18 +1271,18 @@ ND_AI void dw_product(F* out, index_t ldo, const F* D, index_t ldd, const F* S, 
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec<F>{};
   if (T == 0) {
-    dw_run<F, MR, kFull>(acc, D + n0 * ldd, ldd, S + n0 * lds, lds, n1 - n0, nk);
+    dw_run<F, MR, kFull>(acc, D, ldd, S + n0 * lds, lds, n1 - n0, nk);
   } else {
     // segments within one sequence: rows n (t >= 1) pair with y rows n - 1
     for (index_t n = n0; n < n1;) {
       const index_t t = n % T;
       if (t == 0) {
-        if (h0) dw_run<F, MR, kFull>(acc, D + n * ldd, ldd, h0 + (n / T) * lds, 0, 1, nk);
+        if (h0) dw_run<F, MR, kFull>(acc, D + (n - n0) * ldd, ldd, h0 + (n / T) * lds, 0, 1, nk);
         ++n;
         continue;
       }
       const index_t e = std::min(n1, n - t + T);
-      dw_run<F, MR, kFull>(acc, D + n * ldd, ldd, S + (n - 1) * lds, lds, e - n, nk);
+      dw_run<F, MR, kFull>(acc, D + (n - n0) * ldd, ldd, S + (n - 1) * lds, lds, e - n, nk);
       n = e;
     }
   }
@@ -1188,26 +1306,35 @@ constexpr int kDwMR = 6;  // dW tile rows (6 x 2 accumulators)
 constexpr index_t kDwRowsMaxN = 64;
 // Rows of dG per dw_rows call (one sub-chunk, read by every tile while it is in L2).
 constexpr index_t kDwSubRows = 64;
+// Gate columns of dG copied per sub-chunk into a contiguous (rows, kDwPackCols) block before its dW tiles run
+// (ND_LSTM_DW_PACK=0: the tiles read dG in place, as before). In place, a tile's 6 columns of 64 dG rows are
+// 64 lines 1 KiB apart (G = 256 floats at H = 64), all in 4 of L1's 64 sets (32 lines of room): every one of
+// the 4 column tiles of a tile row re-read them from L2. Packed (6 KiB at 64 rows) they stay in L1 for all the
+// tiles of the group (4 tile rows x 4 column tiles at H = 64), and the dG line is read from L2/L3 once. The
+// per-element operations are the same (same sub-chunks, same row order): bitwise neutral.
+constexpr index_t kDwPackCols = 4 * kDwMR;
+// Above kDwRowsMaxN: dW by GEMMs written straight into dW (G, H) (1), or computed transposed and added (0).
+constexpr index_t kDwDirect = 1;
 
 // One column tile of rows [q0, q0 + m) of dW: the switch over m (no lambda here: a lambda's body is a
 // separate function without the caller's target attribute, and would compile to baseline code).
 template <typename F, bool kFull>
-ND_AI void dw_col_tile(F* o, index_t N, const F* d, index_t G, const F* sp, index_t n0, index_t n1, index_t T,
-                       const F* hp, int m, int nk) {
+ND_AI void dw_col_tile(F* o, index_t N, const F* d, index_t ldd, const F* sp, index_t n0, index_t n1,
+                       index_t T, const F* hp, int m, int nk) {
   switch (m) {
-    case 6: dw_product<F, 6, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
-    case 5: dw_product<F, 5, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
-    case 4: dw_product<F, 4, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
-    case 3: dw_product<F, 3, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
-    case 2: dw_product<F, 2, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
-    default: dw_product<F, 1, kFull>(o, N, d, G, sp, N, n0, n1, T, hp, nk); break;
+    case 6: dw_product<F, 6, kFull>(o, N, d, ldd, sp, N, n0, n1, T, hp, nk); break;
+    case 5: dw_product<F, 5, kFull>(o, N, d, ldd, sp, N, n0, n1, T, hp, nk); break;
+    case 4: dw_product<F, 4, kFull>(o, N, d, ldd, sp, N, n0, n1, T, hp, nk); break;
+    case 3: dw_product<F, 3, kFull>(o, N, d, ldd, sp, N, n0, n1, T, hp, nk); break;
+    case 2: dw_product<F, 2, kFull>(o, N, d, ldd, sp, N, n0, n1, T, hp, nk); break;
+    default: dw_product<F, 1, kFull>(o, N, d, ldd, sp, N, n0, n1, T, hp, nk); break;
   }
 }
 
-// Rows [q0, q0 + m) (m <= kDwMR) of dW (G, N), all N columns, from the rows [n0, n1) of dG (columns q0 ..)
-// and S (N columns, row stride N).
+// Rows [q0, q0 + m) (m <= kDwMR) of dW (G, N), all N columns, from the rows [n0, n1) of S (N columns, row
+// stride N) and of the dG block D (D: gate column q0 of row n0; row stride ldd).
 template <typename F>
-ND_AI void dw_rows_impl(F* dw, index_t N, index_t q0, int m, const F* dG, index_t G, const F* S, index_t n0,
+ND_AI void dw_rows_impl(F* dw, index_t N, index_t q0, int m, const F* D, index_t ldd, const F* S, index_t n0,
                         index_t n1, index_t T, const F* h0) {
   constexpr int W = VT<F>::W;
   const index_t NR = 2 * W;
@@ -1216,9 +1343,9 @@ ND_AI void dw_rows_impl(F* dw, index_t N, index_t q0, int m, const F* dG, index_
     F* o = dw + q0 * N + k0;
     const F* hp = h0 ? h0 + k0 : nullptr;
     if (nk == NR)
-      dw_col_tile<F, true>(o, N, dG + q0, G, S + k0, n0, n1, T, hp, m, nk);
+      dw_col_tile<F, true>(o, N, D, ldd, S + k0, n0, n1, T, hp, m, nk);
     else
-      dw_col_tile<F, false>(o, N, dG + q0, G, S + k0, n0, n1, T, hp, m, nk);
+      dw_col_tile<F, false>(o, N, D, ldd, S + k0, n0, n1, T, hp, m, nk);
   }
 }
 
@@ -1227,7 +1354,7 @@ ND_AI void dw_rows_impl(F* dw, index_t N, index_t q0, int m, const F* dG, index_
 constexpr int kMR = 3;
 constexpr int kMRB = 4;   // backward rows per tile for small batch chunks (8 accumulators, no padding rows)
 constexpr int kMRB6 = 6;  // ... and for chunks of >= kRowsMR6 rows (12 accumulators hide the FMA latency)
-constexpr index_t kRowsMR6 = 24;
+constexpr index_t kRowsMR6 = 24;  // ND_LSTM_BWD_MR6_ROWS overrides per call (A/Bs; bitwise neutral)
 constexpr int kNVB = 2;
 
 template <typename F>
@@ -1250,7 +1377,7 @@ void fwd_rows_generic(F* y, F* gates, F* cell, const F* Wf, const F* bs, const F
 template <typename F>
 void bwd_rows_generic(F* dG, F* dcs, const F* Wb, const F* dy, const F* dh, const F* gates, const F* cell,
                       const F* c0, index_t b0, index_t b1, index_t T, index_t H, F* dx, const F* Wx, index_t I) {
-  if (b1 - b0 >= kRowsMR6)
+  if (b1 - b0 >= env_index("ND_LSTM_BWD_MR6_ROWS", kRowsMR6))
     bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
   else
     bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
@@ -1286,7 +1413,7 @@ __attribute__((target("avx2,fma"))) void bwd_rows_avx2(F* dG, F* dcs, const F* W
                                                         const F* gates, const F* cell, const F* c0, index_t b0,
                                                         index_t b1, index_t T, index_t H, F* dx, const F* Wx,
                                                         index_t I) {
-  if (b1 - b0 >= kRowsMR6)
+  if (b1 - b0 >= env_index("ND_LSTM_BWD_MR6_ROWS", kRowsMR6))
     bwd_rows_impl<F, kMRB6, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
   else
     bwd_rows_impl<F, kMRB, kNVB>(dG, dcs, Wb, dy, dh, gates, cell, c0, b0, b1, T, H, dx, Wx, I);
@@ -1306,16 +1433,16 @@ template <typename F>
 using DwRowsFn = void (*)(F*, index_t, index_t, int, const F*, index_t, const F*, index_t, index_t, index_t,
                           const F*);
 template <typename F>
-void dw_rows_generic(F* dw, index_t N, index_t q0, int m, const F* dG, index_t G, const F* S, index_t n0,
+void dw_rows_generic(F* dw, index_t N, index_t q0, int m, const F* D, index_t ldd, const F* S, index_t n0,
                      index_t n1, index_t T, const F* h0) {
-  dw_rows_impl<F>(dw, N, q0, m, dG, G, S, n0, n1, T, h0);
+  dw_rows_impl<F>(dw, N, q0, m, D, ldd, S, n0, n1, T, h0);
 }
 #if ND_LSTM_X86
 template <typename F>
-__attribute__((target("avx2,fma"))) void dw_rows_avx2(F* dw, index_t N, index_t q0, int m, const F* dG,
-                                                        index_t G, const F* S, index_t n0, index_t n1,
+__attribute__((target("avx2,fma"))) void dw_rows_avx2(F* dw, index_t N, index_t q0, int m, const F* D,
+                                                        index_t ldd, const F* S, index_t n0, index_t n1,
                                                         index_t T, const F* h0) {
-  dw_rows_impl<F>(dw, N, q0, m, dG, G, S, n0, n1, T, h0);
+  dw_rows_impl<F>(dw, N, q0, m, D, ldd, S, n0, n1, T, h0);
 }
 #endif
 template <typename F>
@@ -1529,10 +1656,23 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   //    At H <= kDwRowsMaxN (and for dW_ih at I <= kDwRowsMaxN): by unpacked row tiles instead, step 8.
   const index_t dw_max = env_index("ND_LSTM_DW_ROWS_MAXN", kDwRowsMaxN);
   const bool dwh_rows = H <= dw_max, dwi_rows = !small_i && I <= dw_max;
-  std::vector<F> tw(static_cast<std::size_t>(dwh_rows ? 0 : H * G));  // (H,G)
-  if (h0 && !dwh_rows) gemm<F>(true, false, H, G, B, F(1), h0, H, dGp, T * G, F(0), tw.data(), G);
-  // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile)
-  {
+  // direct: the GEMMs write dW (G, H) / (G, I) themselves (dG^T [h0, y], dG^T x; nd::gemm packs dG as its
+  // transposed A operand) and accumulate into it (beta = 1): no (H, G) product and no transposed add
+  const bool dw_direct = env_index("ND_LSTM_DW_DIRECT", kDwDirect) != 0;
+  std::vector<F> tw(static_cast<std::size_t>(dwh_rows || dw_direct ? 0 : H * G));  // (H,G)
+  if (h0 && !dwh_rows) {
+    if (dw_direct)
+      gemm<F>(true, false, G, H, B, F(1), dGp, T * G, h0, H, F(1), dw_hh, H);
+    else
+      gemm<F>(true, false, H, G, B, F(1), h0, H, dGp, T * G, F(0), tw.data(), G);
+  }
+  // 5. biases (+ dW_ih when I is small: a GEMM would pad I to its 16-column tile). Without the small-I dW_ih and
+  //    with the packed dW tiles of step 8, the bias sums are taken there from the packed copies instead (fold_b:
+  //    same sums in the same order, so the same bits; ND_LSTM_DW_FOLD_BIAS=0: here)
+  const index_t dw_sub = std::max<index_t>(1, env_index("ND_LSTM_DW_SUB_ROWS", kDwSubRows));
+  const bool fold_b = !small_i && (dwh_rows || dwi_rows) && env_index("ND_LSTM_DW_PACK", 1) != 0 &&
+                      kRowChunk % dw_sub == 0 && env_index("ND_LSTM_DW_FOLD_BIAS", 1) != 0;
+  if (!fold_b) {
     F* dwi = small_i ? dw_ih : nullptr;
     // column ranges of whole vectors, one per thread (the per-column sums do not depend on the split)
     const index_t nvt = (G + W - 1) / W;
@@ -1547,7 +1687,9 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
       ks.colsum(db_ih, db_hh, dwi, dGp, x, N, G, I, v0 * W, std::min(G, v1 * W), ws.data());
     });
   }
-  if (!small_i && !dwi_rows) {  // dW_ih (G,I) += dG^T x, as (I,G) = x^T dG for the same reason
+  if (!small_i && !dwi_rows && dw_direct) {
+    gemm<F>(true, false, G, I, N, F(1), dGp, G, x, I, F(1), dw_ih, I);
+  } else if (!small_i && !dwi_rows) {  // dW_ih (G,I) += dG^T x, as (I,G) = x^T dG for the same reason
     std::vector<F> ti(static_cast<std::size_t>(I * G));
     gemm<F>(true, false, I, G, N, F(1), x, I, dGp, G, F(0), ti.data(), G);
     add_transposed(dw_ih, ti.data(), G, I);
@@ -1581,9 +1723,70 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
     const double work = 2.0 * double(N) * double(G) * double((dwh_rows ? H : 0) + (dwi_rows ? I : 0));
     const int nt = threads_for(work, ntiles);
     F *dwhp = dwh.data(), *dwip = dwi.data();
-    const index_t sub = std::max<index_t>(1, env_index("ND_LSTM_DW_SUB_ROWS", kDwSubRows));
+    const index_t sub = dw_sub;
     // with both products, tiles alternate dW_hh / dW_ih over the same dG columns (read from L1 the second time)
     const bool alt = dwh_rows && dwi_rows && env_index("ND_LSTM_DW_ALT", 1) != 0;
+    if (env_index("ND_LSTM_DW_PACK", 1) != 0) {
+      // groups of kDwPackCols gate columns, one packed (sub, kDwPackCols) copy per group and sub-chunk, used by
+      // both products; threads own ranges of groups
+      constexpr index_t PC = kDwPackCols;
+      const bool pf_next = env_index("ND_LSTM_DW_PACK_PF", 1) != 0;
+      const index_t ngrp = (G + PC - 1) / PC;
+      const int ntg = threads_for(work, ngrp);
+      for_blocks(ntg, work, [&](index_t c) {
+        index_t j0, j1;
+        split_range(ngrp, ntg, static_cast<int>(c), j0, j1);
+        if (j1 <= j0) return;
+        std::vector<F> pk(static_cast<std::size_t>(std::min(sub, N) * PC));
+        F* pkp = pk.data();
+        // bias sums of the groups' columns (fold_b), as colsum_impl: per chunk of kRowChunk rows from zero in row
+        // order (bpart), then added to the total in chunk order (btot)
+        const std::size_t nbs = fold_b ? static_cast<std::size_t>((j1 - j0) * PC) : 0;
+        std::vector<F> bpart(nbs), btot(nbs, F(0));
+        for (index_t r0 = 0; r0 < N; r0 += sub) {
+          const index_t r1 = std::min(N, r0 + sub);
+          if (fold_b && r0 % kRowChunk == 0) std::fill(bpart.begin(), bpart.end(), F(0));
+          for (index_t j = j0; j < j1; ++j) {
+            const index_t g0 = j * PC, qw = std::min(PC, G - g0);
+            F* bp = fold_b ? bpart.data() + (j - j0) * PC : nullptr;
+            for (index_t n = r0; n < r1; ++n) {
+              const F* src = dGp + n * G + g0;
+              F* dst = pkp + (n - r0) * PC;
+              if (bp) {
+                for (index_t k = 0; k < qw; ++k) {
+                  dst[k] = src[k];
+                  bp[k] = bp[k] + src[k];
+                }
+              } else {
+                for (index_t k = 0; k < qw; ++k) dst[k] = src[k];
+              }
+              if (pf_next) {  // the next group's columns of this row (or the next sub-chunk's first group)
+                const F* nx = j + 1 < j1 ? src + PC : dGp + (n + (r1 - r0)) * G + j0 * PC;
+                if (j + 1 < j1 || n + (r1 - r0) < N) {
+                  __builtin_prefetch(nx, 0, 3);
+                  __builtin_prefetch(nx + 64 / sizeof(F), 0, 3);
+                  __builtin_prefetch(nx + PC - 1, 0, 3);
+                }
+              }
+            }
+            for (index_t q = 0; q < qw; q += kDwMR) {
+              const int m = static_cast<int>(std::min<index_t>(kDwMR, qw - q));
+              if (dwh_rows) dwk(dwhp, H, g0 + q, m, pkp + q, PC, y, r0, r1, T, h0);
+              if (dwi_rows) dwk(dwip, I, g0 + q, m, pkp + q, PC, x, r0, r1, 0, nullptr);
+            }
+          }
+          if (fold_b && (r1 % kRowChunk == 0 || r1 == N))
+            for (std::size_t e = 0; e < nbs; ++e) btot[e] = btot[e] + bpart[e];
+        }
+        if (fold_b)
+          for (index_t j = j0; j < j1; ++j)
+            for (index_t k = 0; k < PC && j * PC + k < G; ++k) {
+              const F b = btot[(j - j0) * PC + k];
+              db_ih[j * PC + k] += b;
+              db_hh[j * PC + k] += b;
+            }
+      });
+    } else
     for_blocks(nt, work, [&](index_t c) {
       index_t j0, j1;
       split_range(ntiles, nt, static_cast<int>(c), j0, j1);
@@ -1594,9 +1797,9 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
           const index_t q0 = (alt ? j / 2 : hh ? j : j - nth) * kDwMR;
           const int m = static_cast<int>(std::min<index_t>(kDwMR, G - q0));
           if (hh)
-            dwk(dwhp, H, q0, m, dGp, G, y, r0, r1, T, h0);
+            dwk(dwhp, H, q0, m, dGp + r0 * G + q0, G, y, r0, r1, T, h0);
           else
-            dwk(dwip, I, q0, m, dGp, G, x, r0, r1, 0, nullptr);
+            dwk(dwip, I, q0, m, dGp + r0 * G + q0, G, x, r0, r1, 0, nullptr);
         }
       }
     });
@@ -1608,9 +1811,12 @@ void backward_fast(F* dx, F* dh0, F* dc0, F* dw_ih, F* dw_hh, F* db_ih, F* db_hh
   //    rows of dG are used up (steps 3-6), so they are zeroed and add exact zeros.
   if (T > 1 && !dwh_rows) {
     for (index_t b = 1; b < B; ++b) std::memset(dGp + b * T * G, 0, sizeof(F) * G);
-    gemm<F>(true, false, H, G, N - 1, F(1), y, H, dGp + G, G, h0 ? F(1) : F(0), tw.data(), G);
+    if (dw_direct)
+      gemm<F>(true, false, G, H, N - 1, F(1), dGp + G, G, y, H, F(1), dw_hh, H);
+    else
+      gemm<F>(true, false, H, G, N - 1, F(1), y, H, dGp + G, G, h0 ? F(1) : F(0), tw.data(), G);
   }
-  if (!dwh_rows && (T > 1 || h0)) add_transposed(dw_hh, tw.data(), G, H);
+  if (!dwh_rows && !dw_direct && (T > 1 || h0)) add_transposed(dw_hh, tw.data(), G, H);
 }
 
 }  // namespace

@@ -255,17 +255,47 @@ def test_dx_from_the_step_kernel(rng, threads, dtype, I):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("I,H", [(1, 5), (11, 20), (15, 6), (16, 5), (20, 20), (65, 20)])
+def test_bias_and_small_input_sums_in_register_passes(rng, monkeypatch, threads, dtype, I, H):
+    # db (and dW_ih when I < 16) sum dG over B*T = 299 rows: two row chunks of 256, sub-blocks of 16 rows with
+    # a partial one. The register passes hold the bias and up to 11 columns of x (I = 15: a second pass; H = 5 /
+    # 6: a partial last vector of gate columns). With I >= 16 and H <= 64 the bias sums come from the dW tiles'
+    # packed copies instead (I = 16, 20, 65; G = 20 / 80: partial groups of 24 columns). Against the reference,
+    # and the same bits as the row-by-row loop (ND_LSTM_COLSUM_SUB=0), other sub-block sizes and the sums taken
+    # apart from the dW pass (ND_LSTM_DW_FOLD_BIAS=0), on 1 and 2 threads.
+    B, T = 13, 23
+    p = make(rng, B, T, I, H, dtype)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    keys = ("ND_LSTM_COLSUM_SUB", "ND_LSTM_DW_FOLD_BIAS")
+    for k in keys:
+        monkeypatch.delenv(k, raising=False)
+    check_against_reference(p, dy, None, None, dtype)
+    for n in (1, 2):
+        threads.set_num_threads(n)
+        base = run(p, dy, None, None)[1]
+        for k, v in (("ND_LSTM_COLSUM_SUB", "0"), ("ND_LSTM_COLSUM_SUB", "5"), ("ND_LSTM_DW_FOLD_BIAS", "0")):
+            monkeypatch.setenv(k, v)
+            g = run(p, dy, None, None)[1]
+            monkeypatch.delenv(k)
+            for name in ("db_ih", "db_hh", "dw_ih"):
+                np.testing.assert_array_equal(getattr(g, name), getattr(base, name), err_msg=f"{name} {k}={v} {n}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("I,H,states", [(64, 64, True), (65, 20, False), (20, 65, True), (3, 64, False)])
 def test_weight_gradients_by_row_tiles(rng, monkeypatch, threads, dtype, I, H, states):
     # dW_hh at H <= 64 and dW_ih at 16 <= I <= 64 come from unpacked register tiles (6 rows of dW x 2W
     # columns, sub-chunks of 64 rows of dG) instead of nd::gemm; above 64 (I = 65, H = 65) from the GEMMs.
     # B*T = 90 rows: a partial sub-chunk; H = 20 / I = 20: partial column tiles; t = 0 rows pair with h0 or
     # with nothing. Against the reference, the GEMM path (ND_LSTM_DW_ROWS_MAXN=0) close to it, and the same
-    # bits on 1 and 2 threads (threads own whole tiles).
+    # bits on 1 and 2 threads (threads own whole column groups). The tiles read a packed copy of each group of
+    # 24 gate columns (G = 256 / 80: a partial group, partial tiles inside it); reading dG in place
+    # (ND_LSTM_DW_PACK=0) gives the same bits.
     B, T = 18, 5
     p = make(rng, B, T, I, H, dtype, states=states)
     dy = rng.standard_normal((B, T, H)).astype(dtype)
     monkeypatch.delenv("ND_LSTM_DW_ROWS_MAXN", raising=False)
+    monkeypatch.delenv("ND_LSTM_DW_PACK", raising=False)
     check_against_reference(p, dy, None, None, dtype)
     res = []
     for n in (1, 2):
@@ -273,6 +303,11 @@ def test_weight_gradients_by_row_tiles(rng, monkeypatch, threads, dtype, I, H, s
         res.append(run(p, dy, None, None)[1])
     for name in ("dw_ih", "dw_hh", "db_ih", "dx", "dh0"):
         np.testing.assert_array_equal(getattr(res[0], name), getattr(res[1], name), err_msg=name)
+    monkeypatch.setenv("ND_LSTM_DW_PACK", "0")
+    inplace = run(p, dy, None, None)[1]
+    for name in ("dw_ih", "dw_hh"):
+        np.testing.assert_array_equal(getattr(inplace, name), getattr(res[1], name), err_msg=name)
+    monkeypatch.delenv("ND_LSTM_DW_PACK")
     monkeypatch.setenv("ND_LSTM_DW_ROWS_MAXN", "0")
     gg = run(p, dy, None, None)[1]
     rtol = 1e-12 if dtype == np.float64 else 2e-6
