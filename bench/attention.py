@@ -39,6 +39,8 @@ import subprocess
 import sys
 import time
 
+from _passes import aggregate, ratio
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SEQ, DMODEL, HEADS = (32, 256), (24, 96, 336), (64, 128), 4
 QUICK = [(32, 24, 64), (32, 96, 128), (256, 96, 64), (32, 336, 64), (256, 336, 128)]
@@ -250,37 +252,6 @@ def measure_mem(kinds, cfgs):
     return out
 
 
-# ------------------------------------------------------------------------------------------ passes
-def ratio(r, mode):
-    """torch time / our time of one row (the median of the per-pass ratios for an aggregated row)."""
-    return r.get(f"{mode}_x", r[f"{mode}_torch"] / r[f"{mode}_ours"])
-
-
-def aggregate(rows):
-    """Rows of several passes -> one row per (kind, threads, configuration): times the medians over the passes,
-    speed-ups the medians of the per-pass speed-ups (each pass alternates the libraries call by call), every
-    pass's speed-up kept."""
-    groups = {}
-    for r in rows:
-        groups.setdefault((r["kind"], r["threads"], r["B"], r["T"], r["D"]), []).append(r)
-    out = []
-    for rs in groups.values():
-        if len(rs) == 1:
-            out.append(rs[0])
-            continue
-        a = dict(rs[0])
-        for k in ("fwd_ours", "fwd_torch", "train_ours", "train_torch", "gf_fwd_ours", "gf_fwd_torch",
-                  "gf_train_ours", "gf_train_torch", "max_diff"):
-            a[k] = statistics.median(r[k] for r in rs)
-        for mode in ("fwd", "train"):
-            xs = [r[f"{mode}_torch"] / r[f"{mode}_ours"] for r in rs]
-            a[f"{mode}_x"] = statistics.median(xs)
-            a[f"{mode}_x_passes"] = xs
-        a["passes"] = len(rs)
-        out.append(a)
-    return out
-
-
 # ------------------------------------------------------------------------------------------ report
 def report(rows, mem, markdown):
     head = ["kind", "thr", "B", "T", "d_model", "fwd ours ms", "fwd torch ms", "fwd x", "f+b ours ms",
@@ -368,7 +339,7 @@ def main(argv=None):
           f"load average {os.getloadavg()[0]:.1f}")
     if args.passes > 1:
         print(f"median of {args.passes} passes")
-    report(aggregate(rows), mem, args.markdown)
+    report(aggregate(rows, ("kind", "threads", "B", "T", "D"), extra=("max_diff",)), mem, args.markdown)
     print("command:", " ".join([os.path.basename(sys.executable), "bench/attention.py"] + (argv or sys.argv[1:])))
 
 

@@ -40,6 +40,8 @@ import subprocess
 import sys
 import time
 
+from _passes import aggregate, ratio
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SEQ, INPUT, HIDDEN, LAYERS = (32, 256), (24, 96, 168), (1, 8), (64, 128, 256), (1, 2)
 QUICK = [(32, 96, 8, 64, 1), (32, 96, 8, 128, 1), (32, 96, 8, 256, 1), (256, 96, 8, 64, 1), (256, 96, 8, 256, 1),
@@ -264,37 +266,6 @@ def measure_mem(cells, cfgs):
     return out
 
 
-# ------------------------------------------------------------------------------------------ passes
-def ratio(r, mode):
-    """torch time / our time of one row (the median of the per-pass ratios for an aggregated row)."""
-    return r.get(f"{mode}_x", r[f"{mode}_torch"] / r[f"{mode}_ours"])
-
-
-def aggregate(rows):
-    """Rows of several passes over the same grid -> one row per (cell, threads, configuration): times are the
-    medians over the passes, the speed-ups the medians of the per-pass speed-ups (each pass alternates the two
-    libraries call by call, so its ratio is a paired measurement; a pass disturbed by the host is outvoted)."""
-    groups = {}
-    for r in rows:
-        groups.setdefault((r["cell"], r["threads"], r["B"], r["T"], r["I"], r["H"], r["L"]), []).append(r)
-    out = []
-    for rs in groups.values():
-        if len(rs) == 1:
-            out.append(rs[0])
-            continue
-        a = dict(rs[0])
-        for k in ("fwd_ours", "fwd_torch", "train_ours", "train_torch", "gf_fwd_ours", "gf_fwd_torch",
-                  "gf_train_ours", "gf_train_torch"):
-            a[k] = statistics.median(r[k] for r in rs)
-        for mode in ("fwd", "train"):
-            xs = [r[f"{mode}_torch"] / r[f"{mode}_ours"] for r in rs]
-            a[f"{mode}_x"] = statistics.median(xs)
-            a[f"{mode}_x_passes"] = xs
-        a["passes"] = len(rs)
-        out.append(a)
-    return out
-
-
 # ------------------------------------------------------------------------------------------ report
 def print_mem(mem, markdown):
     """The peak-memory pass alone: one line per cell and configuration."""
@@ -435,7 +406,7 @@ def main(argv=None):
     print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}, "
           f"isa {core.gemm_isa()}/{core.lstm_isa() if hasattr(core, 'lstm_isa') else '-'}, "
           f"{time.time() - t_start:.0f} s" + (f", median of {args.passes} passes" if args.passes > 1 else ""))
-    rows = aggregate(rows)
+    rows = aggregate(rows, ("cell", "threads", "B", "T", "I", "H", "L"))
     print(fmt_table(rows, mem, args.markdown))
     print()
     print(summary(rows, mem))

@@ -347,6 +347,25 @@ ND_LIN_AVX2 void fused_rows(index_t i0, index_t i1, index_t K, index_t N, const 
 thread_local std::vector<float> tls_bp;    // packed op(B), grow-only
 thread_local std::vector<float> tls_bias;  // bias padded to whole slivers
 
+// op(B) (from W as in pack_b) packed into tls_bp -> bpk; the bias (or nullptr) padded with zeros to whole
+// slivers into tls_bias -> bpad (nullptr without a bias).
+void pack_operands(const float* W, bool trans, const float* bias, index_t K, index_t N, const float*& bpk,
+                   const float*& bpad) {
+  const index_t np = (N + kNR - 1) / kNR * kNR;
+  std::vector<float>& bp = tls_bp;
+  if (bp.size() < std::size_t(K * np)) bp.resize(std::size_t(K * np));
+  pack_b(bp.data(), W, trans ? K : N, trans, K, N);
+  bpad = nullptr;
+  if (bias) {
+    std::vector<float>& bb = tls_bias;
+    if (bb.size() < std::size_t(np)) bb.resize(std::size_t(np));
+    std::memcpy(bb.data(), bias, sizeof(float) * N);
+    for (index_t j = N; j < np; ++j) bb[j] = 0.0f;
+    bpad = bb.data();
+  }
+  bpk = bp.data();
+}
+
 bool fused_ok(index_t K, index_t N) {
   const index_t np = (N + kNR - 1) / kNR * kNR;
   return K > 0 && N > 0 && K * np <= kFusedMaxB && simd_avx2_enabled() && std::strcmp(gemm_isa(), "avx2") == 0;
@@ -365,18 +384,8 @@ void fused_product(float* Y, const float* A, const float* W, bool trans, const f
                    bool mul, bool gelu_a, index_t M, index_t K, index_t N, float* keep_g = nullptr,
                    float* keep_d = nullptr) {
   const index_t np = (N + kNR - 1) / kNR * kNR;
-  std::vector<float>& bp = tls_bp;
-  if (bp.size() < std::size_t(K * np)) bp.resize(std::size_t(K * np));
-  pack_b(bp.data(), W, trans ? K : N, trans, K, N);
-  const float* bpad = nullptr;
-  if (bias) {
-    std::vector<float>& bb = tls_bias;
-    if (bb.size() < std::size_t(np)) bb.resize(std::size_t(np));
-    std::memcpy(bb.data(), bias, sizeof(float) * N);
-    for (index_t j = N; j < np; ++j) bb[j] = 0.0f;
-    bpad = bb.data();
-  }
-  const float* bpk = bp.data();
+  const float *bpk, *bpad;
+  pack_operands(W, trans, bias, K, N, bpk, bpad);
   const bool pf = prefetch_ok(M, K, N);
   // threads take whole 6-row tiles; ~2 MFLOP per thread at least
   const index_t tiles = (M + kMR - 1) / kMR;
@@ -411,18 +420,8 @@ void fused_product(float* Y, const float* A, const float* W, bool trans, const f
 void fused_product_gelu_out(float* G, float* Dg, const float* A, const float* W, const float* bias, index_t M,
                             index_t K, index_t N) {
   const index_t np = (N + kNR - 1) / kNR * kNR;
-  std::vector<float>& bp = tls_bp;
-  if (bp.size() < std::size_t(K * np)) bp.resize(std::size_t(K * np));
-  pack_b(bp.data(), W, K, /*trans=*/true, K, N);
-  const float* bpad = nullptr;
-  if (bias) {
-    std::vector<float>& bb = tls_bias;
-    if (bb.size() < std::size_t(np)) bb.resize(std::size_t(np));
-    std::memcpy(bb.data(), bias, sizeof(float) * N);
-    for (index_t j = N; j < np; ++j) bb[j] = 0.0f;
-    bpad = bb.data();
-  }
-  const float* bpk = bp.data();
+  const float *bpk, *bpad;
+  pack_operands(W, /*trans=*/true, bias, K, N, bpk, bpad);
   const bool pf = prefetch_ok(M, K, N);
   const index_t tiles = (M + kMR - 1) / kMR;
   const index_t min_par = std::max<index_t>(2, index_t(4.0e6 / (2.0 * kMR * double(K) * double(np))) + 1);

@@ -911,23 +911,20 @@ ND_AI void bwd_tile(F* dG, F* dcs, const F* wb, const F* dy, const F* dh, const 
         if (j < H) {
           const F* g = gates + row * G + j;
           const F* cp = cell + (row - (tp > 0 ? 1 : 0)) * H + j;
-          if (pf_l1) {
+          auto fetch = [&](auto loc) {  // locality: a compile-time constant for __builtin_prefetch
+            constexpr int L = decltype(loc)::value;
 #pragma GCC unroll 4
             for (int q = 0; q < 4; ++q) {
-              __builtin_prefetch(g + q * H, 0, 3);
-              __builtin_prefetch(dG + row * G + q * H + j, 1, 3);
+              __builtin_prefetch(g + q * H, 0, L);
+              __builtin_prefetch(dG + row * G + q * H + j, 1, L);
             }
-            __builtin_prefetch(cp, 0, 3);
-            if (dy) __builtin_prefetch(dy + row * H + j, 0, 3);
-          } else {
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; ++q) {
-              __builtin_prefetch(g + q * H, 0, 2);
-              __builtin_prefetch(dG + row * G + q * H + j, 1, 2);
-            }
-            __builtin_prefetch(cp, 0, 2);
-            if (dy) __builtin_prefetch(dy + row * H + j, 0, 2);
-          }
+            __builtin_prefetch(cp, 0, L);
+            if (dy) __builtin_prefetch(dy + row * H + j, 0, L);
+          };
+          if (pf_l1)
+            fetch(std::integral_constant<int, 3>{});
+          else
+            fetch(std::integral_constant<int, 2>{});
         }
       }
     }
