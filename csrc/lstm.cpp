@@ -738,27 +738,42 @@ struct StepCtx {
 };
 
 // One tile of sliver s of unit block j0 (nu units), K block pc (kc rows) into the step scratch gs (rows, lg):
-// nd::gemm's store (the sum, added onto the partial / the projection there: its alpha = beta = 1 FMA).
+// nd::gemm's store (the sum, added onto the partial in gs or, in the first K block, onto the input projection in
+// the gates rows pj (row stride lpj; nullptr: none), prefetched before the K loop as nd::gemm's tiles do: its
+// alpha = beta = 1 FMA).
 template <typename F, int MR>
-ND_AI void step_tile(F* gs, const F* Ap, const F* Bp, index_t kc, bool addc, const StepTile& tt, int s, index_t j0,
-                     int nu, const StepCtx& cx, const FwdArgs<F>& a) {
-  const index_t H = a.H;
+ND_AI void step_tile(F* gs, const F* Ap, const F* Bp, index_t kc, bool addc, const F* pj, index_t lpj,
+                     const StepTile& tt, int s, index_t j0, int nu, const StepCtx& cx, const FwdArgs<F>& a) {
+  const index_t H = a.H, q0 = 2 * s * H + j0;
+  if (pj) {
+    pj += tt.r * lpj + q0;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+      if (i < tt.m) {
+        __builtin_prefetch(pj + i * lpj);
+        __builtin_prefetch(pj + i * lpj + H);
+      }
+  }
   Vec<F> acc[MR][2];
   step_mk<F, MR>(acc, Ap, Bp, kc);
-  F* g0 = gs + tt.r * cx.lg + 2 * s * H + j0;
+  F* g0 = gs + tt.r * cx.lg + q0;
+  const F* c0 = pj ? pj : g0;  // what the sums are added onto
+  const index_t lc = pj ? lpj : cx.lg;
   if (nu == VT<F>::W) {
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
       if (i < tt.m) {
         F* g = g0 + i * cx.lg;
-        st(g, addc ? acc[i][0] + ld(g) : acc[i][0]);
-        st(g + H, addc ? acc[i][1] + ld(g + H) : acc[i][1]);
+        const F* c = c0 + i * lc;
+        st(g, addc ? acc[i][0] + ld(c) : acc[i][0]);
+        st(g + H, addc ? acc[i][1] + ld(c + H) : acc[i][1]);
       }
   } else {
     for (int i = 0; i < tt.m; ++i) {
       F* g = g0 + i * cx.lg;
-      stn(g, addc ? acc[i][0] + ldn(g, nu) : acc[i][0], nu);
-      stn(g + H, addc ? acc[i][1] + ldn(g + H, nu) : acc[i][1], nu);
+      const F* c = c0 + i * lc;
+      stn(g, addc ? acc[i][0] + ldn(c, nu) : acc[i][0], nu);
+      stn(g + H, addc ? acc[i][1] + ldn(c + H, nu) : acc[i][1], nu);
     }
   }
 }
@@ -869,8 +884,6 @@ ND_AI void fwd_rows_tiles_sub(F* y, F* gates, F* cell, const F* bs, const F* h0,
       }
       continue;
     }
-    if (cx.beta)  // the input projection rows into the scratch
-      for (index_t r = 0; r < rows; ++r) std::memcpy(gs + r * lg, gates + ((b0 + r) * T + t) * G, sizeof(F) * G);
     {  // pack [x_t,] h_{t-1} per tile: (K, mr), rows past m stay zero
       F* d = ap;
       for (const StepTile& tt : tl) {
@@ -892,6 +905,7 @@ ND_AI void fwd_rows_tiles_sub(F* y, F* gates, F* cell, const F* bs, const F* h0,
     for (index_t pc = 0; pc < K; pc += kcb) {
       const index_t kc = std::min(kcb, K - pc);
       const bool last = pc + kc == K, addc = pc > 0 || cx.beta;
+      const F* pj = cx.beta && pc == 0 ? gates + (b0 * T + t) * G : nullptr;  // the input projection's rows
       const F* blk = wg + pc * nb * 4 * W;
       for (index_t jb = 0; jb < nb; ++jb) {
         const index_t j0 = jb * W;
@@ -901,9 +915,9 @@ ND_AI void fwd_rows_tiles_sub(F* y, F* gates, F* cell, const F* bs, const F* h0,
           const F* apt = ap;
           for (const StepTile& tt : tl) {
             if (tt.mr == 6)
-              step_tile<F, 6>(gs, apt + pc * 6, bp, kc, addc, tt, s, j0, nu, cx, a);
+              step_tile<F, 6>(gs, apt + pc * 6, bp, kc, addc, pj, T * G, tt, s, j0, nu, cx, a);
             else
-              step_tile<F, 4>(gs, apt + pc * 4, bp, kc, addc, tt, s, j0, nu, cx, a);
+              step_tile<F, 4>(gs, apt + pc * 4, bp, kc, addc, pj, T * G, tt, s, j0, nu, cx, a);
             apt += tt.mr * K;
           }
         }
@@ -914,7 +928,7 @@ ND_AI void fwd_rows_tiles_sub(F* y, F* gates, F* cell, const F* bs, const F* h0,
     }
     for (index_t r = 0; r < rows; ++r) {  // the step's rows out, each contiguous
       const index_t row = (b0 + r) * T + t;
-      copy_rows_out<F>(gates + row * G, gs + r * lg, G, a.stream);
+      copy_rows_out<F>(gates + row * G, gs + r * lg, G, a.stream && !cx.beta);  // (read above: cached, not streamed)
       copy_rows_out<F>(cell + row * H, cs + r * lh, H, a.stream);
       copy_rows_out<F>(y + row * H, hs + r * lh, H, a.stream);
     }
