@@ -367,7 +367,7 @@ constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 // --variants; tuning on other machines): ND_LSTM_FWD_PANEL_BYTES (kPanelBytes), ND_LSTM_FWD_STEP_GEMM
 // (1 / 0: per-step GEMM forward on / off whatever the shape; unset: the rule of kGemmFwdMin*),
 // ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing), ND_LSTM_FWD_STEP_TILES
-// (0: the per-step GEMM by nd::gemm_packed_b and a separate epilogue pass instead of the LSTM's own tiles),
+// (1 / 0: the per-step GEMM by the LSTM's own tiles / by nd::gemm_packed_b and an epilogue pass; unset: kTilesMinH),
 // ND_LSTM_FWD_STREAM_MIB (kStreamMiB: from this output size on, the tiles' forward streams its step rows out),
 // ND_LSTM_FWD_STEP_CAT (0: 2..15 input features are added in the per-step GEMM path's epilogue, as before the sixth
 // pass, and that path keeps to I = 1 or I >= kSmallI at H < kGemmFwdMinH), ND_LSTM_FWD_FUSE_I (the largest input
@@ -992,11 +992,14 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
                 gates + (b0 * T + t) * G, T * G);
     }
     const bool has = a.cat || hprev || KX == 0;  // the gates rows hold a partial sum
-    const F* ci = t > 0 ? cell + (b0 * T + t - 1) * H : (c0 ? c0 + b0 * H : nullptr);
-    for (index_t j0 = 0; j0 < H; j0 += W)
-      step_epi_block<F>(gates + (b0 * T + t) * G, T * G, has, ci, t > 0 ? T * H : H, cell + (b0 * T + t) * H, T * H,
-                        y + (b0 * T + t) * H, T * H, bs, j0, static_cast<int>(std::min<index_t>(W, H - j0)), b0, rows,
-                        t, a.cat ? 0 : KX, a);
+    // row by row (the rows are a multiple of 4 KiB apart: a unit block over all rows would keep reloading them)
+    for (index_t b = b0; b < b1; ++b) {
+      const index_t row = b * T + t;
+      const F* ci = t > 0 ? cell + (row - 1) * H : (c0 ? c0 + b * H : nullptr);
+      for (index_t j0 = 0; j0 < H; j0 += W)
+        step_epi_block<F>(gates + row * G, G, has, ci, H, cell + row * H, H, y + row * H, H, bs, j0,
+                          static_cast<int>(std::min<index_t>(W, H - j0)), b, 1, t, a.cat ? 0 : KX, a);
+    }
   }
 }
 
@@ -1016,6 +1019,11 @@ constexpr index_t kGemmFwdMinRows = 128;
 // GEMM K block) 4-11% slower than the 8 terms in the epilogue at B = 32, so not there with nd::gemm. The LSTM's own
 // tiles (the default) take any small input (I >= 1) into their step GEMM, at any H (step_kcb: no extra K block).
 constexpr index_t kCatMinI = 2;
+// The per-step GEMM runs on the LSTM's own tiles (fwd_rows_tiles) at H >= kTilesMinH, and below with I = 1 (which
+// the nd::gemm form adds in its epilogue); nd::gemm_packed_b elsewhere. Measured (bench/RESULTS.md, "LSTM forward
+// seventh pass"), tiles / nd::gemm form in one build: H = 256 I = 1 B = 32 / 256 0.87-0.93; B = 256 H = 128: I = 1
+// 0.94 of the previous build, I = 8 1.03, I = 128 0.98 (and 1.10 of the previous build).
+constexpr index_t kTilesMinH = 256;
 // At H <= kFuseWideMaxH with a batch of at least kGemmFwdMinRows, inputs of up to kFuseWideMaxI features (a second
 // layer's) are fused into the step kernel as well (its sliver K = I + H) instead of the input GEMM whose (B,T,4H)
 // projection the epilogue reads back cold: B = 256, I = H = 64 3-8% faster (B = 32: no gain).
@@ -1631,7 +1639,8 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   // the per-step GEMM's B operand (w_hh^T, or [w_ih | w_hh]^T with cat) packed once per call instead of once per step
   PackedB<F> wpk;
   const bool packed = step_gemm && packed_ok;
-  const bool tiles = packed && env_index("ND_LSTM_FWD_STEP_TILES", 1) != 0;
+  const index_t tiles_knob = env_index("ND_LSTM_FWD_STEP_TILES", -1);  // 1 / 0: on / off; unset: kTilesMinH
+  const bool tiles = packed && (tiles_knob < 0 ? H >= kTilesMinH || KX == 1 : tiles_knob != 0);
   // with the LSTM's own tiles any small input goes into the step GEMM (its K block takes them: step_kcb)
   const bool cat = packed && (cat_ok || (tiles && KX >= 1 && env_index("ND_LSTM_FWD_STEP_CAT", 1) != 0));
   if (cat && !tiles) {

@@ -1,6 +1,6 @@
 """The LSTM forward's per-step GEMM by the LSTM's own register tiles (csrc/lstm.cpp fwd_rows_tiles, the default
-where the per-step GEMM path runs: H >= 256, or H >= 128 with B >= 128) against the same path with nd::gemm
-(ND_LSTM_FWD_STEP_TILES=0) and against the naive kernel.
+where the per-step GEMM path runs at H >= 256, and with I = 1 at H = 128, B >= 128) against the same path with
+nd::gemm (ND_LSTM_FWD_STEP_TILES=0) and against the naive kernel.
 
 1. bitwise equal to the nd::gemm form on the shapes where both compute the same sums (the small inputs in the
    epilogue: ND_LSTM_FWD_STEP_CAT=0): odd batch remainders of the 6 / 4-row tiles, a partial unit block (H not a
@@ -51,8 +51,8 @@ def test_tiles_match_the_gemm_form(rng, monkeypatch, dtype, B, T, I, H, states):
     args = make(rng, B, T, I, H, dtype, states)
     env = dict(ND_LSTM_FWD_STEP_GEMM="1", ND_LSTM_FWD_STEP_CAT="0")
     gemm_form = forward(monkeypatch, args, ND_LSTM_FWD_STEP_TILES="0", **env)
-    tiles = forward(monkeypatch, args, **env)
-    streamed = forward(monkeypatch, args, ND_LSTM_FWD_STREAM_MIB="0", **env)
+    tiles = forward(monkeypatch, args, ND_LSTM_FWD_STEP_TILES="1", **env)
+    streamed = forward(monkeypatch, args, ND_LSTM_FWD_STEP_TILES="1", ND_LSTM_FWD_STREAM_MIB="0", **env)
     for name, a, b, c in zip(("y", "c", "gates", "cell"), tiles, gemm_form, streamed):
         np.testing.assert_array_equal(a, b, err_msg=name)
         np.testing.assert_array_equal(c, b, err_msg=f"{name} (streamed)")
