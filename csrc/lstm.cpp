@@ -832,6 +832,52 @@ ND_AI void step_epi_block(F* g, index_t lg, bool has, const F* ci, index_t lci, 
   }
 }
 
+// The same epilogue for one row b (all unit blocks), each pass over the whole row (the nd::gemm form's pass over
+// rows of the (B, T, .) arrays, which are a multiple of 4 KiB apart): the same arithmetic as step_epi_block.
+template <typename F>
+ND_AI void step_epi_row(F* g, bool has, const F* ci, F* co, F* ho, const F* bs, index_t b, index_t t, index_t kx,
+                        const FwdArgs<F>& a) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  const F* xr = a.x + (b * T + t) * a.I;
+  for (index_t j0 = 0; j0 < H; j0 += W) {
+    const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
+    F* gr = g + j0;
+    V p0 = has ? ldn(gr, nu) : V{}, p1 = has ? ldn(gr + H, nu) : V{};
+    V p2 = has ? ldn(gr + 2 * H, nu) : V{}, p3 = has ? ldn(gr + 3 * H, nu) : V{};
+    p0 += ld(bs + j0);
+    p1 += ld(bs + Hp + j0);
+    p2 += ld(bs + 2 * Hp + j0);
+    p3 += ld(bs + 3 * Hp + j0);
+    for (index_t k = 0; k < kx; ++k) {
+      const F xv = xr[k];
+      const F* w = a.wx + k * G + j0;
+      V m0 = xv * ldn(w, nu), m1 = xv * ldn(w + H, nu), m2 = xv * ldn(w + 2 * H, nu), m3 = xv * ldn(w + 3 * H, nu);
+      __asm__("" : "+m"(m0), "+m"(m1), "+m"(m2), "+m"(m3));  // as in step_epi_block
+      p0 += m0;
+      p1 += m1;
+      p2 += m2;
+      p3 += m3;
+    }
+    stn(gr, vsigmoid_f<F>(p0), nu);
+    stn(gr + H, vsigmoid_f<F>(p1), nu);
+    stn(gr + 2 * H, vtanh_f<F>(p2), nu);
+    stn(gr + 3 * H, vsigmoid_f<F>(p3), nu);
+  }
+  for (index_t j0 = 0; j0 < H; j0 += W) {
+    const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
+    const F* gr = g + j0;
+    const V vi = ldn(gr, nu), vf = ldn(gr + H, nu), vg = ldn(gr + 2 * H, nu), vo = ldn(gr + 3 * H, nu);
+    const V cp = ci ? ldn(ci + j0, nu) : V{};
+    V fc = vf * cp, ig = vi * vg;
+    __asm__("" : "+m"(fc), "+m"(ig));  // as in step_epi_block
+    const V c = fc + ig;
+    stn(co + j0, c, nu);
+    stn(ho + j0, vo * vtanh_f<F>(c), nu);
+  }
+}
+
 // d[0, n) = s[0, n); with stream, the 16-byte aligned part by non-temporal stores (x86-64): no read for ownership of
 // lines that are only written here and read back much later (by the backward), if ever from cache.
 template <typename F>
@@ -966,7 +1012,6 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
     fwd_rows_tiles<F>(y, gates, cell, bs, h0, c0, b0, b1, a, a.wg);
     return;
   }
-  constexpr int W = VT<F>::W;
   const index_t T = a.T, H = a.H, G = 4 * H, KX = a.KX, rows = b1 - b0, KC = KX + H;
   // cat: the step's GEMM operand [x_t, h_{t-1}] (rows, KX + H), copied row by row (the GEMM packs it anyway)
   std::vector<F> xh(a.cat ? static_cast<std::size_t>(rows * KC) : 0);
@@ -996,9 +1041,7 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
     for (index_t b = b0; b < b1; ++b) {
       const index_t row = b * T + t;
       const F* ci = t > 0 ? cell + (row - 1) * H : (c0 ? c0 + b * H : nullptr);
-      for (index_t j0 = 0; j0 < H; j0 += W)
-        step_epi_block<F>(gates + row * G, G, has, ci, H, cell + row * H, H, y + row * H, H, bs, j0,
-                          static_cast<int>(std::min<index_t>(W, H - j0)), b, 1, t, a.cat ? 0 : KX, a);
+      step_epi_row<F>(gates + row * G, has, ci, cell + row * H, y + row * H, bs, b, t, a.cat ? 0 : KX, a);
     }
   }
 }
