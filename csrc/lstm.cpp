@@ -19,7 +19,9 @@
 //      H >= 256, or H >= 128 with a large batch (kGemmFwdMin*): instead, per step one GEMM h_{t-1} @ w_hh^T
 //      (nd::gemm_packed_b, w_hh^T packed once per call) into the gates rows, added onto the projection
 //      (I >= kSmallI), then a separate vectorised epilogue pass (biases, I = 1's input term). With 2..15 input
-//      features the GEMM takes [x_t, h_{t-1}] (K = I + H) against [w_ih | w_hh]^T instead.
+//      features the GEMM takes [x_t, h_{t-1}] (K = I + H) against [w_ih | w_hh]^T instead. At H >= kTilesMinH
+//      (and for I = 1 below) that step GEMM runs on this file's own register tiles instead (fwd_rows_tiles: every
+//      small input inside it, the epilogue per unit block from a line-padded step scratch; same bits as above).
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. With
@@ -1064,8 +1066,8 @@ constexpr index_t kGemmFwdMinRows = 128;
 constexpr index_t kCatMinI = 2;
 // The per-step GEMM runs on the LSTM's own tiles (fwd_rows_tiles) at H >= kTilesMinH, and below with I = 1 (which
 // the nd::gemm form adds in its epilogue); nd::gemm_packed_b elsewhere. Measured (bench/RESULTS.md, "LSTM forward
-// seventh pass"), tiles / nd::gemm form in one build: H = 256 I = 1 B = 32 / 256 0.87-0.93; B = 256 H = 128: I = 1
-// 0.94 of the previous build, I = 8 1.03, I = 128 0.98 (and 1.10 of the previous build).
+// seventh pass"), tiles / nd::gemm form in one build: H = 256, I = 1, B = 32 / 256: 0.93 / 0.87; B = 256, H = 128:
+// I = 8 1.03, I = 128 0.99 (I = 1: 0.96 of the previous build).
 constexpr index_t kTilesMinH = 256;
 // At H <= kFuseWideMaxH with a batch of at least kGemmFwdMinRows, inputs of up to kFuseWideMaxI features (a second
 // layer's) are fused into the step kernel as well (its sliver K = I + H) instead of the input GEMM whose (B,T,4H)
