@@ -21,7 +21,9 @@
 //      H >= 256, or H >= 128 with a large batch (kGemmFwdMin*): instead, per step one GEMM h_{t-1} @ w_hh^T
 //      (nd::gemm_packed_b, w_hh^T packed once per call) into the gates rows, added onto the projection
 //      (I >= kSmallI), then a separate vectorised epilogue pass (biases, I = 1's input term). With 2..15 input
-//      features the GEMM takes [x_t, h_{t-1}] (K = I + H) against [w_ih | w_hh]^T instead.
+//      features the GEMM takes [x_t, h_{t-1}] (K = I + H) against [w_ih | w_hh]^T instead. At H >= kTilesMinH
+//      (and for I = 1 below) that step GEMM runs on this file's own register tiles instead (fwd_rows_tiles: every
+//      small input inside it, the epilogue per unit block from a line-padded step scratch; same bits as above).
 // Backward (fast):
 //   1. Per step (t = T-1 .. 0): dh_t = dy_t + dG_{t+1} @ w_hh, with w_hh packed once (K = G, slivers of
 //      NV*W units); the epilogue turns dh_t into the gate gradients dG_t (B,T,G) and carries dc. With
@@ -80,6 +82,10 @@
 #endif
 
 #define ND_AI inline __attribute__((always_inline))
+
+#if ND_LSTM_X86
+#include <emmintrin.h>  // _mm_stream_si128 (SSE2: part of the x86-64 baseline)
+#endif
 
 namespace nd {
 namespace {
@@ -365,7 +371,9 @@ constexpr index_t kPanelBytes = ND_LSTM_PANEL_BYTES;
 // Forward knobs read from the environment per call (A/B runs in one process: bench/lstm_cpu_time.py
 // --variants; tuning on other machines): ND_LSTM_FWD_PANEL_BYTES (kPanelBytes), ND_LSTM_FWD_STEP_GEMM
 // (1 / 0: per-step GEMM forward on / off whatever the shape; unset: the rule of kGemmFwdMin*),
-// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing),
+// ND_LSTM_FWD_PACKED_B (0: the per-step GEMM packs w_hh at every step, as before pre-packing), ND_LSTM_FWD_STEP_TILES
+// (1 / 0: the per-step GEMM by the LSTM's own tiles / by nd::gemm_packed_b and an epilogue pass; unset: kTilesMinH),
+// ND_LSTM_FWD_STREAM_MIB (kStreamMiB: from this output size on, the tiles' forward streams its step rows out),
 // ND_LSTM_FWD_STEP_CAT (0: 2..15 input features are added in the per-step GEMM path's epilogue, as before the sixth
 // pass, and that path keeps to I = 1 or I >= kSmallI at H < kGemmFwdMinH), ND_LSTM_FWD_FUSE_I (the largest input
 // fused into the step kernels; default kSmallI - 1, or kFuseWideMaxI by the rule of kFuseWideMaxH); read with
@@ -388,6 +396,8 @@ struct FwdArgs {
   const F* x;     // (B,T,I)
   const F* w_hh;  // (G,H)
   const F* wx;    // (KX,G) = w_ih^T when KX > 0
+  const F* wg = nullptr;  // per-step GEMM by the LSTM's own tiles: the packed weight (pack_step_w), else nd::gemm
+  bool stream = false;    // ... and its step rows copied out by non-temporal stores
 };
 
 // Forward activations (cheaper than vsigmoid / vtanh, which the backward keeps): e^x = s (1 + q) with s = 2^n
@@ -753,15 +763,395 @@ ND_AI void fwd_rows_impl(F* y, F* gates, F* cell, const F* Wf, const F* bs, cons
     }
 }
 
+// ------------------------------------------------------------- per-step GEMM forward by the LSTM's own tiles
+// The step GEMM [x_t,] h_{t-1} (rows, K) @ w^T (K, 4H) by register tiles of this file instead of nd::gemm, with
+// the epilogue of each block of W units run right after that block's columns are done, over the chunk's rows
+// while their pre-activations are in L1 (not a separate pass over (rows, 4H) pre-activations in the gates rows
+// after the whole GEMM). w^T is packed once per call in unit blocks of W units: two slivers (kc, 2W) per
+// block, [i | f] and [g | o] columns of those units. Tiles are 6 or 4 rows x 2 vectors (12 or 8 accumulators),
+// mixed so that the rows are covered without padding rows where possible (32 = 4 x 6 + 2 x 4: nd::gemm's 6-row
+// tiles spend a whole tile on the last 2 of 32 rows, 11% of the step GEMM). The step's pre-activations, c and h
+// live in a per-chunk scratch whose rows are one cache line longer than 4H / H floats (rows of the (B, T, .)
+// arrays are a multiple of 4 KiB apart, so a tile's rows there all fall into one L1 set); the step's rows are
+// copied out whole at the end of the step, and the next step's operand is packed from the scratch's h.
+// Chunks of more than kStepRows rows run as several sub-chunks (each the whole sequence), so that the scratch
+// stays in L2.
+// Bits: K blocks as nd::gemm's (kStepKc, balanced, multiples of 8), each output's products summed in K order
+// from 0 per block, a block's sum added to the previous partial (or to the input projection) as nd::gemm's
+// store does (acc + C: its alpha = beta = 1 FMA), then step_epi_block as in fwd_rows_gemm_impl: bitwise the
+// results of the nd::gemm path with AVX2 (ND_LSTM_FWD_STEP_TILES=0 selects that path).
+constexpr index_t kStepKc = 256;  // nd::gemm's K block (AVX2 and generic kernel sets, float and double)
+
+// K block for K = KX + H with the first KX rows from x_t (the [x_t, h_{t-1}] form; else KX = 0): as many blocks
+// as H alone needs (up to kStepKc + KX rows in one block: a few input features do not cost a block).
+inline index_t step_kcb(index_t K, index_t KX) {
+  const index_t nkb = std::max<index_t>(1, (K - KX + kStepKc - 1) / kStepKc);
+  return nkb == 1 ? K : ((K + nkb - 1) / nkb + 7) / 8 * 8;
+}
+
+// Wg for K = KX + H rows (the first KX from w_ih when the step GEMM takes x_t): K block pc (kc rows) at
+// pc * nb * 4W; in it the sliver (jb, s) at ((jb * 2 + s) * kc) * 2W, element (k, v*W + l) = gate 2s + v, unit
+// jb*W + l (0 past H).
+template <typename F>
+void pack_step_w(std::vector<F>& out, const F* w_ih, index_t I, index_t KX, const F* w_hh, index_t H, index_t Hp) {
+  constexpr int W = VT<F>::W;
+  const index_t K = KX + H, nb = Hp / W, kcb = step_kcb(K, KX);
+  out.assign(static_cast<std::size_t>(4 * Hp * K), F(0));
+  for (index_t pc = 0; pc < K; pc += kcb) {
+    const index_t kc = std::min(kcb, K - pc);
+    F* blk = out.data() + pc * nb * 4 * W;
+    for (index_t jb = 0; jb < nb; ++jb)
+      for (int s = 0; s < 2; ++s) {
+        // the sliver's 2W source rows (gates 2s, 2s + 1 of units jb*W + l; none past H), read in step, written
+        // contiguously (one row at a time wrote each element to another cache line: ~1 ms at H = 256)
+        const F* sx[2 * W];
+        const F* sh[2 * W];
+        for (int v = 0; v < 2; ++v)
+          for (int l = 0; l < W; ++l) {
+            const index_t u = (2 * s + v) * H + jb * W + l;
+            sx[v * W + l] = jb * W + l < H ? w_ih + u * I : nullptr;
+            sh[v * W + l] = jb * W + l < H ? w_hh + u * H : nullptr;
+          }
+        F* d = blk + ((jb * 2 + s) * kc) * 2 * W;
+        for (index_t k = 0; k < kc; ++k, d += 2 * W) {
+          const index_t kk = pc + k;
+          for (int c = 0; c < 2 * W; ++c)
+            if (sh[c]) d[c] = kk < KX ? sx[c][kk] : sh[c][kk - KX];
+        }
+      }
+  }
+}
+
+struct StepTile {
+  index_t r;  // first row (chunk-relative)
+  int mr, m;  // tile rows (6 or 4), rows stored
+};
+
+// Tiles covering rows [0, rows): 6-row tiles, then 4-row tiles for what 6 does not divide (6a + 2 = 6(a - 1) + 2 x 4,
+// 6a + 4 = 6a + 4); an odd remainder goes into a last tile with fewer rows stored than computed (zero rows).
+inline void step_tiles(index_t rows, std::vector<StepTile>& tl) {
+  tl.clear();
+  index_t n6 = rows / 6, rem = rows % 6;
+  if ((rem == 1 || rem == 2) && n6 > 0) {
+    --n6;
+    rem += 6;  // 7 = 4 + 3, 8 = 4 + 4
+  }
+  index_t r = 0;
+  for (index_t i = 0; i < n6; ++i, r += 6) tl.push_back({r, 6, 6});
+  if (rem == 5) {
+    tl.push_back({r, 6, 5});
+    return;
+  }
+  while (rem > 0) {
+    const int m = static_cast<int>(std::min<index_t>(rem, 4));
+    tl.push_back({r, 4, m});
+    r += m;
+    rem -= m;
+  }
+}
+
+// acc (MR, 2) = sum over k < kc of Ap (kc, MR) x Bp (kc, 2W).
+template <typename F, int MR>
+ND_AI void step_mk(Vec<F> (&acc)[MR][2], const F* __restrict Ap, const F* __restrict Bp, index_t kc) {
+  constexpr int W = VT<F>::W;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec<F>{};
+  for (index_t k = 0; k < kc; ++k) {
+    const Vec<F> b0 = ld(Bp), b1 = ld(Bp + W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const F av = Ap[i];
+      acc[i][0] += av * b0;
+      acc[i][1] += av * b1;
+    }
+    Ap += MR;
+    Bp += 2 * W;
+  }
+}
+
+struct StepCtx {
+  index_t b0, rows, K, kcb, nkb;
+  bool beta;   // the first K block adds onto the gates rows (the input projection)
+  index_t kx;  // x terms left to the epilogue
+  index_t lg, lh;  // row strides of the step scratch gs (rows, 4H) and cs / hs (rows, H): padded by one line
+};
+
+// One tile of sliver s of unit block j0 (nu units), K block pc (kc rows) into the step scratch gs (rows, lg):
+// nd::gemm's store (the sum, added onto the partial in gs or, in the first K block, onto the input projection in
+// the gates rows pj (row stride lpj; nullptr: none), prefetched before the K loop as nd::gemm's tiles do: its
+// alpha = beta = 1 FMA).
+template <typename F, int MR>
+ND_AI void step_tile(F* gs, const F* Ap, const F* Bp, index_t kc, bool addc, const F* pj, index_t lpj,
+                     const StepTile& tt, int s, index_t j0, int nu, const StepCtx& cx, const FwdArgs<F>& a) {
+  const index_t H = a.H, q0 = 2 * s * H + j0;
+  if (pj) {
+    pj += tt.r * lpj + q0;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+      if (i < tt.m) {
+        __builtin_prefetch(pj + i * lpj);
+        __builtin_prefetch(pj + i * lpj + H);
+      }
+  }
+  Vec<F> acc[MR][2];
+  step_mk<F, MR>(acc, Ap, Bp, kc);
+  F* g0 = gs + tt.r * cx.lg + q0;
+  const F* c0 = pj ? pj : g0;  // what the sums are added onto
+  const index_t lc = pj ? lpj : cx.lg;
+  if (nu == VT<F>::W) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+      if (i < tt.m) {
+        F* g = g0 + i * cx.lg;
+        const F* c = c0 + i * lc;
+        st(g, addc ? acc[i][0] + ld(c) : acc[i][0]);
+        st(g + H, addc ? acc[i][1] + ld(c + H) : acc[i][1]);
+      }
+  } else {
+    for (int i = 0; i < tt.m; ++i) {
+      F* g = g0 + i * cx.lg;
+      const F* c = c0 + i * lc;
+      stn(g, addc ? acc[i][0] + ldn(c, nu) : acc[i][0], nu);
+      stn(g + H, addc ? acc[i][1] + ldn(c + H, nu) : acc[i][1], nu);
+    }
+  }
+}
+
+// The epilogue of unit block j0 (nu units) over rows [0, rows) of step t (batch rows b0 + r): pre-activations from
+// g (gates of row r at g + r * lg, gate q at + q * H; has = false: none yet), plus the biases and kx input terms;
+// the activated gates back into g, c_t into co (row stride lco) from c_{t-1} in ci (lci; nullptr: zeros), h_t into
+// ho (lho). Shared by both per-step GEMM forms (the same arithmetic, so the same bits).
+template <typename F>
+ND_AI void step_epi_block(F* g, index_t lg, bool has, const F* ci, index_t lci, F* co, index_t lco, F* ho,
+                          index_t lho, const F* bs, index_t j0, int nu, index_t b0, index_t rows, index_t t,
+                          index_t kx, const FwdArgs<F>& a) {
+  using V = Vec<F>;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  const V b0v = ld(bs + j0), b1v = ld(bs + Hp + j0), b2v = ld(bs + 2 * Hp + j0), b3v = ld(bs + 3 * Hp + j0);
+  for (index_t r = 0; r < rows; ++r) {
+    F* gr = g + r * lg + j0;
+    V p0 = has ? ldn(gr, nu) : V{}, p1 = has ? ldn(gr + H, nu) : V{};
+    V p2 = has ? ldn(gr + 2 * H, nu) : V{}, p3 = has ? ldn(gr + 3 * H, nu) : V{};
+    p0 += b0v;
+    p1 += b1v;
+    p2 += b2v;
+    p3 += b3v;
+    const F* xr = a.x + ((b0 + r) * T + t) * a.I;
+    for (index_t k = 0; k < kx; ++k) {
+      const F xv = xr[k];
+      const F* w = a.wx + k * G + j0;
+      V m0 = xv * ldn(w, nu), m1 = xv * ldn(w + H, nu), m2 = xv * ldn(w + 2 * H, nu), m3 = xv * ldn(w + 3 * H, nu);
+      // the products rounded on their own: GCC fused some of them into the adds and not others depending on
+      // where this was inlined (the two per-step GEMM forms then differed in the last bit)
+      __asm__("" : "+m"(m0), "+m"(m1), "+m"(m2), "+m"(m3));
+      p0 += m0;
+      p1 += m1;
+      p2 += m2;
+      p3 += m3;
+    }
+    stn(gr, vsigmoid_f<F>(p0), nu);
+    stn(gr + H, vsigmoid_f<F>(p1), nu);
+    stn(gr + 2 * H, vtanh_f<F>(p2), nu);
+    stn(gr + 3 * H, vsigmoid_f<F>(p3), nu);
+  }
+  // c and h in a second pass over the rows (one pass with all five activations per row was bound by the latency
+  // of the row's chain: four activations, then tanh(c) after them; split, each pass has independent rows of
+  // shorter chains in flight)
+  for (index_t r = 0; r < rows; ++r) {
+    const F* gr = g + r * lg + j0;
+    const V vi = ldn(gr, nu), vf = ldn(gr + H, nu), vg = ldn(gr + 2 * H, nu), vo = ldn(gr + 3 * H, nu);
+    const V cp = ci ? ldn(ci + r * lci + j0, nu) : V{};
+    V fc = vf * cp, ig = vi * vg;
+    // both products rounded on their own (which one GCC fused into the add depended on where this was inlined,
+    // and on the partial unit block: the two per-step GEMM forms then differed in the last bit)
+    __asm__("" : "+m"(fc), "+m"(ig));
+    const V c = fc + ig;
+    stn(co + r * lco + j0, c, nu);
+    stn(ho + r * lho + j0, vo * vtanh_f<F>(c), nu);
+  }
+}
+
+// The same epilogue for one row b (all unit blocks), each pass over the whole row (the nd::gemm form's pass over
+// rows of the (B, T, .) arrays, which are a multiple of 4 KiB apart): the same arithmetic as step_epi_block.
+template <typename F>
+ND_AI void step_epi_row(F* g, bool has, const F* ci, F* co, F* ho, const F* bs, index_t b, index_t t, index_t kx,
+                        const FwdArgs<F>& a) {
+  using V = Vec<F>;
+  constexpr int W = VT<F>::W;
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  const F* xr = a.x + (b * T + t) * a.I;
+  for (index_t j0 = 0; j0 < H; j0 += W) {
+    const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
+    F* gr = g + j0;
+    V p0 = has ? ldn(gr, nu) : V{}, p1 = has ? ldn(gr + H, nu) : V{};
+    V p2 = has ? ldn(gr + 2 * H, nu) : V{}, p3 = has ? ldn(gr + 3 * H, nu) : V{};
+    p0 += ld(bs + j0);
+    p1 += ld(bs + Hp + j0);
+    p2 += ld(bs + 2 * Hp + j0);
+    p3 += ld(bs + 3 * Hp + j0);
+    for (index_t k = 0; k < kx; ++k) {
+      const F xv = xr[k];
+      const F* w = a.wx + k * G + j0;
+      V m0 = xv * ldn(w, nu), m1 = xv * ldn(w + H, nu), m2 = xv * ldn(w + 2 * H, nu), m3 = xv * ldn(w + 3 * H, nu);
+      __asm__("" : "+m"(m0), "+m"(m1), "+m"(m2), "+m"(m3));  // as in step_epi_block
+      p0 += m0;
+      p1 += m1;
+      p2 += m2;
+      p3 += m3;
+    }
+    stn(gr, vsigmoid_f<F>(p0), nu);
+    stn(gr + H, vsigmoid_f<F>(p1), nu);
+    stn(gr + 2 * H, vtanh_f<F>(p2), nu);
+    stn(gr + 3 * H, vsigmoid_f<F>(p3), nu);
+  }
+  for (index_t j0 = 0; j0 < H; j0 += W) {
+    const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
+    const F* gr = g + j0;
+    const V vi = ldn(gr, nu), vf = ldn(gr + H, nu), vg = ldn(gr + 2 * H, nu), vo = ldn(gr + 3 * H, nu);
+    const V cp = ci ? ldn(ci + j0, nu) : V{};
+    V fc = vf * cp, ig = vi * vg;
+    __asm__("" : "+m"(fc), "+m"(ig));  // as in step_epi_block
+    const V c = fc + ig;
+    stn(co + j0, c, nu);
+    stn(ho + j0, vo * vtanh_f<F>(c), nu);
+  }
+}
+
+// d[0, n) = s[0, n); with stream, the 16-byte aligned part by non-temporal stores (x86-64): no read for ownership of
+// lines that are only written here and read back much later (by the backward), if ever from cache.
+template <typename F>
+ND_AI void copy_rows_out(F* d, const F* s, index_t n, bool stream) {
+#if ND_LSTM_X86
+  if (stream) {
+    constexpr index_t k = 16 / sizeof(F);
+    index_t i = 0;
+    for (; i < n && (reinterpret_cast<std::uintptr_t>(d + i) & 15); ++i) d[i] = s[i];
+    for (; i + k <= n; i += k)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+    for (; i < n; ++i) d[i] = s[i];
+    return;
+  }
+#endif
+  std::memcpy(d, s, sizeof(F) * n);
+}
+
+// Rows [b0, b1) through all T steps (at most kStepRows of them: fwd_rows_tiles), wg: pack_step_w's layout for
+// K = KX + H with the step GEMM over [x_t, h_{t-1}] (a.cat), else K = H.
+template <typename F>
+ND_AI void fwd_rows_tiles_sub(F* y, F* gates, F* cell, const F* bs, const F* h0, const F* c0, index_t b0,
+                              index_t b1, const FwdArgs<F>& a, const F* wg) {
+  constexpr int W = VT<F>::W;
+  constexpr index_t kLine = 64 / sizeof(F);
+  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX, rows = b1 - b0, nb = Hp / W;
+  const index_t KXg = a.cat ? KX : 0, K = KXg + H, kcb = step_kcb(K, KXg);
+  std::vector<StepTile> tl;
+  step_tiles(rows, tl);
+  index_t prow = 0;  // rows of the packed operand (tiles' padding rows included)
+  for (const StepTile& tt : tl) prow += tt.mr;
+  const index_t lg = (G + kLine - 1) / kLine * kLine + kLine, lh = (Hp + kLine - 1) / kLine * kLine + kLine;
+  // one buffer, line-aligned: packed operand (per tile (K, mr)), gs (rows, lg), cs, hs (rows, lh)
+  const index_t n_ap = (prow * K + kLine - 1) / kLine * kLine;
+  static thread_local std::vector<F> buf;  // kept between calls by each thread
+  buf.assign(static_cast<std::size_t>(n_ap + rows * (lg + 2 * lh) + kLine), F(0));
+  F* ap = reinterpret_cast<F*>((reinterpret_cast<std::uintptr_t>(buf.data()) + 63) & ~std::uintptr_t(63));
+  F *gs = ap + n_ap, *cs = gs + rows * lg, *hs = cs + rows * lh;
+  const StepCtx cx{b0, rows, K, kcb, (K + kcb - 1) / kcb, KX == 0 && !a.cat, a.cat ? 0 : KX, lg, lh};
+  for (index_t t = 0; t < T; ++t) {
+    const bool hprev = t > 0 || h0;
+    if (!hprev && !a.cat) {  // no recurrent term: the epilogue straight into the arrays, then c, h into the scratch
+      for (index_t j0 = 0; j0 < H; j0 += W)
+        step_epi_block<F>(gates + b0 * T * G, T * G, KX == 0, c0 ? c0 + b0 * H : nullptr, H, cell + b0 * T * H, T * H,
+                          y + b0 * T * H, T * H, bs, j0, static_cast<int>(std::min<index_t>(W, H - j0)), b0, rows, 0,
+                          KX, a);
+      for (index_t r = 0; r < rows; ++r) {
+        std::memcpy(cs + r * lh, cell + (b0 + r) * T * H, sizeof(F) * H);
+        std::memcpy(hs + r * lh, y + (b0 + r) * T * H, sizeof(F) * H);
+      }
+      continue;
+    }
+    {  // pack [x_t,] h_{t-1} per tile: (K, mr), rows past m stay zero
+      F* d = ap;
+      for (const StepTile& tt : tl) {
+        for (int i = 0; i < tt.m; ++i) {
+          const index_t rr = tt.r + i, b = b0 + rr;
+          const F* xr = a.x + (b * T + t) * a.I;
+          for (index_t k = 0; k < KXg; ++k) d[k * tt.mr + i] = xr[k];
+          F* dh = d + KXg * tt.mr + i;
+          if (hprev) {
+            const F* hr = t > 0 ? hs + rr * lh : h0 + b * H;
+            for (index_t k = 0; k < H; ++k) dh[k * tt.mr] = hr[k];
+          } else {
+            for (index_t k = 0; k < H; ++k) dh[k * tt.mr] = F(0);
+          }
+        }
+        d += tt.mr * K;
+      }
+    }
+    for (index_t pc = 0; pc < K; pc += kcb) {
+      const index_t kc = std::min(kcb, K - pc);
+      const bool last = pc + kc == K, addc = pc > 0 || cx.beta;
+      const F* pj = cx.beta && pc == 0 ? gates + (b0 * T + t) * G : nullptr;  // the input projection's rows
+      const F* blk = wg + pc * nb * 4 * W;
+      for (index_t jb = 0; jb < nb; ++jb) {
+        const index_t j0 = jb * W;
+        const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
+        for (int s = 0; s < 2; ++s) {
+          const F* bp = blk + ((jb * 2 + s) * kc) * 2 * W;
+          const F* apt = ap;
+          for (const StepTile& tt : tl) {
+            if (tt.mr == 6)
+              step_tile<F, 6>(gs, apt + pc * 6, bp, kc, addc, pj, T * G, tt, s, j0, nu, cx, a);
+            else
+              step_tile<F, 4>(gs, apt + pc * 4, bp, kc, addc, pj, T * G, tt, s, j0, nu, cx, a);
+            apt += tt.mr * K;
+          }
+        }
+        if (last)
+          step_epi_block<F>(gs, lg, true, t > 0 ? cs : (c0 ? c0 + b0 * H : nullptr), t > 0 ? lh : H, cs, lh, hs, lh, bs,
+                            j0, nu, b0, rows, t, cx.kx, a);
+      }
+    }
+    for (index_t r = 0; r < rows; ++r) {  // the step's rows out, each contiguous
+      const index_t row = (b0 + r) * T + t;
+      copy_rows_out<F>(gates + row * G, gs + r * lg, G, a.stream && !cx.beta);  // (read above: cached, not streamed)
+      copy_rows_out<F>(cell + row * H, cs + r * lh, H, a.stream);
+      copy_rows_out<F>(y + row * H, hs + r * lh, H, a.stream);
+    }
+  }
+#if ND_LSTM_X86
+  if (a.stream) _mm_sfence();  // the streamed stores ordered before anything after the forward
+#endif
+}
+
+// The tiles' forward copies the step rows out by non-temporal stores when the call's outputs (gates, cell, y:
+// B*T*6H elements) reach this many MiB (the L3 cache of this VM's core complex: larger outputs cannot wait there
+// for the backward anyway).
+constexpr index_t kStreamMiB = 32;
+// Rows per sub-chunk of the tiles' forward (its scratch: rows x (6H + 3 lines) floats, 410 KiB at H = 256).
+constexpr index_t kStepRows = 64;
+
+template <typename F>
+ND_AI void fwd_rows_tiles(F* y, F* gates, F* cell, const F* bs, const F* h0, const F* c0, index_t b0, index_t b1,
+                          const FwdArgs<F>& a, const F* wg) {
+  const index_t n = b1 - b0, ns = (n + kStepRows - 1) / kStepRows;
+  for (index_t i = 0; i < ns; ++i) {  // balanced sub-chunks
+    index_t s0, s1;
+    split_range(n, static_cast<int>(ns), static_cast<int>(i), s0, s1);
+    fwd_rows_tiles_sub<F>(y, gates, cell, bs, h0, c0, b0 + s0, b0 + s1, a, wg);
+  }
+}
+
 // Large batch chunks: per step, one nd::gemm of the chunk's h_{t-1} rows (read from y with lda = T*H; the GEMM
 // packs them) by w_hh^T into the gates rows (ldc = T*G; beta = 1 over the input projection when KX = 0), then a
 // separate vectorised epilogue pass over the rows (biases, the fused small-input terms, activations, c, h).
 template <typename F>
 ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0, const F* c0, index_t b0, index_t b1,
                               const FwdArgs<F>& a) {
-  using V = Vec<F>;
-  constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H, KX = a.KX, rows = b1 - b0, KC = KX + H;
+  if (a.wg) {  // the LSTM's own tiles (the default)
+    fwd_rows_tiles<F>(y, gates, cell, bs, h0, c0, b0, b1, a, a.wg);
+    return;
+  }
+  const index_t T = a.T, H = a.H, G = 4 * H, KX = a.KX, rows = b1 - b0, KC = KX + H;
   // cat: the step's GEMM operand [x_t, h_{t-1}] (rows, KX + H), copied row by row (the GEMM packs it anyway)
   std::vector<F> xh(a.cat ? static_cast<std::size_t>(rows * KC) : 0);
   for (index_t t = 0; t < T; ++t) {
@@ -786,38 +1176,11 @@ ND_AI void fwd_rows_gemm_impl(F* y, F* gates, F* cell, const F* bs, const F* h0,
                 gates + (b0 * T + t) * G, T * G);
     }
     const bool has = a.cat || hprev || KX == 0;  // the gates rows hold a partial sum
-    const index_t kx = a.cat ? 0 : KX;            // x terms left to the epilogue
+    // row by row (the rows are a multiple of 4 KiB apart: a unit block over all rows would keep reloading them)
     for (index_t b = b0; b < b1; ++b) {
       const index_t row = b * T + t;
-      F* g = gates + row * G;
-      const F* xr = a.x + row * a.I;
-      for (index_t j = 0; j < H; j += W) {
-        const int nu = static_cast<int>(std::min<index_t>(W, H - j));
-        V p0 = has ? ldn(g + j, nu) : V{}, p1 = has ? ldn(g + H + j, nu) : V{};
-        V p2 = has ? ldn(g + 2 * H + j, nu) : V{}, p3 = has ? ldn(g + 3 * H + j, nu) : V{};
-        p0 += ld(bs + j);
-        p1 += ld(bs + Hp + j);
-        p2 += ld(bs + 2 * Hp + j);
-        p3 += ld(bs + 3 * Hp + j);
-        for (index_t k = 0; k < kx; ++k) {
-          const F xv = xr[k];
-          const F* w = a.wx + k * G + j;
-          p0 += xv * ldn(w, nu);
-          p1 += xv * ldn(w + H, nu);
-          p2 += xv * ldn(w + 2 * H, nu);
-          p3 += xv * ldn(w + 3 * H, nu);
-        }
-        V vi = vsigmoid_f<F>(p0), vf = vsigmoid_f<F>(p1), vg = vtanh_f<F>(p2), vo = vsigmoid_f<F>(p3);
-        V cp = t > 0 ? ldn(cell + (row - 1) * H + j, nu) : (c0 ? ldn(c0 + b * H + j, nu) : V{});
-        V c = vf * cp + vi * vg;
-        V h = vo * vtanh_f<F>(c);
-        stn(g + j, vi, nu);
-        stn(g + H + j, vf, nu);
-        stn(g + 2 * H + j, vg, nu);
-        stn(g + 3 * H + j, vo, nu);
-        stn(cell + row * H + j, c, nu);
-        stn(y + row * H + j, h, nu);
-      }
+      const F* ci = t > 0 ? cell + (row - 1) * H : (c0 ? c0 + b * H : nullptr);
+      step_epi_row<F>(gates + row * G, has, ci, cell + row * H, y + row * H, bs, b, t, a.cat ? 0 : KX, a);
     }
   }
 }
@@ -835,8 +1198,14 @@ constexpr index_t kGemmFwdMinRows = 128;
 // its GEMM (K = I + H, [x_t, h_{t-1}] copied side by side per step) instead of adding I terms per gate in the
 // epilogue, and the H >= kGemmFwdMinH2 rule above applies to those inputs too. Measured (bench/RESULTS.md, "LSTM
 // forward sixth pass"): B = 256, I = 8, H = 128 6-9% faster than the fused kernels; at H = 256 (K = 264: one more
-// GEMM K block) 4-11% slower than the 8 terms in the epilogue at B = 32, so not there.
+// GEMM K block) 4-11% slower than the 8 terms in the epilogue at B = 32, so not there with nd::gemm. The LSTM's own
+// tiles (the default) take any small input (I >= 1) into their step GEMM, at any H (step_kcb: no extra K block).
 constexpr index_t kCatMinI = 2;
+// The per-step GEMM runs on the LSTM's own tiles (fwd_rows_tiles) at H >= kTilesMinH, and below with I = 1 (which
+// the nd::gemm form adds in its epilogue); nd::gemm_packed_b elsewhere. Measured (bench/RESULTS.md, "LSTM forward
+// seventh pass"), tiles / nd::gemm form in one build: H = 256, I = 1, B = 32 / 256: 0.93 / 0.87; B = 256, H = 128:
+// I = 8 1.03, I = 128 0.99 (I = 1: 0.96 of the previous build).
+constexpr index_t kTilesMinH = 256;
 // At H <= kFuseWideMaxH with a batch of at least kGemmFwdMinRows, inputs of up to kFuseWideMaxI features (a second
 // layer's) are fused into the step kernel as well (its sliver K = I + H) instead of the input GEMM whose (B,T,4H)
 // projection the epilogue reads back cold: B = 256, I = H = 64 3-8% faster (B = 32: no gain).
@@ -1546,10 +1915,17 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   // 1. input projection for all steps: gates (B*T,G) = x (B*T,I) @ w_ih^T (one GEMM), unless I is small:
   //    then it is fused into the step kernel (a GEMM with K = I would only stream gates through memory)
   if (KX == 0) gemm<F>(false, true, B * T, G, I, F(1), x, I, w_ih, I, F(0), gates, G);
-  // 2. pack [w_ih^T (fused part);] w_hh^T in gate-interleaved slivers, and the summed biases
-  std::vector<F> Wf(static_cast<std::size_t>(nb * KS * 4 * W), F(0));  // (nb, KX+H, 4, W)
-  std::vector<F> bs(static_cast<std::size_t>(4 * Hp), F(0));           // (4, Hp)
-  for (index_t jb = 0; jb < nb; ++jb)
+  const index_t sg = env_index("ND_LSTM_FWD_STEP_GEMM", -1);
+  const bool packed_ok = env_index("ND_LSTM_FWD_PACKED_B", 1) != 0;
+  // more than one small-input feature: in the per-step GEMM (K = KX + H) rather than the epilogue
+  const bool cat_ok = KX >= kCatMinI && H < kGemmFwdMinH && packed_ok && env_index("ND_LSTM_FWD_STEP_CAT", 1) != 0;
+  const bool step_gemm =
+      sg < 0 ? H >= kGemmFwdMinH || (H >= kGemmFwdMinH2 && B >= kGemmFwdMinRows && (KX <= 1 || cat_ok)) : sg > 0;
+  // 2. pack [w_ih^T (fused part);] w_hh^T in gate-interleaved slivers (not for the per-step GEMM: ~1 ms at H = 256),
+  //    and the summed biases
+  std::vector<F> Wf(step_gemm ? 0 : static_cast<std::size_t>(nb * KS * 4 * W), F(0));  // (nb, KX+H, 4, W)
+  std::vector<F> bs(static_cast<std::size_t>(4 * Hp), F(0));                             // (4, Hp)
+  for (index_t jb = 0; jb < nb && !step_gemm; ++jb)
     for (index_t q = 0; q < 4; ++q)
       for (index_t l = 0; l < W && jb * W + l < H; ++l) {
         F* dst = Wf.data() + (jb * KS * 4 + q) * W + l;
@@ -1565,28 +1941,32 @@ void forward_fast(F* y, F* gates, F* cell, const F* x, const F* w_ih, const F* w
   std::vector<F> wx(static_cast<std::size_t>(KX * G));  // (KX,G) = w_ih^T for the per-step GEMM forward
   for (index_t g = 0; g < G; ++g)
     for (index_t k = 0; k < KX; ++k) wx[k * G + g] = w_ih[g * I + k];
-  const index_t sg = env_index("ND_LSTM_FWD_STEP_GEMM", -1);
-  const bool packed_ok = env_index("ND_LSTM_FWD_PACKED_B", 1) != 0;
-  // more than one small-input feature: in the per-step GEMM (K = KX + H) rather than the epilogue
-  const bool cat_ok = KX >= kCatMinI && H < kGemmFwdMinH && packed_ok && env_index("ND_LSTM_FWD_STEP_CAT", 1) != 0;
-  const bool step_gemm =
-      sg < 0 ? H >= kGemmFwdMinH || (H >= kGemmFwdMinH2 && B >= kGemmFwdMinRows && (KX <= 1 || cat_ok)) : sg > 0;
   // the per-step GEMM's B operand (w_hh^T, or [w_ih | w_hh]^T with cat) packed once per call instead of once per step
   PackedB<F> wpk;
   const bool packed = step_gemm && packed_ok;
-  const bool cat = packed && cat_ok;
-  if (cat) {
+  const index_t tiles_knob = env_index("ND_LSTM_FWD_STEP_TILES", -1);  // 1 / 0: on / off; unset: kTilesMinH
+  const bool tiles = packed && (tiles_knob < 0 ? H >= kTilesMinH || KX == 1 : tiles_knob != 0);
+  // with the LSTM's own tiles any small input goes into the step GEMM (its K block takes them: step_kcb)
+  const bool cat = packed && (cat_ok || (tiles && KX >= 1 && env_index("ND_LSTM_FWD_STEP_CAT", 1) != 0));
+  if (cat && !tiles) {
     std::vector<F> wc(static_cast<std::size_t>(G * KS));  // (G, KX + H) = [w_ih | w_hh]
     for (index_t g = 0; g < G; ++g) {
       std::memcpy(wc.data() + g * KS, w_ih + g * I, sizeof(F) * KX);
       std::memcpy(wc.data() + g * KS + KX, w_hh + g * H, sizeof(F) * H);
     }
     gemm_pack_b<F>(true, KS, G, wc.data(), KS, wpk);
-  } else if (packed) {
+  } else if (packed && !tiles) {
     gemm_pack_b<F>(true, H, G, w_hh, H, wpk);
   }
+  // or, for the LSTM's own tiles (ND_LSTM_FWD_STEP_TILES=0: nd::gemm_packed_b, the same bits), in their layout
+  static thread_local std::vector<F> wg;  // kept between calls (no fresh pages to fault in: ~0.3 ms at H = 256)
+  if (tiles) pack_step_w<F>(wg, w_ih, I, cat ? KX : 0, w_hh, H, Hp);
   const index_t panel_bytes = env_index("ND_LSTM_FWD_PANEL_BYTES", kPanelBytes);
-  const FwdArgs<F> a{T, H, Hp, I, KX, step_gemm, panel_bytes, packed ? &wpk : nullptr, cat, x, w_hh, wx.data()};
+  // outputs beyond what the L3 cache could keep for the backward (kStreamMiB; ND_LSTM_FWD_STREAM_MIB) are streamed
+  const double out_mib = double(B) * double(T) * double(6 * H) * double(sizeof(F)) / (1024.0 * 1024.0);
+  const bool stream = tiles && out_mib >= double(env_index("ND_LSTM_FWD_STREAM_MIB", kStreamMiB));
+  const FwdArgs<F> a{T,   H, Hp,   I,         KX, step_gemm, panel_bytes, packed && !tiles ? &wpk : nullptr,
+                     cat, x, w_hh, wx.data(), tiles ? wg.data() : nullptr, stream};
   const F *wf = Wf.data(), *bsp = bs.data();
   const double work = 2.0 * double(B) * double(T) * double(KX + H) * double(4 * H);
   for_batch_chunks(B, work, [&](index_t b0, index_t b1) { ks.fwd(y, gates, cell, wf, bsp, h0, c0, b0, b1, a); });
