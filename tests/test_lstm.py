@@ -519,14 +519,14 @@ def test_outputs_under_the_pool_minimum_are_reused_when_free(rng, monkeypatch, d
     pool = _buffers.BufferPool(min_bytes=1 << 20, max_bytes=1 << 30)
     monkeypatch.setattr(fl, "_POOL", pool)
     B, T, I, H = 4, 3, 2, 8
-    n = (fl._POOL_FROM_BYTES // np.dtype(dtype).itemsize + B * H - 1) // (B * H)  # steps: y just over the threshold
+    n = (pool.small_bytes // np.dtype(dtype).itemsize + B * H - 1) // (B * H)  # steps: y just over the threshold
     p1, p2 = make(rng, B, n, I, H, dtype), make(rng, B, n, I, H, dtype)
     args = lambda p: (p["x"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])  # noqa: E731
     fresh = [F.lstm_forward(*args(p)) for p in (p1, p2)]
     want = [(o.y.copy(), o.cache.gates.copy(), o.cache.cell.copy()) for o in fresh]
     del fresh
     held = F.lstm_forward(*args(p1))
-    assert fl._POOL_FROM_BYTES <= held.y.nbytes and held.cache.gates.nbytes < pool.min_bytes and pool.held > 0
+    assert pool.small_bytes <= held.y.nbytes and held.cache.gates.nbytes < pool.min_bytes and pool.held > 0
     addr = {a.__array_interface__["data"][0] for a in (held.y, held.cache.cell)}
     o = F.lstm_forward(*args(p2))  # held is alive: its arrays are not written
     assert not addr & {a.__array_interface__["data"][0] for a in (o.y, o.cache.cell)}

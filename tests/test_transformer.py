@@ -292,12 +292,17 @@ def _unfused_layer(model, tape, h, B, n, norm):
 
 
 @pytest.mark.parametrize("norm, activation, d", [("pre", "gelu", 32), ("post", "gelu", 20), ("pre", "relu", 24)])
-def test_fused_encoder_layer_is_bitwise_the_separate_ops(norm, activation, d):
+def test_fused_encoder_layer_is_bitwise_the_separate_ops(norm, activation, d, monkeypatch):
     """Without dropout the layer adds its residuals inside the output projection's and the second linear's
     kernels, evaluates GELU (and GELU') in the first feed-forward linear's epilogue and reuses those buffers
     from one training step to the next: output, input gradient and every parameter gradient are bitwise
     those of the separate ops (float32, the users' dtype), in a first and a second step."""
+    from neurodivergent.models import transformer as tm
+    from neurodivergent.nn._buffers import BufferPool
     from neurodivergent.nn.tape import Var
+
+    pool = BufferPool(min_bytes=1 << 20, max_bytes=1 << 30, small_bytes=0)  # pool these small test arrays too
+    monkeypatch.setattr(tm, "_POOL", pool)
 
     cfg = (TransformerConfig().with_input_size(40).with_horizon(3).with_d_model(d).with_num_heads(4)
            .with_num_layers(1).with_d_ff(3 * d).with_patch_len(1).with_stride(1).with_norm(norm)
@@ -312,8 +317,8 @@ def test_fused_encoder_layer_is_bitwise_the_separate_ops(norm, activation, d):
     B, n = 5, model.num_patches
     h = rng.normal(size=(B * n, d)).astype(np.float32)
     dy = rng.normal(size=(B * n, d)).astype(np.float32)
-    outs = []
-    for fused in (True, True, False):  # the second fused step reuses the first one's GELU buffers (_Scratch)
+    outs, held = [], []
+    for fused in (True, True, False):  # the second fused step reuses the first one's GELU buffers (the pool)
         tape = Tape()
         hv = tape.var(h)
         out = model._encoder_layer(tape, hv, 0, B, n, None) if fused else _unfused_layer(model, tape, hv, B, n, norm)
@@ -321,6 +326,9 @@ def test_fused_encoder_layer_is_bitwise_the_separate_ops(norm, activation, d):
         dx = tape.backward(out, dy)[hv.id]
         infer = model._encoder_layer(None, Var(h, -1), 0, B, n, None).data if fused else out.data
         outs.append((out.data.copy(), infer.copy(), dx.copy(), model.params.grad.copy()))
+        held.append(pool.held)
+    if activation == "gelu":
+        assert held[0] > 0 and held[1] == held[0]  # the second step took the first one's buffers, nothing new
     for step in outs[1:]:
         for a, b in zip(outs[0], step):
             np.testing.assert_array_equal(a.view(np.int32), b.view(np.int32))

@@ -39,6 +39,7 @@ from .._config import boolean, cfg_field, config_class, fraction, one_of, option
 from ..data.scalers import SCALERS
 from ..nn import functional as F
 from ..nn import layers
+from ..nn._buffers import POOL as _POOL  # reused GELU(z) / GELU'(z) arrays
 from ..nn.init import linear_init
 from ..nn.tape import Tape, Var
 from .base import BaseModel, register
@@ -161,35 +162,7 @@ def _linear_residual(tape: Optional[Tape], pb, x: Var, w: str, b: str, res: Var)
     return out
 
 
-class _Scratch:
-    """Buffers of the feed-forward block's training path, reused from one training step to the next.
-
-    GELU(z) and GELU'(z) (two (B*n, d_ff) arrays per layer) live from a layer's forward to its backward; fresh
-    ones each step cost a page fault per 4 KiB on first touch (with many arrays alive at once the allocator
-    returns the memory to the system between steps): ~2 ms of a ~19 ms forward + backward at B=32, T=24,
-    d_model=128 on the reference VM (bench/RESULTS.md). The backward gives them back once used; at most
-    ``limit`` arrays per shape are kept (2 per layer: one step's worth, which the step's peak holds anyway) and
-    the buffers of at most two shapes (the batch size and a last, smaller batch)."""
-
-    def __init__(self) -> None:
-        self._free = {}
-
-    def take(self, shape: Tuple[int, ...], dtype) -> np.ndarray:
-        got = self._free.get((shape, np.dtype(dtype)))
-        return got.pop() if got else np.empty(shape, dtype)
-
-    def give(self, a: np.ndarray, limit: int) -> None:
-        key = (a.shape, a.dtype)
-        if key not in self._free:
-            if len(self._free) >= 2:
-                del self._free[next(iter(self._free))]
-            self._free[key] = []
-        if len(self._free[key]) < limit:
-            self._free[key].append(a)
-
-
-def _feed_forward_gelu(tape: Optional[Tape], pb, x: Var, prefix: str, res: Optional[Var] = None,
-                       scratch: Optional[_Scratch] = None, keep: int = 2) -> Var:
+def _feed_forward_gelu(tape: Optional[Tape], pb, x: Var, prefix: str, res: Optional[Var] = None) -> Var:
     """linear2(GELU(linear1(x))) (+ ``res``, the residual) with no dropout inside: one tape entry for the block.
 
     The first linear writes GELU(z) (and, for training, GELU'(z)) from its tile epilogue, so the pre-activation
@@ -197,23 +170,22 @@ def _feed_forward_gelu(tape: Optional[Tape], pb, x: Var, prefix: str, res: Optio
     bias and the residual added in its tiles. The tape keeps x, GELU(z) and GELU'(z) (torch's layer keeps x, z
     and GELU(z)); the backward is the gated linear backward of the second linear (dW2 from GELU(z), dz = (dy W2)
     GELU'(z) written over GELU'(z)) and then the first linear's backward. Bitwise linear1, GELU, linear2 and the
-    residual add as separate ops (tests/test_transformer.py): the same arithmetic in the same order. ``scratch``
-    (training): GELU(z) and GELU'(z) are taken from it and given back (at most ``keep`` per shape) once the
-    backward no longer needs them."""
+    residual add as separate ops (tests/test_transformer.py): the same arithmetic in the same order. GELU(z) and
+    GELU'(z) come from the kernels' buffer pool (nn/_buffers.py, ``small=True``) and go back to it once the
+    backward lets them go: fresh ones each step cost a page fault per 4 KiB on first touch, ~2 ms of a ~19 ms
+    forward + backward at B=32, T=24, d_model=128 on the reference VM (bench/RESULTS.md)."""
     W1, b1 = pb[f"{prefix}.linear1.weight"], pb[f"{prefix}.linear1.bias"]
     W2, b2 = pb[f"{prefix}.linear2.weight"], pb[f"{prefix}.linear2.bias"]
     xd = x.data
-    g = np.empty((xd.shape[0], W1.shape[0]), dtype=xd.dtype)
+    shape = (xd.shape[0], W1.shape[0])
+    g = _POOL.take("transformer.gelu", shape, xd.dtype, small=True)
     y = np.empty((xd.shape[0], W2.shape[0]), dtype=xd.dtype)
     r = None if res is None else res.data
     if tape is None:
         _core.linear_forward_gelu(g, None, xd, W1, b1)
         _core.linear_residual_forward(y, g, W2, b2, r)
         return _wrap(tape, y)
-    if scratch is not None:
-        g, d = scratch.take(g.shape, g.dtype), scratch.take(g.shape, g.dtype)
-    else:
-        d = np.empty_like(g)
+    d = _POOL.take("transformer.gelu_grad", shape, xd.dtype, small=True)
     _core.linear_forward_gelu(g, d, xd, W1, b1)
     _core.linear_residual_forward(y, g, W2, b2, r)
     out = _wrap(tape, y)
@@ -225,13 +197,9 @@ def _feed_forward_gelu(tape: Optional[Tape], pb, x: Var, prefix: str, res: Optio
     def backward(dy):
         gb, dz = held.pop()  # run once; GELU(z) is released after the second linear's backward
         _core.linear_gated_backward(dz, dW2, dB2, dy, gb, W2)
-        if scratch is not None:
-            scratch.give(gb, keep)
         del gb
         dx = np.empty_like(xd)
         _core.linear_backward(dx, dW1, dB1, dz, xd, W1)
-        if scratch is not None:
-            scratch.give(dz, keep)
         return (dx,) if res is None else (dx, dy)
 
     tape.record(out, (x,) if res is None else (x, res), backward)
@@ -388,11 +356,7 @@ class Transformer(BaseModel):
 
         def ff(v, res=None):
             if c.activation == "gelu" and fuse:  # no dropout inside the block
-                if tape is None:
-                    return _feed_forward_gelu(tape, pb, v, p, res)
-                if getattr(self, "_ff_scratch", None) is None:
-                    self._ff_scratch = _Scratch()
-                return _feed_forward_gelu(tape, pb, v, p, res, self._ff_scratch, 2 * c.num_layers)
+                return _feed_forward_gelu(tape, pb, v, p, res)
             z = layers.linear(tape, pb, v, f"{p}.linear1.weight", f"{p}.linear1.bias")
             z = _gelu(tape, z) if c.activation == "gelu" else layers.activation(tape, c.activation, z)
             z = layers.dropout(tape, z, drop, rng)

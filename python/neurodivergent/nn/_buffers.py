@@ -13,7 +13,12 @@ owner, i.e. when ``sys.getrefcount`` of the entry equals that of an array refere
 (calibrated at import). So an array a caller still holds (an earlier call's ``y``, a cache, a view of
 either, a gradient) is never written again; the tests hold views and check that their contents survive.
 
-Bounds: arrays under ``min_bytes`` (1 MiB) are not pooled (malloc recycles those cheaply); the pool holds
+Bounds: arrays under ``min_bytes`` (1 MiB) are not pooled (malloc recycles most of those cheaply), except with
+``take(..., small=True)`` from ``small_bytes`` (128 KiB, glibc's initial mmap threshold) on: then the array is the
+front of a pooled ``min_bytes`` buffer of its kind (one slot serves every shape of that kind). Fresh arrays of a
+few hundred KiB were not recycled cheaply in a training step's pattern of allocations: the LSTM forward's y and
+cell at B=32 T=96 H=64 (768 KiB each) paid page faults on every call (20-24% of the forward), the Transformer's
+GELU(z) / GELU'(z) ~2 ms of a 19 ms step (bench/RESULTS.md, seventh session). The pool holds
 at most ``max_bytes`` (2 GiB): to make room it first drops free entries, beyond that fresh arrays are
 simply not kept. The training loop empties the pool at the end of every run (training/trainer.py), so a
 finished ``fit`` keeps no memory; ``neurodivergent.nn.functional.release_buffers()`` does it by hand.
@@ -47,8 +52,8 @@ def _refcount(holder: list, i: int) -> int:
 class BufferPool:
     """See the module docstring."""
 
-    def __init__(self, min_bytes: int, max_bytes: int) -> None:
-        self.min_bytes, self.max_bytes = min_bytes, max_bytes
+    def __init__(self, min_bytes: int, max_bytes: int, small_bytes: int = 128 << 10) -> None:
+        self.min_bytes, self.max_bytes, self.small_bytes = min_bytes, max_bytes, small_bytes
         self.slots: Dict[tuple, List[np.ndarray]] = {}  # (kind, shape, dtype) -> raw byte arrays
         self.offs: Dict[tuple, List[int]] = {}  # the same keys -> where the aligned array starts in each
         self.held = 0
@@ -59,11 +64,17 @@ class BufferPool:
     def _is_free(self, raws: list, i: int) -> bool:
         return _refcount(raws, i) == self.free_count
 
-    def take(self, kind: str, shape: tuple, dtype, zero: bool = False, align: bool = False) -> np.ndarray:
+    def take(self, kind: str, shape: tuple, dtype, zero: bool = False, align: bool = False,
+             small: bool = False) -> np.ndarray:
         """An array of ``shape`` to be overwritten (zeros when ``zero`` and fresh; a reused one holds what
-        its last user wrote). Pooled arrays start on a 64-byte boundary, unpooled ones when ``align``."""
+        its last user wrote). Pooled arrays start on a 64-byte boundary, unpooled ones when ``align``.
+        ``small``: pooled from ``small_bytes`` on instead of ``min_bytes`` (see the module docstring)."""
         dtype = np.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
+        n = math.prod(shape)
+        nbytes = n * dtype.itemsize
+        if small and self.small_bytes <= nbytes < self.min_bytes:
+            m = -(-self.min_bytes // dtype.itemsize)
+            return self.take(kind + ".small", (m,), dtype, zero)[:n].reshape(shape)
         if nbytes < self.min_bytes or not hasattr(sys, "getrefcount"):
             if align:
                 return aligned(shape, dtype, zero)[2]

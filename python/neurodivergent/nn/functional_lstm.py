@@ -14,7 +14,6 @@ Gradient conventions (as every kernel): parameter gradients accumulate (``+=``) 
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -25,23 +24,6 @@ from ._buffers import POOL as _POOL
 __all__ = ["LSTMCache", "LSTMOutput", "LSTMGrads", "lstm_forward", "lstm_backward"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-# The forward's outputs from this size up come from the pool even below its minimum (1 MiB): then as the front
-# of a pooled buffer of that minimum. Fresh arrays of a few hundred KiB were not recycled cheaply by malloc: at
-# B=32 T=96 H=64 the y and cell arrays (768 KiB each) cost page faults on every call, 20-24% of the forward
-# (bench/RESULTS.md, "LSTM forward seventh pass"). 128 KiB is glibc's initial mmap threshold.
-_POOL_FROM_BYTES = 128 << 10
-
-
-def _take_out(kind: str, shape: tuple, dt) -> np.ndarray:
-    """An output array of ``shape`` to be overwritten, from the pool when it is at least _POOL_FROM_BYTES."""
-    dt = np.dtype(dt)
-    n = math.prod(shape)
-    if _POOL_FROM_BYTES <= n * dt.itemsize < _POOL.min_bytes:
-        m = -(-_POOL.min_bytes // dt.itemsize)
-        return _POOL.take(kind + ".small", (m,), dt)[:n].reshape(shape)
-    return _POOL.take(kind, shape, dt)
-
 
 def _coerce(x, name: str, dtype=None, first: str = "x") -> Optional[np.ndarray]:
     """A C-contiguous float32/float64 array (copied only when needed); None passes through."""
@@ -140,11 +122,11 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, c0=None, *, naive: bool = F
         raise ValueError(f"w_hh must be 2-D (4*H, H), got shape {w_hh.shape}")
     B, T = x.shape[0], x.shape[1]
     H = w_hh.shape[1]
-    # reused between calls once unreferenced (nn/_buffers.py: saves the OS's page zeroing; _take_out: arrays from
+    # reused between calls once unreferenced (nn/_buffers.py: saves the OS's page zeroing; small=True: arrays from
     # 128 KiB up); every element is written by the kernel
-    y = _take_out("lstm.y", (B, T, H), dt)
-    gates = _take_out("lstm.gates", (B, T, 4 * H), dt)
-    cell = _take_out("lstm.cell", (B, T, H), dt)
+    y = _POOL.take("lstm.y", (B, T, H), dt, small=True)
+    gates = _POOL.take("lstm.gates", (B, T, 4 * H), dt, small=True)
+    cell = _POOL.take("lstm.cell", (B, T, H), dt, small=True)
     _core.lstm_forward(y, gates, cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, bool(naive))
     cache = LSTMCache(x, w_ih, w_hh, b_ih, b_hh, h0, c0, y, gates, cell)
     return LSTMOutput(y, y[:, -1].copy(), cell[:, -1].copy(), cache)
