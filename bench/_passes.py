@@ -1,6 +1,7 @@
-"""The --passes option of bench/rnn.py and bench/attention.py: one row per configuration from several passes
-over the same grid."""
+"""The --passes and --clock options of bench/rnn.py and bench/attention.py: one row per configuration from
+several passes over the same grid, and the clock the timings are taken with."""
 import statistics
+import time
 
 TIMES = ("fwd_ours", "fwd_torch", "train_ours", "train_torch", "gf_fwd_ours", "gf_fwd_torch", "gf_train_ours",
          "gf_train_torch")
@@ -34,3 +35,24 @@ def aggregate(rows, key_fields, extra=()):
         a["passes"] = len(rs)
         out.append(a)
     return out
+
+
+def add_arguments(p):
+    """--clock and --passes on an argparse parser."""
+    p.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
+                   help="cpu: process CPU time (fair on a loaded machine, 1 thread only); wall: perf_counter; "
+                        "auto: cpu at 1 thread, wall otherwise (bench/rnn.py used wall time throughout before "
+                        "2026-11-29)")
+    p.add_argument("--passes", type=int, default=1,
+                   help="run the whole grid this many times in a row and report per configuration the median of "
+                        "the per-pass speed-ups, with every pass's value")
+
+
+def pick_clock(name, threads):
+    """The timer for --clock ``name`` at ``threads`` threads."""
+    return time.process_time if name == "cpu" or (name == "auto" and threads == 1) else time.perf_counter
+
+
+def pass_columns(r):
+    """The 'fwd x per pass' and 'train x per pass' cells of a row."""
+    return ["/".join(f"{x:.2f}" for x in r.get(f"{m}_x_passes", [ratio(r, m)])) for m in ("fwd", "train")]

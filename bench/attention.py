@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from _passes import aggregate, ratio
+from _passes import add_arguments, aggregate, pass_columns, pick_clock, ratio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SEQ, DMODEL, HEADS = (32, 256), (24, 96, 336), (64, 128), 4
@@ -191,7 +191,7 @@ def worker(args):
     n = args.threads[0]
     torch.set_num_threads(n)
     nd.set_num_threads(n)
-    clock = time.process_time if (args.clock == "cpu" or (args.clock == "auto" and n == 1)) else time.perf_counter
+    clock = pick_clock(args.clock, n)
     for kind in args.kinds:
         for (B, T, D) in configs(args.quick, args.filter):
             pair = PAIRS[kind](torch, F, B, T, D)
@@ -278,7 +278,7 @@ def report(rows, mem, markdown):
             b = mem.get((r["kind"], (r["B"], r["T"], r["D"]), "torch"))
             cells.append(f"{a['peak']:.0f}/{b['peak']:.0f} (+{a['run']:.0f}/+{b['run']:.0f})" if a and b else "-")
         if multi:
-            cells += ["/".join(f"{x:.2f}" for x in r.get(f"{m}_x_passes", [ratio(r, m)])) for m in ("fwd", "train")]
+            cells += pass_columns(r)
         lines.append(("| " + " | ".join(cells) + " |") if markdown else "  ".join(cells))
     print("\n".join(lines))
     for kind in sorted({r["kind"] for r in rows}):
@@ -302,12 +302,7 @@ def main(argv=None):
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--filter", default="", help="e.g. B=32,T=96,D=64 (restrict the grid)")
     p.add_argument("--budget", type=float, default=1.0, help="seconds per library per mode and config (approx.)")
-    p.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
-                   help="cpu: process CPU time (fair on a loaded machine, 1 thread only); wall: perf_counter; "
-                        "auto: cpu at 1 thread, wall otherwise")
-    p.add_argument("--passes", type=int, default=1,
-                   help="run the whole grid this many times in a row and report per configuration the median of "
-                        "the per-pass speed-ups, with every pass's value")
+    add_arguments(p)
     p.add_argument("--min-reps", type=int, default=3)
     p.add_argument("--max-reps", type=int, default=20)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 
-from _passes import aggregate, ratio
+from _passes import add_arguments, aggregate, pass_columns, pick_clock, ratio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SEQ, INPUT, HIDDEN, LAYERS = (32, 256), (24, 96, 168), (1, 8), (64, 128, 256), (1, 2)
@@ -178,7 +178,7 @@ def worker(args):
     torch.set_num_threads(n)
     nd.set_num_threads(n) if hasattr(nd, "set_num_threads") else core.set_num_threads(n)
     pause = 0.02 if n > 1 else 0.0
-    clock = time.process_time if (args.clock == "cpu" or (args.clock == "auto" and n == 1)) else time.perf_counter
+    clock = pick_clock(args.clock, n)
     rows = []
     for cell in args.cells:
         for (B, T, I, H, L) in configs(args.quick, args.filter):
@@ -306,7 +306,7 @@ def fmt_table(rows, mem, markdown):
                 f"{ratio(r, 'train'):.2f}", f"{r['gf_train_ours']:.1f}", f"{r['gf_train_torch']:.1f}",
                 f"{r['gf_fwd_ours']:.1f}", peak, run]
         if multi:
-            vals += ["/".join(f"{x:.2f}" for x in r.get(f"{m}_x_passes", [ratio(r, m)])) for m in ("fwd", "train")]
+            vals += pass_columns(r)
         if markdown:
             lines.append("| " + " | ".join(str(v) for v in vals) + " |")
         else:
@@ -355,12 +355,7 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=1.0, help="seconds per library per mode and config (approx.)")
     p.add_argument("--min-reps", type=int, default=3)
     p.add_argument("--max-reps", type=int, default=20)
-    p.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
-                   help="cpu: process CPU time (fair on a loaded machine, 1 thread only); wall: perf_counter; "
-                        "auto (default since the seventh session; wall before): cpu at 1 thread, wall otherwise")
-    p.add_argument("--passes", type=int, default=1,
-                   help="run the whole grid this many times (minutes apart) and report per configuration the "
-                        "median of the per-pass speed-ups, with every pass's value")
+    add_arguments(p)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cells", nargs="+", help=argparse.SUPPRESS)
     p.add_argument("--mem-child", nargs=7, help=argparse.SUPPRESS)

@@ -58,21 +58,22 @@ const V8 kH[8] = {
 
 ND_GELU_AI V8 pick(V8 tab, I8 k) { return __builtin_shuffle(tab, k); }  // tab[k & 7] per lane (vpermps)
 
+// sum_i tab[i] s^i by Horner (tab[0] the constant term), each lane's coefficients picked by its interval k.
+template <int N>
+ND_GELU_AI V8 horner_pick(const V8 (&tab)[N], I8 k, V8 s) {
+  V8 h = pick(tab[N - 1], k);
+#pragma GCC unroll 8
+  for (int i = N - 2; i >= 0; --i) h = h * s + pick(tab[i], k);
+  return h;
+}
+
 // Phi(-u) for u = |x| >= 3 (and the general form, valid for any u): see the comment above kH.
 ND_GELU_AI V8 normal_cdf_neg_tail(V8 ua, V8& e) {
   const V8 u = ua > splat(13.5f) ? splat(13.5f) : ua;  // NaN stays NaN
   e = exp8_neg_half_sq(u);
   const I8 k = (reinterpret_cast<I8>(u + splat(1.0f)) >> 22) - 254;  // 0..7
   const V8 s = u - pick(kHCen, k);
-  V8 h = pick(kH[7], k);
-  h = h * s + pick(kH[6], k);
-  h = h * s + pick(kH[5], k);
-  h = h * s + pick(kH[4], k);
-  h = h * s + pick(kH[3], k);
-  h = h * s + pick(kH[2], k);
-  h = h * s + pick(kH[1], k);
-  h = h * s + pick(kH[0], k);
-  return e * h;  // Phi(-u)
+  return e * horner_pick(kH, k, s);  // Phi(-u)
 }
 
 // The core, |x| < 3: Phi(-u) and exp(-u^2 / 2) directly as degree-6 polynomials in u - c_k on 8 intervals of
@@ -138,20 +139,8 @@ ND_GELU_AI V8 normal_cdf_v(V8 x, V8& e) {
   const V8 uc = ua < splat(2.9999998f) ? ua : splat(2.9999998f);  // (minps; NaN -> 2.9999998) tail lanes: see below
   const I8 k = __builtin_convertvector(uc * splat(2.6666667f), I8);  // 0..7 (7.9999995 at most)
   const V8 s = uc - pick(kCoreCen, k);
-  V8 q = pick(kCP[6], k), ec = pick(kCE[6], k);
-  q = q * s + pick(kCP[5], k);
-  ec = ec * s + pick(kCE[5], k);
-  q = q * s + pick(kCP[4], k);
-  ec = ec * s + pick(kCE[4], k);
-  q = q * s + pick(kCP[3], k);
-  ec = ec * s + pick(kCE[3], k);
-  q = q * s + pick(kCP[2], k);
-  ec = ec * s + pick(kCE[2], k);
-  q = q * s + pick(kCP[1], k);
-  ec = ec * s + pick(kCE[1], k);
-  q = q * s + pick(kCP[0], k);
-  ec = ec * s + pick(kCE[0], k);
-  e = ec;
+  V8 q = horner_pick(kCP, k, s);  // two independent chains: the scheduler interleaves them
+  e = horner_pick(kCE, k, s);
   const I8 tail = ~(ua < splat(3.0f));  // also NaN
   if (any_lane<kAvx2>(tail)) {
     V8 et;

@@ -917,6 +917,44 @@ ND_AI void step_tile(F* gs, const F* Ap, const F* Bp, index_t kc, bool addc, con
   }
 }
 
+// One row's unit block of the per-step GEMM forms' epilogue (nu units at gr, gate q at gr + q * H): the
+// pre-activations p0..p3 (biases in) plus the kx input terms x[k] * w_ih^T[k] (wx: w_ih^T at this unit block, rows
+// 4H apart), activated into gr. The products are rounded on their own: GCC fused some of them into the adds and not
+// others depending on where this was inlined (the two per-step GEMM forms then differed in the last bit).
+template <typename F>
+ND_AI void epi_gates(F* gr, Vec<F> p0, Vec<F> p1, Vec<F> p2, Vec<F> p3, const F* xr, const F* wx, index_t kx,
+                     index_t H, int nu) {
+  using V = Vec<F>;
+  for (index_t k = 0; k < kx; ++k) {
+    const F xv = xr[k];
+    const F* w = wx + k * 4 * H;
+    V m0 = xv * ldn(w, nu), m1 = xv * ldn(w + H, nu), m2 = xv * ldn(w + 2 * H, nu), m3 = xv * ldn(w + 3 * H, nu);
+    __asm__("" : "+m"(m0), "+m"(m1), "+m"(m2), "+m"(m3));
+    p0 += m0;
+    p1 += m1;
+    p2 += m2;
+    p3 += m3;
+  }
+  stn(gr, vsigmoid_f<F>(p0), nu);
+  stn(gr + H, vsigmoid_f<F>(p1), nu);
+  stn(gr + 2 * H, vtanh_f<F>(p2), nu);
+  stn(gr + 3 * H, vsigmoid_f<F>(p3), nu);
+}
+
+// c_t = f c_{t-1} + i g into co and h_t = o tanh(c_t) into ho from one row's activated gates at gr (cp: c_{t-1},
+// nullptr: zeros). Both products rounded on their own (which one GCC fused into the add depended on where this was
+// inlined, and on the partial unit block).
+template <typename F>
+ND_AI void epi_cell(const F* gr, const F* cp, F* co, F* ho, index_t H, int nu) {
+  using V = Vec<F>;
+  const V vi = ldn(gr, nu), vf = ldn(gr + H, nu), vg = ldn(gr + 2 * H, nu), vo = ldn(gr + 3 * H, nu);
+  V fc = vf * (cp ? ldn(cp, nu) : V{}), ig = vi * vg;
+  __asm__("" : "+m"(fc), "+m"(ig));
+  const V c = fc + ig;
+  stn(co, c, nu);
+  stn(ho, vo * vtanh_f<F>(c), nu);
+}
+
 // The epilogue of unit block j0 (nu units) over rows [0, rows) of step t (batch rows b0 + r): pre-activations from
 // g (gates of row r at g + r * lg, gate q at + q * H; has = false: none yet), plus the biases and kx input terms;
 // the activated gates back into g, c_t into co (row stride lco) from c_{t-1} in ci (lci; nullptr: zeros), h_t into
@@ -926,49 +964,19 @@ ND_AI void step_epi_block(F* g, index_t lg, bool has, const F* ci, index_t lci, 
                           index_t lho, const F* bs, index_t j0, int nu, index_t b0, index_t rows, index_t t,
                           index_t kx, const FwdArgs<F>& a) {
   using V = Vec<F>;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  const index_t T = a.T, H = a.H, Hp = a.Hp;
   const V b0v = ld(bs + j0), b1v = ld(bs + Hp + j0), b2v = ld(bs + 2 * Hp + j0), b3v = ld(bs + 3 * Hp + j0);
   for (index_t r = 0; r < rows; ++r) {
     F* gr = g + r * lg + j0;
     V p0 = has ? ldn(gr, nu) : V{}, p1 = has ? ldn(gr + H, nu) : V{};
     V p2 = has ? ldn(gr + 2 * H, nu) : V{}, p3 = has ? ldn(gr + 3 * H, nu) : V{};
-    p0 += b0v;
-    p1 += b1v;
-    p2 += b2v;
-    p3 += b3v;
-    const F* xr = a.x + ((b0 + r) * T + t) * a.I;
-    for (index_t k = 0; k < kx; ++k) {
-      const F xv = xr[k];
-      const F* w = a.wx + k * G + j0;
-      V m0 = xv * ldn(w, nu), m1 = xv * ldn(w + H, nu), m2 = xv * ldn(w + 2 * H, nu), m3 = xv * ldn(w + 3 * H, nu);
-      // the products rounded on their own: GCC fused some of them into the adds and not others depending on
-      // where this was inlined (the two per-step GEMM forms then differed in the last bit)
-      __asm__("" : "+m"(m0), "+m"(m1), "+m"(m2), "+m"(m3));
-      p0 += m0;
-      p1 += m1;
-      p2 += m2;
-      p3 += m3;
-    }
-    stn(gr, vsigmoid_f<F>(p0), nu);
-    stn(gr + H, vsigmoid_f<F>(p1), nu);
-    stn(gr + 2 * H, vtanh_f<F>(p2), nu);
-    stn(gr + 3 * H, vsigmoid_f<F>(p3), nu);
+    epi_gates<F>(gr, p0 + b0v, p1 + b1v, p2 + b2v, p3 + b3v, a.x + ((b0 + r) * T + t) * a.I, a.wx + j0, kx, H, nu);
   }
   // c and h in a second pass over the rows (one pass with all five activations per row was bound by the latency
   // of the row's chain: four activations, then tanh(c) after them; split, each pass has independent rows of
   // shorter chains in flight)
-  for (index_t r = 0; r < rows; ++r) {
-    const F* gr = g + r * lg + j0;
-    const V vi = ldn(gr, nu), vf = ldn(gr + H, nu), vg = ldn(gr + 2 * H, nu), vo = ldn(gr + 3 * H, nu);
-    const V cp = ci ? ldn(ci + r * lci + j0, nu) : V{};
-    V fc = vf * cp, ig = vi * vg;
-    // both products rounded on their own (which one GCC fused into the add depended on where this was inlined,
-    // and on the partial unit block: the two per-step GEMM forms then differed in the last bit)
-    __asm__("" : "+m"(fc), "+m"(ig));
-    const V c = fc + ig;
-    stn(co + r * lco + j0, c, nu);
-    stn(ho + r * lho + j0, vo * vtanh_f<F>(c), nu);
-  }
+  for (index_t r = 0; r < rows; ++r)
+    epi_cell<F>(g + r * lg + j0, ci ? ci + r * lci + j0 : nullptr, co + r * lco + j0, ho + r * lho + j0, H, nu);
 }
 
 // The same epilogue for one row b (all unit blocks), each pass over the whole row (the nd::gemm form's pass over
@@ -978,42 +986,19 @@ ND_AI void step_epi_row(F* g, bool has, const F* ci, F* co, F* ho, const F* bs, 
                         const FwdArgs<F>& a) {
   using V = Vec<F>;
   constexpr int W = VT<F>::W;
-  const index_t T = a.T, H = a.H, Hp = a.Hp, G = 4 * H;
+  const index_t T = a.T, H = a.H, Hp = a.Hp;
   const F* xr = a.x + (b * T + t) * a.I;
   for (index_t j0 = 0; j0 < H; j0 += W) {
     const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
     F* gr = g + j0;
     V p0 = has ? ldn(gr, nu) : V{}, p1 = has ? ldn(gr + H, nu) : V{};
     V p2 = has ? ldn(gr + 2 * H, nu) : V{}, p3 = has ? ldn(gr + 3 * H, nu) : V{};
-    p0 += ld(bs + j0);
-    p1 += ld(bs + Hp + j0);
-    p2 += ld(bs + 2 * Hp + j0);
-    p3 += ld(bs + 3 * Hp + j0);
-    for (index_t k = 0; k < kx; ++k) {
-      const F xv = xr[k];
-      const F* w = a.wx + k * G + j0;
-      V m0 = xv * ldn(w, nu), m1 = xv * ldn(w + H, nu), m2 = xv * ldn(w + 2 * H, nu), m3 = xv * ldn(w + 3 * H, nu);
-      __asm__("" : "+m"(m0), "+m"(m1), "+m"(m2), "+m"(m3));  // as in step_epi_block
-      p0 += m0;
-      p1 += m1;
-      p2 += m2;
-      p3 += m3;
-    }
-    stn(gr, vsigmoid_f<F>(p0), nu);
-    stn(gr + H, vsigmoid_f<F>(p1), nu);
-    stn(gr + 2 * H, vtanh_f<F>(p2), nu);
-    stn(gr + 3 * H, vsigmoid_f<F>(p3), nu);
+    epi_gates<F>(gr, p0 + ld(bs + j0), p1 + ld(bs + Hp + j0), p2 + ld(bs + 2 * Hp + j0), p3 + ld(bs + 3 * Hp + j0),
+                 xr, a.wx + j0, kx, H, nu);
   }
   for (index_t j0 = 0; j0 < H; j0 += W) {
     const int nu = static_cast<int>(std::min<index_t>(W, H - j0));
-    const F* gr = g + j0;
-    const V vi = ldn(gr, nu), vf = ldn(gr + H, nu), vg = ldn(gr + 2 * H, nu), vo = ldn(gr + 3 * H, nu);
-    const V cp = ci ? ldn(ci + j0, nu) : V{};
-    V fc = vf * cp, ig = vi * vg;
-    __asm__("" : "+m"(fc), "+m"(ig));  // as in step_epi_block
-    const V c = fc + ig;
-    stn(co + j0, c, nu);
-    stn(ho + j0, vo * vtanh_f<F>(c), nu);
+    epi_cell<F>(g + j0, ci ? ci + j0 : nullptr, co + j0, ho + j0, H, nu);
   }
 }
 

@@ -28,7 +28,6 @@ inline __attribute__((always_inline)) F8 exp8_reduced(F8 r, F8 n) {
 // exp(x) for x <= ~0: Cody-Waite reduction by ln 2 and a degree-6 polynomial, selects instead of branches;
 // x < -87 gives exactly 0 and the exponent is clamped at -126 (no denormals); relative error ~1e-7.
 inline __attribute__((always_inline)) F8 exp8_nonpos(F8 x) {
-  typedef std::int32_t I8 __attribute__((vector_size(32)));
   const F8 lo = F8{} - 126.0f, big = F8{} + 12582912.0f;
   F8 t = x * 1.44269504088896341f;
   t = t < lo ? lo : t;
